@@ -5,4 +5,5 @@
 //! cells into cell sentences, [`inverse`] fits and applies the rank → expression transform, and
 //! [`io::export`] writes results back out.
 
+pub mod dataset;
 pub mod matrix;
