@@ -88,18 +88,18 @@ pub fn sentence_table(
 }
 
 enum TableWriter {
-    Parquet(polars::io::parquet::write::BatchedWriter<std::fs::File>),
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<std::fs::File>>),
     Csv(polars::io::csv::write::BatchedWriter<std::fs::File>),
 }
 
 impl TableWriter {
     fn new(format: TableFormat, file: std::fs::File, schema: &Schema) -> PolarsResult<Self> {
         Ok(match format {
-            TableFormat::Parquet => TableWriter::Parquet(
+            TableFormat::Parquet => TableWriter::Parquet(Box::new(
                 ParquetWriter::new(file)
                     .with_compression(ParquetCompression::Lz4Raw)
                     .batched(schema)?,
-            ),
+            )),
             TableFormat::Csv => {
                 TableWriter::Csv(CsvWriter::new(file).include_header(true).batched(schema)?)
             }
@@ -145,7 +145,7 @@ pub fn write_sentence_table(
             detail: e.to_string(),
         })?;
         let empty = sentence_rows(ds, 0..0, &[], obs_columns)?;
-        let mut writer = TableWriter::new(format, file, &empty.schema()).map_err(fail)?;
+        let mut writer = TableWriter::new(format, file, empty.schema()).map_err(fail)?;
         // Encoding and compression run on their own thread while the next chunk is ranked.
         let (send, receive) = std::sync::mpsc::sync_channel::<DataFrame>(2);
         std::thread::scope(|scope| {
