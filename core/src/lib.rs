@@ -6,4 +6,6 @@
 //! [`io::export`] writes results back out.
 
 pub mod dataset;
+pub mod engine;
 pub mod matrix;
+pub mod model;
