@@ -13,7 +13,7 @@ use common::{FIXTURES, assert_f32_parity, parity};
 
 fn adapter() -> Option<String> {
     match probe_wgpu() {
-        Ok(name) => Some(name),
+        Ok(adapter) => Some(adapter.name),
         Err(why) => {
             eprintln!("skipping wgpu parity: {why}");
             None

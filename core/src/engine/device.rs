@@ -10,7 +10,8 @@ use std::str::FromStr;
 /// What the user asked for (`--device`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceRequest {
-    /// Best available: CUDA, then wgpu, then CPU.
+    /// Best available: CUDA, then a hardware wgpu adapter, then the CPU (a software Vulkan
+    /// such as lavapipe is slower than the Flex CPU backend, so only `wgpu` selects it).
     #[default]
     Auto,
     /// NVIDIA CUDA.
@@ -92,10 +93,13 @@ pub fn select_device(request: DeviceRequest) -> DeviceSelection {
         DeviceRequest::Auto | DeviceRequest::Cuda | DeviceRequest::Wgpu
     ) {
         match probe_wgpu() {
-            Ok(name) => {
+            // A software rasteriser (lavapipe, llvmpipe) is slower than the Flex CPU backend:
+            // `auto` only takes a hardware adapter; `--device wgpu` takes any.
+            Ok(adapter) if adapter.software && request == DeviceRequest::Auto => {}
+            Ok(adapter) => {
                 return DeviceSelection {
                     kind: DeviceKind::Wgpu,
-                    description: format!("wgpu adapter {name}"),
+                    description: format!("wgpu adapter {}", adapter.name),
                     notes,
                 };
             }
@@ -169,8 +173,18 @@ pub fn probe_cuda() -> Result<usize, String> {
     }
 }
 
-/// Looks for a wgpu adapter on the graphics API that Burn's wgpu backend uses on this platform.
-pub fn probe_wgpu() -> Result<String, String> {
+/// A wgpu adapter found by [`probe_wgpu`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WgpuAdapter {
+    /// Name, graphics API and device type.
+    pub name: String,
+    /// Whether it is a CPU (software) implementation such as Mesa's lavapipe.
+    pub software: bool,
+}
+
+/// Looks for a wgpu adapter on the graphics API that Burn's wgpu backend uses on this platform,
+/// preferring hardware adapters.
+pub fn probe_wgpu() -> Result<WgpuAdapter, String> {
     let backend = AutoGraphicsApi::backend();
     let backends = wgpu::Backends::from(backend);
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
@@ -189,8 +203,8 @@ pub fn probe_wgpu() -> Result<String, String> {
             wgpu::DeviceType::Other => 0,
         })
         .ok_or_else(|| format!("no {backend:?} adapter found"))?;
-    Ok(format!(
-        "{} ({:?}, {:?})",
-        info.name, info.backend, info.device_type
-    ))
+    Ok(WgpuAdapter {
+        name: format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
+        software: info.device_type == wgpu::DeviceType::Cpu,
+    })
 }

@@ -53,7 +53,10 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf, EngineError> {
             ),
         });
     }
-    let looks_like_id = spec.split('/').count() == 2 && !spec.starts_with('.') && !path.exists();
+    let parts: Vec<&str> = spec.split('/').collect();
+    let looks_like_id = parts.len() == 2
+        && parts.iter().all(|p| !p.is_empty() && !p.starts_with('.'))
+        && !path.exists();
     if looks_like_id && let Some(cache) = hf_hub_cache() {
         if let Some(dir) = snapshot_dir(&cache, spec) {
             return Ok(dir);
@@ -68,7 +71,8 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf, EngineError> {
     }
     Err(EngineError::NotFound {
         message: format!(
-            "`{spec}` is neither a model directory nor a Hugging Face id (org/name) in the cache"
+            "`{spec}` is neither a model directory nor a Hugging Face id (org/name); pass the \
+             directory that holds config.json"
         ),
     })
 }
