@@ -48,8 +48,8 @@ pub struct Gemma<B: Backend> {
     embed_tokens: Tensor<B, 2>,
     layers: Vec<Layer<B>>,
     norm: GemmaRmsNorm<B>,
-    /// `[H, V]` when the checkpoint has an untied `lm_head`.
-    lm_head: Option<Tensor<B, 2>>,
+    /// Present when the checkpoint has an untied `lm_head`.
+    lm_head: Option<Linear<B>>,
     rope_global: Rope,
     rope_local: Rope,
     embed_scale: f64,
@@ -140,7 +140,9 @@ impl<B: Backend> Gemma<B> {
         }
         let norm = norm(format!("{prefix}norm"), h)?;
         let lm_head = if !tie_word_embeddings && weights.contains("lm_head.weight") {
-            Some(weights.linear_weight("lm_head.weight", vocab_rows, h, dtype, device)?)
+            Some(Linear::load(
+                weights, "lm_head", h, vocab_rows, false, dtype, device,
+            )?)
         } else {
             None
         };
@@ -272,7 +274,7 @@ impl<B: Backend> Gemma<B> {
     /// Logits `[B, T, V]`: `h·Eᵀ`, soft-capped when the config says so.
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         let logits = match &self.lm_head {
-            Some(w) => burn::tensor::module::linear(hidden, w.clone(), None),
+            Some(head) => head.forward(hidden),
             None => hidden.matmul(self.embed_tokens.clone().transpose().unsqueeze::<3>()),
         };
         match self.config.final_softcap {

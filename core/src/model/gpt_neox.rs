@@ -33,8 +33,8 @@ pub struct GptNeox<B: Backend> {
     embed_in: Tensor<B, 2>,
     layers: Vec<Layer<B>>,
     final_layer_norm: LayerNorm<B>,
-    /// `[H, V]`; `None` when tied to `embed_in`.
-    embed_out: Option<Tensor<B, 2>>,
+    /// `None` when tied to `embed_in`.
+    embed_out: Option<Linear<B>>,
     rope: Rope,
     dtype: DType,
     vocab_rows: usize,
@@ -120,7 +120,15 @@ impl<B: Backend> GptNeox<B> {
         let embed_out = if config.tie_word_embeddings && !weights.contains("embed_out.weight") {
             None
         } else {
-            Some(weights.linear_weight("embed_out.weight", vocab_rows, h, dtype, device)?)
+            Some(Linear::load(
+                weights,
+                "embed_out",
+                h,
+                vocab_rows,
+                false,
+                dtype,
+                device,
+            )?)
         };
         let rope = Rope::new(config.rotary_dim(), config.rope);
         Ok(Self {
@@ -219,7 +227,7 @@ impl<B: Backend> GptNeox<B> {
     /// Logits `[B, T, V]` from final hidden states.
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.embed_out {
-            Some(w) => burn::tensor::module::linear(hidden, w.clone(), None),
+            Some(head) => head.forward(hidden),
             None => hidden.matmul(self.embed_in.clone().transpose().unsqueeze::<3>()),
         }
     }

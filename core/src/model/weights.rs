@@ -239,14 +239,29 @@ impl Weights {
         device: &B::Device,
     ) -> Result<Tensor<B, 2>, ModelError> {
         let values = self.read_f32(name, &[out_features, in_features])?;
-        let mut transposed = vec![0f32; values.len()];
-        for (o, row) in values.chunks_exact(in_features).enumerate() {
-            for (i, v) in row.iter().enumerate() {
-                transposed[i * out_features + o] = *v;
-            }
-        }
+        let data = transpose_chunked(&values, out_features, in_features, 1);
         Ok(Tensor::from_data(
-            TensorData::new(transposed, [in_features, out_features]),
+            TensorData::new(data, [in_features, out_features]),
+            (device, dtype),
+        ))
+    }
+
+    /// Loads a PyTorch `nn.Linear` weight `[out, in]` split along `out` into `chunks` column
+    /// blocks, as `[chunks, in, out / chunks]` (so a CPU backend can run the blocks in parallel
+    /// even when only one token is multiplied).
+    pub fn linear_weight_chunked<B: Backend>(
+        &self,
+        name: &str,
+        out_features: usize,
+        in_features: usize,
+        chunks: usize,
+        dtype: DType,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 3>, ModelError> {
+        let values = self.read_f32(name, &[out_features, in_features])?;
+        let data = transpose_chunked(&values, out_features, in_features, chunks);
+        Ok(Tensor::from_data(
+            TensorData::new(data, [chunks, in_features, out_features / chunks]),
             (device, dtype),
         ))
     }
@@ -265,6 +280,25 @@ impl Weights {
     pub fn files(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|(p, _)| p.as_path())
     }
+}
+
+/// `[out, in]` row-major → `[chunks, in, out / chunks]`, in cache-friendly tiles.
+fn transpose_chunked(src: &[f32], out: usize, inp: usize, chunks: usize) -> Vec<f32> {
+    const TILE: usize = 32;
+    let per = out / chunks;
+    let mut dst = vec![0f32; src.len()];
+    for o0 in (0..out).step_by(TILE) {
+        for i0 in (0..inp).step_by(TILE) {
+            for o in o0..(o0 + TILE).min(out) {
+                let (c, j) = (o / per, o % per);
+                let row = &src[o * inp..(o + 1) * inp];
+                for (i, v) in row.iter().enumerate().take((i0 + TILE).min(inp)).skip(i0) {
+                    dst[(c * inp + i) * per + j] = *v;
+                }
+            }
+        }
+    }
+    dst
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> ModelError {
