@@ -41,6 +41,18 @@ def make(out):
     print(json.dumps({"wrote": out}))
 
 
+def peak_rss_mib():
+    """VmHWM of this process (ru_maxrss would include the parent's RSS inherited at fork)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def run(model_dir, batch, prompt_len, new_tokens, threads):
     from transformers import GPTNeoXForCausalLM
 
@@ -66,7 +78,7 @@ def run(model_dir, batch, prompt_len, new_tokens, threads):
         total = time.perf_counter() - t0
     assert out.shape[1] == prompt_len + new_tokens
     decode = max(total - prefill, 1e-9)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak_mb = peak_rss_mib()
     print(
         json.dumps(
             {

@@ -37,7 +37,7 @@ impl TextTokenizer {
         })?;
         let mut known = Vec::new();
         let size = inner.get_vocab_size(true);
-        // Added tokens can sit past `size`; scan a little beyond it.
+        // Ids of the vocabulary and of added tokens (which can sit past `size`).
         for (_, id) in inner.get_vocab(true) {
             let id = id as usize;
             if id >= known.len() {
