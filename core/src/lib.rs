@@ -7,10 +7,12 @@
 
 pub mod convert;
 pub mod dataset;
+pub mod engine;
 pub mod error;
 pub mod inverse;
 pub mod io;
 pub mod matrix;
+pub mod model;
 pub mod preprocess;
 pub mod progress;
 pub mod rng;

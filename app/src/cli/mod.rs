@@ -1,8 +1,14 @@
 //! The headless command line: one module per subcommand, each with its own `Args` and `run`.
 
 pub mod bench_convert;
+mod bench_engine;
 mod convert;
+mod embed;
+mod engine_args;
+mod generate;
 mod inspect;
+mod models;
+mod score;
 
 use c2s_core::dataset::MatrixChoice;
 use clap::{Parser, Subcommand};
@@ -33,6 +39,16 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Benchmark conversion against the cell2sentence Python package on a generated file.
     BenchConvert(bench_convert::Args),
+    /// Generate text with a local C2S model (GPT-NeoX, Gemma-2, Gemma-3).
+    Generate(generate::Args),
+    /// Per-token log-probabilities of a text under a local model.
+    Score(score::Args),
+    /// Mean final hidden state of a text (cell embedding).
+    Embed(embed::Args),
+    /// List local models (a directory or the Hugging Face cache).
+    Models(models::Args),
+    /// Prefill/decode throughput of the engine vs. transformers on a Pythia-160M-sized model.
+    BenchEngine(bench_engine::Args),
 }
 
 /// Runs one subcommand; errors are printed as one `error:` line on stderr.
@@ -41,6 +57,11 @@ pub fn run(command: Command) -> ExitCode {
         Command::Convert(args) => convert::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::BenchConvert(args) => bench_convert::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Score(args) => score::run(args),
+        Command::Embed(args) => embed::run(args),
+        Command::Models(args) => models::run(args),
+        Command::BenchEngine(args) => bench_engine::run(args),
     };
     if std::env::var_os(bench_convert::PEAK_RSS_ENV).is_some()
         && let Some(peak) = bench_convert::peak_rss_bytes()

@@ -1,0 +1,211 @@
+//! `c2s-studio bench-engine`: prefill and decode throughput of the Burn engine next to
+//! `transformers` on the same machine, threads and random Pythia-160M-sized checkpoint, in one run.
+//! The Python side lives in `tools/models/bench_transformers.py` (run with the pinned venv).
+
+use super::engine_args::EngineArgs;
+use c2s_core::engine::{GenerateOptions, SamplingParams};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Arguments of `bench-engine`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Batch sizes to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub batch: Vec<usize>,
+    /// Prompt length in tokens.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_len: usize,
+    /// New tokens per row (greedy, EOS ignored).
+    #[arg(long, default_value_t = 32)]
+    pub new_tokens: usize,
+    /// Backend for the engine: auto, cuda, wgpu or cpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Precision for the engine: auto, f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Where the random checkpoint is written (reused if it exists).
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// Python with torch + transformers (default: tools/models/.venv/bin/python).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Skip the transformers side.
+    #[arg(long)]
+    pub no_reference: bool,
+}
+
+/// Runs the benchmark and prints a table.
+pub fn run(args: Args) -> Result<(), String> {
+    let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/models");
+    let python = args
+        .python
+        .clone()
+        .unwrap_or_else(|| tools.join(".venv/bin/python"));
+    let script = tools.join("bench_transformers.py");
+    let model_dir = args
+        .model_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("c2s-bench-pythia-160m-random"));
+    if !model_dir.join("model.safetensors").exists() {
+        if !python.exists() {
+            return Err(format!(
+                "{} not found; run tools/models/make_fixtures.sh once to create the venv, or pass \
+                 --python",
+                python.display()
+            ));
+        }
+        eprintln!(
+            "writing a random Pythia-160M-sized checkpoint to {}",
+            model_dir.display()
+        );
+        let status = Command::new(&python)
+            .arg(&script)
+            .args(["make", "--out"])
+            .arg(&model_dir)
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+        if !status.success() {
+            return Err("writing the benchmark checkpoint failed".into());
+        }
+    }
+    let engine = EngineArgs {
+        model: model_dir.display().to_string(),
+        device: args.device.clone(),
+        dtype: args.dtype.clone(),
+        no_fusion: false,
+    }
+    .load(false)?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "engine: {} ({:?}), prompt {} tokens, {} new tokens, {threads} CPU threads",
+        engine.info().device.description,
+        engine.info().dtype,
+        args.prompt_len,
+        args.new_tokens
+    );
+    println!(
+        "{:>5} | {:>12} {:>12} {:>7} | {:>12} {:>12} {:>7} | {:>10} {:>10}",
+        "batch",
+        "prefill tok/s",
+        "hf prefill",
+        "ratio",
+        "decode tok/s",
+        "hf decode",
+        "ratio",
+        "peak MiB",
+        "hf peak"
+    );
+    for &batch in &args.batch {
+        let prompts: Vec<Vec<u32>> = (0..batch)
+            .map(|r| {
+                (0..args.prompt_len)
+                    .map(|i| 1 + ((r * 7919 + i * 104_729) % 49_999) as u32)
+                    .collect()
+            })
+            .collect();
+        let options = GenerateOptions {
+            max_new_tokens: args.new_tokens,
+            sampling: SamplingParams::default(),
+            stop_strings: Vec::new(),
+            ignore_eos: true,
+        };
+        // Warm-up (allocations, autotune caches) on a short run.
+        let warm = GenerateOptions {
+            max_new_tokens: 2,
+            ..options.clone()
+        };
+        engine
+            .generate_ids(&prompts[..1], &warm, &mut |_| {}, None)
+            .map_err(|e| e.to_string())?;
+        let (_, stats) = engine
+            .generate_ids(&prompts, &options, &mut |_| {}, None)
+            .map_err(|e| e.to_string())?;
+        let prefill = stats.prefill_tokens as f64 / stats.prefill_secs;
+        let decode = (batch * stats.decode_steps) as f64 / stats.decode_secs.max(1e-9);
+        let peak = peak_rss_mib();
+        let reference = if args.no_reference {
+            None
+        } else {
+            Some(transformers_run(
+                &python, &script, &model_dir, batch, &args, threads,
+            )?)
+        };
+        let (hf_prefill, hf_decode, hf_peak) = reference
+            .as_ref()
+            .map(|r| {
+                (
+                    r["prefill_tok_s"].as_f64().unwrap_or(f64::NAN),
+                    r["decode_tok_s"].as_f64().unwrap_or(f64::NAN),
+                    r["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+                )
+            })
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+        println!(
+            "{batch:>5} | {prefill:>12.1} {hf_prefill:>12.1} {:>6.2}x | {decode:>12.1} {hf_decode:>12.1} \
+             {:>6.2}x | {peak:>10.0} {hf_peak:>10.0}",
+            prefill / hf_prefill,
+            decode / hf_decode,
+        );
+    }
+    println!(
+        "(peak MiB is this process's high-water mark so far; hf peak is the Python process's)"
+    );
+    Ok(())
+}
+
+fn transformers_run(
+    python: &Path,
+    script: &Path,
+    model_dir: &std::path::Path,
+    batch: usize,
+    args: &Args,
+    threads: usize,
+) -> Result<serde_json::Value, String> {
+    let out = Command::new(python)
+        .arg(script)
+        .arg("run")
+        .arg("--model")
+        .arg(model_dir)
+        .args([
+            "--batch",
+            &batch.to_string(),
+            "--prompt-len",
+            &args.prompt_len.to_string(),
+            "--new-tokens",
+            &args.new_tokens.to_string(),
+            "--threads",
+            &threads.to_string(),
+        ])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the transformers benchmark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(line).map_err(|e| format!("unexpected transformers output `{line}`: {e}"))
+}
+
+/// The process's peak resident memory in MiB (Linux `VmHWM`; NaN elsewhere).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}

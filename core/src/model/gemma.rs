@@ -1,0 +1,285 @@
+//! Gemma-2 and Gemma-3 text decoders (C2S-Scale-Gemma), matching `transformers`'
+//! `Gemma2ForCausalLM`, `Gemma3ForCausalLM` and the text part of `Gemma3ForConditionalGeneration`.
+//!
+//! Shared: `h = E[ids]·√H` (rounded to the compute dtype), zero-centred RMSNorm `(1 + w)` in f32,
+//! four norms per layer (`x += post_attn(attn(in(x)))`, `x += post_ff(mlp(pre_ff(x)))`), GQA,
+//! `gelu_tanh(gate)·up` MLP, attention scale `query_pre_attn_scalar^-0.5`, sliding layers that
+//! see keys with `q − kv < sliding_window`, LM head tied to the embedding.
+//! Gemma-2 adds attention and final-logit soft-capping. Gemma-3 adds q/k RMSNorms before RoPE
+//! and a separate RoPE (base, scaling) for local and global layers.
+
+use super::attention::{attend, build_mask};
+use super::config::{GemmaConfig, GemmaVersion, LayerKind};
+use super::kv_cache::KvCache;
+use super::linear::Linear;
+use super::norm::GemmaRmsNorm;
+use super::rope::Rope;
+use super::weights::Weights;
+use super::{ModelError, Step, activate, embed};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor, bf16, f16};
+
+/// Key prefixes under which checkpoints store the Gemma text decoder, most specific first.
+const PREFIXES: [&str; 3] = ["model.language_model.", "language_model.model.", "model."];
+
+/// One decoder block.
+#[derive(Debug, Clone)]
+struct Layer<B: Backend> {
+    kind: LayerKind,
+    input_layernorm: GemmaRmsNorm<B>,
+    post_attention_layernorm: GemmaRmsNorm<B>,
+    pre_feedforward_layernorm: GemmaRmsNorm<B>,
+    post_feedforward_layernorm: GemmaRmsNorm<B>,
+    q_proj: Linear<B>,
+    k_proj: Linear<B>,
+    v_proj: Linear<B>,
+    o_proj: Linear<B>,
+    q_norm: Option<GemmaRmsNorm<B>>,
+    k_norm: Option<GemmaRmsNorm<B>>,
+    gate_proj: Linear<B>,
+    up_proj: Linear<B>,
+    down_proj: Linear<B>,
+}
+
+/// A loaded Gemma-2 / Gemma-3 text model.
+#[derive(Debug, Clone)]
+pub struct Gemma<B: Backend> {
+    config: GemmaConfig,
+    embed_tokens: Tensor<B, 2>,
+    layers: Vec<Layer<B>>,
+    norm: GemmaRmsNorm<B>,
+    /// Present when the checkpoint has an untied `lm_head`.
+    lm_head: Option<Linear<B>>,
+    rope_global: Rope,
+    rope_local: Rope,
+    embed_scale: f64,
+    dtype: DType,
+    vocab_rows: usize,
+    prefix: &'static str,
+}
+
+impl<B: Backend> Gemma<B> {
+    /// Finds the decoder's key prefix in a checkpoint.
+    pub fn detect_prefix(weights: &Weights) -> Result<&'static str, ModelError> {
+        PREFIXES
+            .iter()
+            .copied()
+            .find(|p| weights.contains(&format!("{p}embed_tokens.weight")))
+            .ok_or_else(|| ModelError::Weights {
+                message: "no Gemma embedding found (looked for `model.embed_tokens.weight`, \
+                          `model.language_model.embed_tokens.weight` and \
+                          `language_model.model.embed_tokens.weight`)"
+                    .into(),
+            })
+    }
+
+    /// Keys that belong to other parts of a multimodal checkpoint (vision tower, projector).
+    pub fn is_ignored_key(name: &str) -> bool {
+        name.contains("vision_tower.")
+            || name.contains("multi_modal_projector.")
+            || name.ends_with("rotary_emb.inv_freq")
+            || name == "lm_head.weight"
+            || name == "language_model.lm_head.weight"
+    }
+
+    /// Loads the decoder from `weights`.
+    pub fn load(
+        config: GemmaConfig,
+        weights: &Weights,
+        tie_word_embeddings: bool,
+        dtype: DType,
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        let prefix = Self::detect_prefix(weights)?;
+        let h = config.hidden_size;
+        let inter = config.intermediate_size;
+        let dh = config.head_dim;
+        let eps = config.rms_norm_eps;
+        let q_out = config.num_heads * dh;
+        let kv_out = config.num_kv_heads * dh;
+        let bias = config.attention_bias;
+        let embed_name = format!("{prefix}embed_tokens.weight");
+        let vocab_rows = weights
+            .shape(&embed_name)
+            .map(|s| s[0])
+            .unwrap_or(config.vocab_size);
+        let embed_tokens = weights.tensor(&embed_name, [vocab_rows, h], dtype, device)?;
+        let norm =
+            |name: String, size: usize| GemmaRmsNorm::load(weights, &name, size, eps, device);
+        let linear = |name: String, i: usize, o: usize, bias: bool| {
+            Linear::load(weights, &name, i, o, bias, dtype, device)
+        };
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for (l, kind) in config.layer_kinds.iter().enumerate() {
+            let p = format!("{prefix}layers.{l}");
+            let qk_norm = config.version == GemmaVersion::Gemma3;
+            layers.push(Layer {
+                kind: *kind,
+                input_layernorm: norm(format!("{p}.input_layernorm"), h)?,
+                post_attention_layernorm: norm(format!("{p}.post_attention_layernorm"), h)?,
+                pre_feedforward_layernorm: norm(format!("{p}.pre_feedforward_layernorm"), h)?,
+                post_feedforward_layernorm: norm(format!("{p}.post_feedforward_layernorm"), h)?,
+                q_proj: linear(format!("{p}.self_attn.q_proj"), h, q_out, bias)?,
+                k_proj: linear(format!("{p}.self_attn.k_proj"), h, kv_out, bias)?,
+                v_proj: linear(format!("{p}.self_attn.v_proj"), h, kv_out, bias)?,
+                o_proj: linear(format!("{p}.self_attn.o_proj"), q_out, h, bias)?,
+                q_norm: if qk_norm {
+                    Some(norm(format!("{p}.self_attn.q_norm"), dh)?)
+                } else {
+                    None
+                },
+                k_norm: if qk_norm {
+                    Some(norm(format!("{p}.self_attn.k_norm"), dh)?)
+                } else {
+                    None
+                },
+                gate_proj: linear(format!("{p}.mlp.gate_proj"), h, inter, false)?,
+                up_proj: linear(format!("{p}.mlp.up_proj"), h, inter, false)?,
+                down_proj: linear(format!("{p}.mlp.down_proj"), inter, h, false)?,
+            });
+        }
+        let norm = norm(format!("{prefix}norm"), h)?;
+        let lm_head = if !tie_word_embeddings && weights.contains("lm_head.weight") {
+            Some(Linear::load(
+                weights, "lm_head", h, vocab_rows, false, dtype, device,
+            )?)
+        } else {
+            None
+        };
+        // `torch.tensor(sqrt(H), dtype=compute dtype)`: the scale is rounded to the compute dtype.
+        let sqrt_h = (h as f64).sqrt() as f32;
+        let embed_scale = match dtype {
+            DType::BF16 => bf16::from_f32(sqrt_h).to_f32(),
+            DType::F16 => f16::from_f32(sqrt_h).to_f32(),
+            _ => sqrt_h,
+        } as f64;
+        Ok(Self {
+            rope_global: Rope::new(dh, config.rope_global),
+            rope_local: Rope::new(dh, config.rope_local),
+            config,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            embed_scale,
+            dtype,
+            vocab_rows,
+            prefix,
+        })
+    }
+
+    /// Hyper-parameters.
+    pub fn config(&self) -> &GemmaConfig {
+        &self.config
+    }
+
+    /// Rows of the LM head (the logits width).
+    pub fn vocab_rows(&self) -> usize {
+        self.vocab_rows
+    }
+
+    /// Number of layers (KV cache slots).
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The checkpoint prefix the decoder was found under.
+    pub fn prefix(&self) -> &str {
+        self.prefix
+    }
+
+    /// Runs the decoder over one step; returns the final-normed hidden states `[B, T, H]`.
+    pub fn forward(
+        &self,
+        step: &Step,
+        cache: &mut KvCache<B>,
+        mut trace: Option<&mut Vec<Tensor<B, 3>>>,
+    ) -> Result<Tensor<B, 3>, ModelError> {
+        let c = &self.config;
+        let device = self.embed_tokens.device();
+        let (b, t) = (step.batch, step.seq);
+        let dh = c.head_dim;
+        let mut x = embed(&self.embed_tokens, step, &device)?.mul_scalar(self.embed_scale);
+        if let Some(trace) = trace.as_deref_mut() {
+            trace.push(x.clone());
+        }
+        let past = cache.len();
+        cache.begin_step(step.valid, t)?;
+        let full_mask = build_mask::<B>(cache.key_valid(), past, t, None, &device);
+        let sliding_mask =
+            build_mask::<B>(cache.key_valid(), past, t, Some(c.sliding_window), &device);
+        let rope_global = self
+            .rope_global
+            .tables::<B>(step.positions, b, t, self.dtype, &device);
+        let rope_local = if c.rope_local == c.rope_global {
+            rope_global.clone()
+        } else {
+            self.rope_local
+                .tables::<B>(step.positions, b, t, self.dtype, &device)
+        };
+        let scale = c.query_pre_attn_scalar.powf(-0.5);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (mask, rope) = match layer.kind {
+                LayerKind::Full => (full_mask.clone(), &rope_global),
+                LayerKind::Sliding => (sliding_mask.clone(), &rope_local),
+            };
+            let h = layer.input_layernorm.forward(x.clone());
+            let q = layer
+                .q_proj
+                .forward(h.clone())
+                .reshape([b, t, c.num_heads, dh])
+                .swap_dims(1, 2);
+            let k = layer
+                .k_proj
+                .forward(h.clone())
+                .reshape([b, t, c.num_kv_heads, dh])
+                .swap_dims(1, 2);
+            let v = layer
+                .v_proj
+                .forward(h)
+                .reshape([b, t, c.num_kv_heads, dh])
+                .swap_dims(1, 2);
+            let q = match &layer.q_norm {
+                Some(n) => n.forward(q),
+                None => q,
+            };
+            let k = match &layer.k_norm {
+                Some(n) => n.forward(k),
+                None => k,
+            };
+            let q = rope.apply(q);
+            let k = rope.apply(k);
+            let (k, v) = cache.append(l, k, v);
+            let attn = attend(q, k, v, mask, scale, c.attn_softcap)
+                .swap_dims(1, 2)
+                .reshape([b, t, c.num_heads * dh]);
+            let attn = layer
+                .post_attention_layernorm
+                .forward(layer.o_proj.forward(attn));
+            x = x + attn;
+            let h = layer.pre_feedforward_layernorm.forward(x.clone());
+            let mlp = layer.down_proj.forward(
+                activate(layer.gate_proj.forward(h.clone()), c.hidden_act)
+                    * layer.up_proj.forward(h),
+            );
+            x = x + layer.post_feedforward_layernorm.forward(mlp);
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.push(x.clone());
+            }
+        }
+        cache.end_step(t);
+        Ok(self.norm.forward(x))
+    }
+
+    /// Logits `[B, T, V]`: `h·Eᵀ`, soft-capped when the config says so.
+    pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => hidden.matmul(self.embed_tokens.clone().transpose().unsqueeze::<3>()),
+        };
+        match self.config.final_softcap {
+            Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
+            None => logits,
+        }
+    }
+}

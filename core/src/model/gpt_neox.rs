@@ -1,0 +1,234 @@
+//! GPT-NeoX / Pythia (all C2S-Pythia models), matching `transformers`' `GPTNeoXForCausalLM`.
+//!
+//! Per layer: `h = x + attn(ln1(x)) + mlp(ln2(x))` with `use_parallel_residual`, otherwise
+//! `a = x + attn(ln1(x)); h = a + mlp(ln2(a))`. The fused QKV projection is interleaved per
+//! head (`[h0: q k v | h1: q k v | ...]`), RoPE covers the first `rotary_pct` of each head.
+
+use super::attention::{attend, build_mask};
+use super::config::{Activation, GptNeoxConfig};
+use super::kv_cache::KvCache;
+use super::linear::Linear;
+use super::norm::LayerNorm;
+use super::rope::{Rope, RopeTables};
+use super::weights::Weights;
+use super::{ModelError, Step, activate, embed};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor};
+
+/// One transformer block.
+#[derive(Debug, Clone)]
+struct Layer<B: Backend> {
+    input_layernorm: LayerNorm<B>,
+    post_attention_layernorm: LayerNorm<B>,
+    query_key_value: Linear<B>,
+    dense: Linear<B>,
+    dense_h_to_4h: Linear<B>,
+    dense_4h_to_h: Linear<B>,
+}
+
+/// A loaded GPT-NeoX causal language model.
+#[derive(Debug, Clone)]
+pub struct GptNeox<B: Backend> {
+    config: GptNeoxConfig,
+    embed_in: Tensor<B, 2>,
+    layers: Vec<Layer<B>>,
+    final_layer_norm: LayerNorm<B>,
+    /// `None` when tied to `embed_in`.
+    embed_out: Option<Linear<B>>,
+    rope: Rope,
+    dtype: DType,
+    vocab_rows: usize,
+}
+
+impl<B: Backend> GptNeox<B> {
+    /// Loads the weights (`gpt_neox.*`, `embed_out.weight`).
+    pub fn load(
+        config: GptNeoxConfig,
+        weights: &Weights,
+        dtype: DType,
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        let h = config.hidden_size;
+        let i = config.intermediate_size;
+        let eps = config.layer_norm_eps;
+        // The embedding's row count is authoritative (Pythia pads V to 50,304).
+        let vocab_rows = weights
+            .shape("gpt_neox.embed_in.weight")
+            .map(|s| s[0])
+            .unwrap_or(config.vocab_size);
+        let embed_in =
+            weights.tensor("gpt_neox.embed_in.weight", [vocab_rows, h], dtype, device)?;
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for l in 0..config.num_layers {
+            let p = format!("gpt_neox.layers.{l}");
+            let bias = config.attention_bias;
+            layers.push(Layer {
+                input_layernorm: LayerNorm::load(
+                    weights,
+                    &format!("{p}.input_layernorm"),
+                    h,
+                    eps,
+                    device,
+                )?,
+                post_attention_layernorm: LayerNorm::load(
+                    weights,
+                    &format!("{p}.post_attention_layernorm"),
+                    h,
+                    eps,
+                    device,
+                )?,
+                query_key_value: Linear::load(
+                    weights,
+                    &format!("{p}.attention.query_key_value"),
+                    h,
+                    3 * h,
+                    bias,
+                    dtype,
+                    device,
+                )?,
+                dense: Linear::load(
+                    weights,
+                    &format!("{p}.attention.dense"),
+                    h,
+                    h,
+                    bias,
+                    dtype,
+                    device,
+                )?,
+                dense_h_to_4h: Linear::load(
+                    weights,
+                    &format!("{p}.mlp.dense_h_to_4h"),
+                    h,
+                    i,
+                    true,
+                    dtype,
+                    device,
+                )?,
+                dense_4h_to_h: Linear::load(
+                    weights,
+                    &format!("{p}.mlp.dense_4h_to_h"),
+                    i,
+                    h,
+                    true,
+                    dtype,
+                    device,
+                )?,
+            });
+        }
+        let final_layer_norm =
+            LayerNorm::load(weights, "gpt_neox.final_layer_norm", h, eps, device)?;
+        let embed_out = if config.tie_word_embeddings && !weights.contains("embed_out.weight") {
+            None
+        } else {
+            Some(Linear::load(
+                weights,
+                "embed_out",
+                h,
+                vocab_rows,
+                false,
+                dtype,
+                device,
+            )?)
+        };
+        let rope = Rope::new(config.rotary_dim(), config.rope);
+        Ok(Self {
+            config,
+            embed_in,
+            layers,
+            final_layer_norm,
+            embed_out,
+            rope,
+            dtype,
+            vocab_rows,
+        })
+    }
+
+    /// Checkpoint keys that are buffers, not parameters, in older checkpoints.
+    pub fn is_ignored_key(name: &str) -> bool {
+        name.ends_with("attention.bias")
+            || name.ends_with("attention.masked_bias")
+            || name.ends_with("rotary_emb.inv_freq")
+    }
+
+    /// Hyper-parameters.
+    pub fn config(&self) -> &GptNeoxConfig {
+        &self.config
+    }
+
+    /// Rows of the output projection (the logits width).
+    pub fn vocab_rows(&self) -> usize {
+        self.vocab_rows
+    }
+
+    /// Number of layers (KV cache slots).
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Runs the decoder over one step; returns the final-normed hidden states `[B, T, H]`. When
+    /// `trace` is given, every layer's output (before the final norm) is pushed to it.
+    pub fn forward(
+        &self,
+        step: &Step,
+        cache: &mut KvCache<B>,
+        mut trace: Option<&mut Vec<Tensor<B, 3>>>,
+    ) -> Result<Tensor<B, 3>, ModelError> {
+        let device = self.embed_in.device();
+        let (b, t) = (step.batch, step.seq);
+        let heads = self.config.num_heads;
+        let dh = self.config.head_dim();
+        let hidden = self.config.hidden_size;
+        let mut x = embed(&self.embed_in, step, &device)?;
+        if let Some(trace) = trace.as_deref_mut() {
+            trace.push(x.clone());
+        }
+        let past = cache.len();
+        cache.begin_step(step.valid, t)?;
+        let mask = build_mask::<B>(cache.key_valid(), past, t, None, &device);
+        let rope: RopeTables<B> = self.rope.tables(step.positions, b, t, self.dtype, &device);
+        let scale = (dh as f64).powf(-0.5);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let qkv = layer
+                .query_key_value
+                .forward(layer.input_layernorm.forward(x.clone()))
+                .reshape([b, t, heads, 3 * dh])
+                .swap_dims(1, 2);
+            let q = rope.apply(qkv.clone().narrow(3, 0, dh));
+            let k = rope.apply(qkv.clone().narrow(3, dh, dh));
+            let v = qkv.narrow(3, 2 * dh, dh);
+            let (k, v) = cache.append(l, k, v);
+            let attn = attend(q, k, v, mask.clone(), scale, None)
+                .swap_dims(1, 2)
+                .reshape([b, t, hidden]);
+            let attn = layer.dense.forward(attn);
+            x = if self.config.use_parallel_residual {
+                let mlp = self.mlp(layer, layer.post_attention_layernorm.forward(x.clone()));
+                mlp + attn + x
+            } else {
+                let a = attn + x;
+                let mlp = self.mlp(layer, layer.post_attention_layernorm.forward(a.clone()));
+                mlp + a
+            };
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.push(x.clone());
+            }
+        }
+        cache.end_step(t);
+        Ok(self.final_layer_norm.forward(x))
+    }
+
+    fn mlp(&self, layer: &Layer<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let act: Activation = self.config.hidden_act;
+        layer
+            .dense_4h_to_h
+            .forward(activate(layer.dense_h_to_4h.forward(x), act))
+    }
+
+    /// Logits `[B, T, V]` from final hidden states.
+    pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.embed_out {
+            Some(head) => head.forward(hidden),
+            None => hidden.matmul(self.embed_in.clone().transpose().unsqueeze::<3>()),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+"""The transformers side of `c2s-studio bench-engine`.
+
+`make --out DIR`: writes a randomly initialised Pythia-160M-sized GPT-NeoX checkpoint (HF layout,
+fp32, with a 50,304-entry word-level tokenizer so every id is known).
+`run --model DIR --batch B --prompt-len P --new-tokens N --threads T`: times the prefill and the
+greedy decode of `transformers` on the CPU and prints one JSON line.
+"""
+
+import argparse
+import json
+import os
+import resource
+import time
+
+import torch
+
+
+def make(out):
+    from tokenizers import Tokenizer, models
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    torch.manual_seed(0)
+    cfg = GPTNeoXConfig(
+        vocab_size=50304,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        rotary_pct=0.25,
+        max_position_embeddings=2048,
+        use_parallel_residual=True,
+        bos_token_id=0,
+        eos_token_id=0,
+        tie_word_embeddings=False,
+    )
+    model = GPTNeoXForCausalLM(cfg)
+    os.makedirs(out, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    vocab = {f"t{i}": i for i in range(cfg.vocab_size)}
+    Tokenizer(models.WordLevel(vocab, unk_token="t0")).save(os.path.join(out, "tokenizer.json"))
+    print(json.dumps({"wrote": out}))
+
+
+def peak_rss_mib():
+    """VmHWM of this process (ru_maxrss would include the parent's RSS inherited at fork)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run(model_dir, batch, prompt_len, new_tokens, threads):
+    from transformers import GPTNeoXForCausalLM
+
+    torch.set_num_threads(threads)
+    model = GPTNeoXForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    g = torch.Generator().manual_seed(batch)
+    ids = torch.randint(1, 50000, (batch, prompt_len), generator=g)
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        model(input_ids=ids[:, :8])  # warm-up
+        t0 = time.perf_counter()
+        model(input_ids=ids, attention_mask=mask, use_cache=True)
+        prefill = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=0,
+        )
+        total = time.perf_counter() - t0
+    assert out.shape[1] == prompt_len + new_tokens
+    decode = max(total - prefill, 1e-9)
+    peak_mb = peak_rss_mib()
+    print(
+        json.dumps(
+            {
+                "prefill_tok_s": batch * prompt_len / prefill,
+                "decode_tok_s": batch * (new_tokens - 1) / decode,
+                "peak_rss_mb": peak_mb,
+                "torch": torch.__version__,
+                "threads": threads,
+            }
+        )
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make")
+    m.add_argument("--out", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--model", required=True)
+    r.add_argument("--batch", type=int, required=True)
+    r.add_argument("--prompt-len", type=int, required=True)
+    r.add_argument("--new-tokens", type=int, required=True)
+    r.add_argument("--threads", type=int, required=True)
+    a = ap.parse_args()
+    if a.cmd == "make":
+        make(a.out)
+    else:
+        run(a.model, a.batch, a.prompt_len, a.new_tokens, a.threads)
+
+
+if __name__ == "__main__":
+    main()
