@@ -1,0 +1,29 @@
+//! Requests from panels to the app shell. Panels push actions; the app carries them out after
+//! the frame's UI pass, so no panel reaches into another or into the job system.
+
+use std::path::PathBuf;
+
+/// Something a panel asks the app to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Show the File → Open dialog.
+    OpenDialog,
+    /// Open these files (each in its own job).
+    OpenPaths(Vec<PathBuf>),
+    /// Generate and open the demo dataset with this many cells.
+    OpenDemo(usize),
+    /// Make this view the active one.
+    Activate(u64),
+    /// Close this view.
+    Close(u64),
+    /// Export the current view as a PNG (asks for a path).
+    ExportPng,
+    /// Export the current view as an SVG (asks for a path).
+    ExportSvg,
+    /// Export the selected cells' ids and obs rows as CSV (asks for a path).
+    ExportSelectionCsv,
+    /// Compute a 2-D embedding for the active dataset in a job.
+    ComputeEmbedding,
+    /// Cancel this job.
+    CancelJob(u64),
+}
