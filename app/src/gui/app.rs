@@ -399,6 +399,10 @@ impl StudioApp {
         self.poll_jobs();
         self.poll_dialogs(&ctx);
         self.handle_screenshots(&ctx);
+        if self.jobs.is_busy() {
+            // Keep progress bars moving even when a job reports nothing for a while.
+            ctx.request_repaint_after(std::time::Duration::from_millis(100));
+        }
         let mut actions = Vec::new();
         let dropped = drop_overlay::show(&ctx);
         if !dropped.is_empty() {

@@ -237,7 +237,7 @@ pub fn generate(n_cells: usize, progress: &Progress) -> Result<Dataset, JobError
             };
             pca.push(base + rng.normal());
         }
-        let depth = (1_500.0 + 800.0 * rng.normal()).max(300.0);
+        let depth = (1_500.0 + 800.0 * rng.normal()).max(300.0).round();
         n_counts.push(depth as f64);
         pct_mito.push((2.0 + rng.normal().abs() * 2.5) as f64);
         doublet.push(rng.uniform() < 0.03);

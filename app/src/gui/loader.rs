@@ -30,7 +30,7 @@ impl LoadRequest {
     pub fn dataset_title(&self) -> String {
         match self {
             LoadRequest::File(p) => display_name(p),
-            LoadRequest::Demo(n) => format!("demo ({n} cells)"),
+            LoadRequest::Demo(_) => "demo".into(),
         }
     }
 }

@@ -313,7 +313,8 @@ fn canvas(
     }
     if let Some(i) = view.hovered {
         let pos = camera.to_screen(positions[i], rect);
-        painter.circle_stroke(pos, radius + 3.0, Stroke::new(1.5, Color32::BLACK));
+        painter.circle_stroke(pos, radius + 4.0, Stroke::new(3.0, Color32::BLACK));
+        painter.circle_stroke(pos, radius + 4.0, Stroke::new(1.5, Color32::WHITE));
         response.on_hover_ui_at_pointer(|ui| hover::cell_tooltip(ui, view, i));
     }
 }
