@@ -129,6 +129,20 @@ impl Dataset {
         self.obs.iter().find(|c| c.name == name)
     }
 
+    /// Checks that every named `obs` column exists, naming the missing one and the alternatives.
+    pub fn require_obs_columns(&self, names: &[String]) -> crate::Result<()> {
+        for name in names {
+            if self.obs_column(name).is_none() {
+                let available: Vec<&str> = self.obs.iter().map(|c| c.name.as_str()).collect();
+                return Err(crate::Error::InvalidArgument(format!(
+                    "obs has no column '{name}'; available: {}",
+                    available.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The embedding called `name`.
     pub fn embedding(&self, name: &str) -> Option<&Embedding> {
         self.obsm.iter().find(|e| e.name == name)

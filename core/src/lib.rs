@@ -3,7 +3,18 @@
 //! Follow one dataset through the modules in order: [`io`] reads an `.h5ad` into a
 //! [`dataset::Dataset`], [`preprocess`] filters and normalises its matrix, [`sentence`] turns
 //! cells into cell sentences, [`inverse`] fits and applies the rank → expression transform, and
-//! [`io::export`] writes results back out.
+//! [`io`] writes results back out.
 
+pub mod convert;
 pub mod dataset;
+pub mod error;
+pub mod inverse;
+pub mod io;
 pub mod matrix;
+pub mod preprocess;
+pub mod progress;
+pub mod rng;
+pub mod sentence;
+
+pub use error::{Error, Result};
+pub use progress::Progress;

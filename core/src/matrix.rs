@@ -2,8 +2,9 @@
 
 /// A cells × genes matrix in compressed sparse row form, values as `f32`.
 ///
-/// Column indices within a row are kept in the order the file stored them (the reference
-/// tie-break depends on it); use [`CsrMatrix::column`] for per-gene access.
+/// After [`CsrMatrix::canonicalize`] (which the reader applies), column indices within a row are
+/// strictly increasing, as scipy's `sum_duplicates` leaves them; use [`CsrMatrix::column`] for
+/// per-gene access.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CsrMatrix {
     /// Number of rows (cells).
@@ -30,16 +31,95 @@ impl CsrMatrix {
         (&self.indices[start..end], &self.data[start..end])
     }
 
+    /// Sorts each row by column index and sums repeated entries, as scipy's `sum_duplicates`
+    /// does (the `cell2sentence` package triggers it before ranking, so tie order depends on it).
+    pub fn canonicalize(&mut self) {
+        use rayon::prelude::*;
+        let indptr = &self.indptr;
+        let mut rows: Vec<(&mut [u32], &mut [f32])> = Vec::with_capacity(self.n_rows);
+        let (mut idx, mut val): (&mut [u32], &mut [f32]) = (&mut self.indices, &mut self.data);
+        for i in 0..self.n_rows {
+            let len = (indptr[i + 1] - indptr[i]) as usize;
+            let (a, rest_i) = idx.split_at_mut(len);
+            let (b, rest_v) = val.split_at_mut(len);
+            rows.push((a, b));
+            idx = rest_i;
+            val = rest_v;
+        }
+        let has_duplicates = rows
+            .into_par_iter()
+            .map(|(cols, vals)| {
+                if cols.windows(2).all(|w| w[0] < w[1]) {
+                    return false;
+                }
+                let mut pairs: Vec<(u32, f32)> =
+                    cols.iter().copied().zip(vals.iter().copied()).collect();
+                pairs.sort_by_key(|p| p.0);
+                for (k, (c, v)) in pairs.into_iter().enumerate() {
+                    cols[k] = c;
+                    vals[k] = v;
+                }
+                cols.windows(2).any(|w| w[0] == w[1])
+            })
+            .reduce(|| false, |a, b| a || b);
+        if has_duplicates {
+            self.merge_sorted_duplicates();
+        }
+    }
+
+    /// Sums runs of equal column indices within each (sorted) row, compacting the arrays.
+    fn merge_sorted_duplicates(&mut self) {
+        let mut write = 0usize;
+        let mut read = 0usize;
+        for i in 0..self.n_rows {
+            let end = self.indptr[i + 1] as usize;
+            let row_start = write;
+            while read < end {
+                if write > row_start && self.indices[write - 1] == self.indices[read] {
+                    self.data[write - 1] += self.data[read];
+                } else {
+                    self.indices[write] = self.indices[read];
+                    self.data[write] = self.data[read];
+                    write += 1;
+                }
+                read += 1;
+            }
+            self.indptr[i + 1] = write as u64;
+        }
+        self.indices.truncate(write);
+        self.data.truncate(write);
+    }
+
     /// Dense values of column `j` for every row (zeros where nothing is stored).
+    /// Rows must be canonical (sorted column indices).
     pub fn column(&self, j: usize) -> Vec<f32> {
         let j = j as u32;
         (0..self.n_rows)
             .map(|i| {
                 let (cols, vals) = self.row(i);
-                cols.iter()
-                    .position(|&c| c == j)
-                    .map_or(0.0, |p| vals[p])
+                cols.binary_search(&j).map_or(0.0, |p| vals[p])
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonicalize_sorts_rows_and_sums_duplicates() {
+        let mut m = CsrMatrix {
+            n_rows: 2,
+            n_cols: 4,
+            indptr: vec![0, 3, 6],
+            indices: vec![3, 0, 2, 1, 1, 0],
+            data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        };
+        m.canonicalize();
+        assert_eq!(m.indptr, [0, 3, 5]);
+        assert_eq!(m.indices, [0, 2, 3, 0, 1]);
+        assert_eq!(m.data, [2.0, 3.0, 1.0, 6.0, 9.0]);
+        assert_eq!(m.column(1), [0.0, 9.0]);
     }
 }

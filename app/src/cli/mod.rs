@@ -1,12 +1,21 @@
 //! The headless command line: one module per subcommand, each with its own `Args` and `run`.
 
+pub mod bench_convert;
+mod convert;
+mod inspect;
+
+use c2s_core::dataset::MatrixChoice;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Command-line arguments of `c2s-studio`.
 #[derive(Debug, Parser)]
-#[command(name = "c2s-studio", version, about = "Cell2Sentence workbench: GUI and headless CLI")]
+#[command(
+    name = "c2s-studio",
+    version,
+    about = "Cell2Sentence workbench: GUI and headless CLI"
+)]
 pub struct Cli {
     /// Subcommand to run headless; without one the desktop app opens.
     #[command(subcommand)]
@@ -17,16 +26,44 @@ pub struct Cli {
 
 /// Headless subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Convert an .h5ad file to cell sentences (Parquet or CSV).
+    Convert(convert::Args),
+    /// Print a summary of an .h5ad file.
+    Inspect(inspect::Args),
+    /// Benchmark conversion against the cell2sentence Python package on a generated file.
+    BenchConvert(bench_convert::Args),
+}
 
 /// Runs one subcommand; errors are printed as one `error:` line on stderr.
 pub fn run(command: Command) -> ExitCode {
-    let result: Result<(), String> = match command {};
+    let result = match command {
+        Command::Convert(args) => convert::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::BenchConvert(args) => bench_convert::run(args),
+    };
+    if std::env::var_os(bench_convert::PEAK_RSS_ENV).is_some()
+        && let Some(peak) = bench_convert::peak_rss_bytes()
+    {
+        eprintln!("peak-rss-bytes: {peak}");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Parses `x`, `raw` or `layer:NAME`.
+pub fn parse_matrix(s: &str) -> Result<MatrixChoice, String> {
+    match s {
+        "x" | "X" => Ok(MatrixChoice::X),
+        "raw" => Ok(MatrixChoice::Raw),
+        _ => match s.strip_prefix("layer:") {
+            Some(name) if !name.is_empty() => Ok(MatrixChoice::Layer(name.to_string())),
+            _ => Err(format!("'{s}' is not a matrix; use x, raw or layer:NAME")),
+        },
     }
 }
