@@ -22,6 +22,11 @@ pub enum Action {
     ExportSvg,
     /// Export the selected cells' ids and obs rows as CSV (asks for a path).
     ExportSelectionCsv,
+    /// Write the session's annotations (saved labels, computed embeddings) into a copy of the
+    /// active dataset's `.h5ad` (asks for a path).
+    ExportH5ad,
+    /// Reload view `.0` with another matrix of its file (X, raw, a layer).
+    ReloadMatrix(u64, c2s_core::dataset::MatrixChoice),
     /// Compute a 2-D embedding for the active dataset in a job.
     ComputeEmbedding,
     /// Cancel this job.

@@ -35,6 +35,7 @@ enum DialogResult {
     SavePng(PathBuf),
     SaveSvg(PathBuf),
     SaveCsv(PathBuf),
+    SaveH5ad(PathBuf),
 }
 
 /// The C2S Studio desktop app.
@@ -61,7 +62,8 @@ pub struct StudioApp {
     pub table: TableState,
     gpu: Option<egui_wgpu::RenderState>,
     next_view_id: u64,
-    load_requests: Vec<(u64, LoadRequest)>,
+    /// Load jobs: job id, what it loads, and the view it replaces (matrix reloads).
+    load_requests: Vec<(u64, LoadRequest, Option<u64>)>,
     dialogs: (Sender<DialogResult>, Receiver<DialogResult>),
     repaint_set: bool,
     bench: Option<Bench>,
@@ -128,11 +130,16 @@ impl StudioApp {
 
     /// Starts loading `request` in a job.
     pub fn start_load(&mut self, request: LoadRequest) -> u64 {
+        self.start_load_into(request, None)
+    }
+
+    /// Starts loading `request`; the result replaces view `replace` when given.
+    fn start_load_into(&mut self, request: LoadRequest, replace: Option<u64>) -> u64 {
         let worker_request = request.clone();
         let id = self.jobs.spawn(request.title(), move |progress| {
             loader::load(&worker_request, progress).map(|d| JobOutput::Dataset(Box::new(d)))
         });
-        self.load_requests.push((id, request));
+        self.load_requests.push((id, request, replace));
         id
     }
 
@@ -148,20 +155,29 @@ impl StudioApp {
     /// Handles finished jobs.
     pub fn poll_jobs(&mut self) {
         for done in self.jobs.poll() {
-            let request = self
+            let (request, replace) = self
                 .load_requests
                 .iter()
-                .position(|(id, _)| *id == done.id)
-                .map(|k| self.load_requests.remove(k).1);
+                .position(|(id, _, _)| *id == done.id)
+                .map(|k| {
+                    let (_, r, v) = self.load_requests.remove(k);
+                    (Some(r), v)
+                })
+                .unwrap_or((None, None));
             match done.result {
                 Ok(JobOutput::Dataset(dataset)) => {
                     let title = request
                         .as_ref()
                         .map_or_else(|| "dataset".into(), |r| r.dataset_title());
-                    if let Some(LoadRequest::File(path)) = &request {
+                    if let Some(LoadRequest::File(path, _)) = &request {
                         self.state.add_recent(path);
                     }
-                    self.add_dataset(title, *dataset);
+                    match replace.and_then(|id| self.views.iter_mut().find(|v| v.id == id)) {
+                        Some(view) => view.replace_dataset(*dataset),
+                        None => {
+                            self.add_dataset(title, *dataset);
+                        }
+                    }
                 }
                 Ok(JobOutput::Embedding {
                     dataset_id,
@@ -169,9 +185,12 @@ impl StudioApp {
                 }) => {
                     if let Some(view) = self.views.iter_mut().find(|v| v.id == dataset_id) {
                         let name = embedding.name.clone();
-                        std::sync::Arc::make_mut(&mut view.dataset)
-                            .obsm
-                            .push(embedding);
+                        let obsm = &mut std::sync::Arc::make_mut(&mut view.dataset).obsm;
+                        obsm.retain(|e| e.name != name);
+                        obsm.push(embedding);
+                        if !view.added_obsm.contains(&name) {
+                            view.added_obsm.push(name.clone());
+                        }
                         view.set_embedding(&name);
                     }
                 }
@@ -205,6 +224,7 @@ impl StudioApp {
                 }
                 DialogResult::SaveSvg(path) => self.export_svg(path),
                 DialogResult::SaveCsv(path) => self.export_csv(path),
+                DialogResult::SaveH5ad(path) => self.export_h5ad(path),
             }
         }
     }
@@ -285,6 +305,50 @@ impl StudioApp {
         );
     }
 
+    /// Writes the session's annotations into a copy of the active dataset's file.
+    pub fn export_h5ad(&mut self, output: PathBuf) {
+        let Some(view) = self.active_view() else {
+            return;
+        };
+        let Some(input) = view.dataset.source.clone() else {
+            self.notices.push(Notice {
+                is_error: true,
+                text: "this dataset has no source file to copy (the demo); export the selection as CSV instead".into(),
+            });
+            return;
+        };
+        let d = &view.dataset;
+        let additions = c2s_core::io::h5ad::Additions {
+            obs: view
+                .added_obs
+                .iter()
+                .filter_map(|n| d.obs_column(n).cloned())
+                .collect(),
+            obsm: view
+                .added_obsm
+                .iter()
+                .filter_map(|n| d.embedding(n).cloned())
+                .collect(),
+            uns: Vec::new(),
+        };
+        let what = format!(
+            "{} obs column(s), {} embedding(s)",
+            additions.obs.len(),
+            additions.obsm.len()
+        );
+        self.jobs.spawn(
+            format!("Saving {}", loader::display_name(&output)),
+            move |progress| {
+                progress.set(0.0, "copying and annotating");
+                c2s_core::io::h5ad::write_annotated_h5ad(&input, &output, &additions)?;
+                Ok(JobOutput::Written(format!(
+                    "{what} saved to {}",
+                    output.display()
+                )))
+            },
+        );
+    }
+
     /// Runs a native dialog on its own thread (the UI keeps running).
     fn dialog(&self, make: impl FnOnce() -> Option<DialogResult> + Send + 'static) {
         let sender = self.dialogs.0.clone();
@@ -323,7 +387,7 @@ impl StudioApp {
                 }),
                 Action::OpenPaths(paths) => {
                     for path in paths {
-                        self.start_load(LoadRequest::File(path));
+                        self.start_load(LoadRequest::File(path, None));
                     }
                 }
                 Action::OpenDemo(n) => {
@@ -344,6 +408,19 @@ impl StudioApp {
                 Action::ExportSvg => self.save_dialog("view.svg", "svg", DialogResult::SaveSvg),
                 Action::ExportSelectionCsv => {
                     self.save_dialog("selection.csv", "csv", DialogResult::SaveCsv)
+                }
+                Action::ExportH5ad => {
+                    self.save_dialog("annotated.h5ad", "h5ad", DialogResult::SaveH5ad)
+                }
+                Action::ReloadMatrix(id, matrix) => {
+                    let source = self
+                        .views
+                        .iter()
+                        .find(|v| v.id == id)
+                        .and_then(|v| v.dataset.source.clone());
+                    if let Some(path) = source {
+                        self.start_load_into(LoadRequest::File(path, Some(matrix)), Some(id));
+                    }
                 }
                 Action::ComputeEmbedding => {
                     if let Some(view) = self.active_view() {
@@ -439,7 +516,7 @@ impl StudioApp {
                     datasets::show(ui, views, active_id, &mut actions);
                     ui.separator();
                     if let Some(view) = views.iter_mut().find(|v| Some(v.id) == active_id) {
-                        color_by::show(ui, view, genes);
+                        color_by::show(ui, view, genes, &mut actions);
                     }
                 });
         }
@@ -521,6 +598,22 @@ impl StudioApp {
                     .clicked()
                 {
                     actions.push(Action::ExportSelectionCsv);
+                }
+                let can_annotate = self.active_view().is_some_and(|v| {
+                    v.dataset.source.is_some()
+                        && !(v.added_obs.is_empty() && v.added_obsm.is_empty())
+                });
+                if ui
+                    .add_enabled(
+                        can_annotate,
+                        egui::Button::new("Export annotations to new .h5ad…"),
+                    )
+                    .on_disabled_hover_text(
+                        "Save a selection as a label (or compute an embedding) in a dataset opened from a file first",
+                    )
+                    .clicked()
+                {
+                    actions.push(Action::ExportH5ad);
                 }
                 ui.separator();
                 if ui.button("Quit").clicked() {

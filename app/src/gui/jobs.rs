@@ -5,19 +5,15 @@
 //! polls [`Jobs::poll`] once per frame and shows [`Jobs::running`] with a progress bar and a
 //! cancel button (see `panels::jobs`).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
 
 use c2s_core::dataset::Dataset;
 
-/// Progress reporting and cancellation shared between a job and the UI.
+/// Progress reporting and cancellation shared between a job and the UI: the core's
+/// [`c2s_core::Progress`] (so core functions report into it directly) plus a repaint request.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
-    cancel: Arc<AtomicBool>,
-    /// Fraction done in `[0, 1]`, stored as `f32` bits.
-    fraction: Arc<AtomicU32>,
-    message: Arc<Mutex<String>>,
+    core: c2s_core::Progress,
     repaint: Option<egui::Context>,
 }
 
@@ -25,18 +21,23 @@ impl Progress {
     /// A progress handle that asks `ctx` to repaint whenever it changes.
     pub fn new(repaint: Option<egui::Context>) -> Self {
         Self {
+            core: c2s_core::Progress::new(),
             repaint,
-            ..Self::default()
         }
+    }
+
+    /// The core handle, to pass to `c2s_core` functions.
+    pub fn core(&self) -> &c2s_core::Progress {
+        &self.core
     }
 
     /// Reports the fraction done (clamped to `[0, 1]`) and what is happening.
     pub fn set(&self, fraction: f32, message: impl Into<String>) {
-        self.fraction
-            .store(fraction.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
-        if let Ok(mut m) = self.message.lock() {
-            *m = message.into();
+        let message = message.into();
+        if self.core.stage() != message {
+            self.core.set_stage(message);
         }
+        self.core.set_fraction(fraction);
         if let Some(ctx) = &self.repaint {
             ctx.request_repaint();
         }
@@ -44,22 +45,22 @@ impl Progress {
 
     /// Fraction done in `[0, 1]`.
     pub fn fraction(&self) -> f32 {
-        f32::from_bits(self.fraction.load(Ordering::Relaxed))
+        self.core.fraction()
     }
 
     /// The latest progress message.
     pub fn message(&self) -> String {
-        self.message.lock().map(|m| m.clone()).unwrap_or_default()
+        self.core.stage()
     }
 
     /// Asks the job to stop at its next check.
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.core.cancel();
     }
 
     /// Whether cancellation was requested.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.core.is_cancelled()
     }
 
     /// `Err(JobError::Cancelled)` when cancellation was requested; call it inside loops.
@@ -86,6 +87,15 @@ impl std::fmt::Display for JobError {
         match self {
             JobError::Cancelled => write!(f, "cancelled"),
             JobError::Failed(message) => write!(f, "{message}"),
+        }
+    }
+}
+
+impl From<c2s_core::Error> for JobError {
+    fn from(e: c2s_core::Error) -> Self {
+        match e {
+            c2s_core::Error::Cancelled => JobError::Cancelled,
+            other => JobError::Failed(other.to_string()),
         }
     }
 }

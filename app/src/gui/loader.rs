@@ -1,9 +1,10 @@
-//! Where datasets come from: files (`.h5ad`) or the built-in demo. Loading runs inside a job.
+//! Where datasets come from: `.h5ad` files (read by `c2s_core::io::h5ad`) or the built-in demo.
+//! Loading runs inside a job.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use c2s_core::dataset::Dataset;
+use c2s_core::dataset::{Dataset, MatrixChoice};
+use c2s_core::io::h5ad::{ReadOptions, read_h5ad};
 
 use super::demo;
 use super::jobs::{JobError, Progress};
@@ -11,8 +12,9 @@ use super::jobs::{JobError, Progress};
 /// A dataset to open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadRequest {
-    /// An `.h5ad` file.
-    File(PathBuf),
+    /// An `.h5ad` file, with the matrix to load (`None`: the reader's default, raw counts when
+    /// the file has them).
+    File(PathBuf, Option<MatrixChoice>),
     /// The generated demo dataset with this many cells.
     Demo(usize),
 }
@@ -21,7 +23,8 @@ impl LoadRequest {
     /// Job title.
     pub fn title(&self) -> String {
         match self {
-            LoadRequest::File(p) => format!("Opening {}", display_name(p)),
+            LoadRequest::File(p, None) => format!("Opening {}", display_name(p)),
+            LoadRequest::File(p, Some(m)) => format!("Loading {m} of {}", display_name(p)),
             LoadRequest::Demo(n) => format!("Generating demo dataset ({n} cells)"),
         }
     }
@@ -29,7 +32,7 @@ impl LoadRequest {
     /// Name of the opened dataset in the dataset list.
     pub fn dataset_title(&self) -> String {
         match self {
-            LoadRequest::File(p) => display_name(p),
+            LoadRequest::File(p, _) => display_name(p),
             LoadRequest::Demo(_) => "demo".into(),
         }
     }
@@ -46,42 +49,21 @@ pub fn display_name(path: &Path) -> String {
 pub fn load(request: &LoadRequest, progress: &Progress) -> Result<Dataset, JobError> {
     match request {
         LoadRequest::Demo(n) => demo::generate(*n, progress),
-        LoadRequest::File(path) => {
-            check_h5ad(path)?;
-            progress.set(0.0, "reading");
-            read_h5ad(path, progress)
+        LoadRequest::File(path, matrix) => {
+            if path.is_dir() {
+                return Err(JobError::Failed(format!(
+                    "'{}' is a folder; choose an .h5ad file",
+                    display_name(path)
+                )));
+            }
+            let options = ReadOptions {
+                matrix: matrix.clone(),
+                gene_column: None,
+                load_matrix: true,
+            };
+            Ok(read_h5ad(path, &options, progress.core())?)
         }
     }
-}
-
-/// Cheap checks with clear messages before the reader runs: the file exists, is a file, and
-/// starts with the HDF5 signature.
-pub fn check_h5ad(path: &Path) -> Result<(), JobError> {
-    let name = display_name(path);
-    let meta = std::fs::metadata(path)
-        .map_err(|e| JobError::Failed(format!("cannot open '{}': {e}", path.display())))?;
-    if !meta.is_file() {
-        return Err(JobError::Failed(format!("'{name}' is not a file")));
-    }
-    let mut signature = [0u8; 8];
-    let read = std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut signature))
-        .is_ok();
-    if !read || signature != *b"\x89HDF\r\n\x1a\n" {
-        return Err(JobError::Failed(format!(
-            "'{name}' is not an .h5ad file (no HDF5 signature); C2S Studio opens AnnData .h5ad files"
-        )));
-    }
-    Ok(())
-}
-
-/// Reads an `.h5ad` with the core reader.
-fn read_h5ad(path: &Path, progress: &Progress) -> Result<Dataset, JobError> {
-    let _ = progress;
-    Err(JobError::Failed(format!(
-        "cannot read '{}': this build has no .h5ad reader yet (c2s-core io::h5ad)",
-        display_name(path)
-    )))
 }
 
 #[cfg(test)]
@@ -92,18 +74,21 @@ mod tests {
     fn bad_files_give_readable_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.h5ad");
-        let err = load(&LoadRequest::File(missing), &Progress::default()).unwrap_err();
-        assert!(err.to_string().contains("cannot open"), "{err}");
+        let err = load(&LoadRequest::File(missing, None), &Progress::default()).unwrap_err();
+        assert!(err.to_string().contains("missing.h5ad"), "{err}");
         let text = dir.path().join("notes.h5ad");
         std::fs::write(&text, "hello, not hdf5").unwrap();
-        let err = load(&LoadRequest::File(text), &Progress::default()).unwrap_err();
-        assert!(err.to_string().contains("not an .h5ad file"), "{err}");
+        let err = load(&LoadRequest::File(text, None), &Progress::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("not a readable .h5ad file"),
+            "{err}"
+        );
         let err = load(
-            &LoadRequest::File(dir.path().to_path_buf()),
+            &LoadRequest::File(dir.path().to_path_buf(), None),
             &Progress::default(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("not a file"), "{err}");
+        assert!(err.to_string().contains("is a folder"), "{err}");
     }
 
     #[test]

@@ -76,7 +76,7 @@ fn dropping_a_bad_file_shows_a_readable_error() {
     drop_file(&mut h, bad);
     wait_for_jobs(&mut h);
     assert!(h.state().views.is_empty());
-    h.get_by_label_contains("not an .h5ad file");
+    h.get_by_label_contains("not a readable .h5ad file");
     // The error can be dismissed.
     h.get_by_label("Dismiss").click();
     h.run_steps(2);
@@ -84,7 +84,6 @@ fn dropping_a_bad_file_shows_a_readable_error() {
 }
 
 #[test]
-#[ignore = "needs the c2s-core .h5ad reader, which lands from main"]
 fn dropping_an_h5ad_opens_it() {
     let Some(pbmc) = shared_pbmc() else {
         eprintln!("skipped: shared pbmc68k_reduced.h5ad not found");

@@ -40,6 +40,10 @@ pub struct DatasetView {
     pub selection: Selection,
     /// Cell under the pointer.
     pub hovered: Option<usize>,
+    /// `obs` columns created in this session (saved selections), for export.
+    pub added_obs: Vec<String>,
+    /// `obsm` embeddings computed in this session, for export.
+    pub added_obsm: Vec<String>,
 }
 
 impl DatasetView {
@@ -68,6 +72,8 @@ impl DatasetView {
             clip_range: None,
             selection: Selection::new(n),
             hovered: None,
+            added_obs: Vec::new(),
+            added_obsm: Vec::new(),
         };
         if let Some(e) = embedding {
             view.set_embedding(&e);
@@ -191,6 +197,9 @@ impl DatasetView {
         for i in self.selection.indices() {
             codes[i] = code;
         }
+        if !self.added_obs.iter().any(|c| c == column) {
+            self.added_obs.push(column.to_string());
+        }
         // A palette from the file no longer matches the categories.
         dataset.palettes.remove(column);
         if self.color_source == ColorSource::Obs(column.to_string()) {
@@ -199,28 +208,55 @@ impl DatasetView {
         Ok(())
     }
 
-    /// The `n` most expressed genes of cell `i` in the loaded matrix, highest first (its cell
-    /// sentence prefix), with their values.
-    pub fn top_genes(&self, i: usize, n: usize) -> Vec<(String, f32)> {
-        let m = &self.dataset.expression;
-        if i >= m.n_rows {
-            return Vec::new();
+    /// The first `n` genes of cell `i`'s cell sentence (genes by decreasing expression in the
+    /// loaded matrix, ties broken as the core does), upper-cased as the C2S models read them.
+    pub fn sentence(&self, i: usize, n: usize) -> String {
+        let d = &self.dataset;
+        if i >= d.expression.n_rows || d.var_names.len() < d.expression.n_cols {
+            return String::new();
         }
-        let (cols, vals) = m.row(i);
-        let mut entries: Vec<(u32, f32)> = cols.iter().copied().zip(vals.iter().copied()).collect();
-        // Stable sort keeps the stored order for ties, as cell sentences do.
-        entries.sort_by(|a, b| b.1.total_cmp(&a.1));
-        entries
-            .into_iter()
-            .filter(|e| e.1 > 0.0)
-            .take(n)
-            .filter_map(|(j, v)| {
-                self.dataset
-                    .var_names
-                    .get(j as usize)
-                    .map(|g| (g.clone(), v))
-            })
-            .collect()
+        c2s_core::sentence::cell_sentence(
+            &d.expression,
+            i,
+            &d.obs_names[i],
+            &d.var_names,
+            0,
+            Some(n),
+        )
+    }
+
+    /// Replaces the data (e.g. after loading another matrix of the same file), keeping the
+    /// session's annotations, embedding, colouring, camera and selection.
+    pub fn replace_dataset(&mut self, mut dataset: Dataset) {
+        if dataset.n_cells() != self.n_cells() {
+            *self = Self::new(self.id, self.title.clone(), dataset);
+            return;
+        }
+        for name in &self.added_obs {
+            if let Some(c) = self.dataset.obs_column(name) {
+                dataset.obs.retain(|x| &x.name != name);
+                dataset.obs.push(c.clone());
+            }
+        }
+        for name in &self.added_obsm {
+            if let Some(e) = self.dataset.embedding(name) {
+                dataset.obsm.retain(|x| &x.name != name);
+                dataset.obsm.push(e.clone());
+            }
+        }
+        let mut fresh = Self::new(self.id, self.title.clone(), dataset);
+        fresh.added_obs = std::mem::take(&mut self.added_obs);
+        fresh.added_obsm = std::mem::take(&mut self.added_obsm);
+        if let Some(e) = &self.embedding {
+            fresh.set_embedding(e);
+        }
+        fresh.camera = self.camera;
+        if fresh.set_color_source(self.color_source.clone()).is_err() {
+            let _ = fresh.set_color_source(ColorSource::None);
+        }
+        fresh.selection = std::mem::take(&mut self.selection);
+        fresh.refresh_flags();
+        *self = fresh;
     }
 
     /// A short description of cell `i`'s value in the current colouring.
@@ -294,10 +330,31 @@ mod tests {
     }
 
     #[test]
-    fn top_genes_are_sorted() {
+    fn sentence_starts_with_the_most_expressed_gene() {
         let v = view();
-        let top = v.top_genes(0, 5);
-        assert!(!top.is_empty());
-        assert!(top.windows(2).all(|w| w[0].1 >= w[1].1));
+        let sentence = v.sentence(0, 5);
+        let words: Vec<&str> = sentence.split(' ').collect();
+        assert_eq!(words.len(), 5);
+        let (cols, vals) = v.dataset.expression.row(0);
+        let max = vals.iter().copied().fold(f32::MIN, f32::max);
+        let top: Vec<String> = cols
+            .iter()
+            .zip(vals)
+            .filter(|(_, x)| **x == max)
+            .map(|(c, _)| v.dataset.var_names[*c as usize].to_uppercase())
+            .collect();
+        assert!(top.iter().any(|g| g == words[0]), "{sentence} vs {top:?}");
+    }
+
+    #[test]
+    fn replacing_the_dataset_keeps_session_annotations() {
+        let mut v = view();
+        v.select((0..10).collect(), SelectMode::Replace);
+        v.save_selection_as_label("annotation", "x").unwrap();
+        let fresh = demo::generate(400, &Progress::default()).unwrap();
+        v.replace_dataset(fresh);
+        assert!(v.dataset.obs_column("annotation").is_some());
+        assert_eq!(v.selection.count(), 10);
+        assert_eq!(v.added_obs, vec!["annotation".to_string()]);
     }
 }

@@ -4,12 +4,18 @@
 use c2s_core::dataset::ColumnData;
 use egui::Ui;
 
+use crate::gui::actions::Action;
 use crate::gui::coloring::ColorSource;
 use crate::gui::panels::gene_search::{self, GeneSearchState};
 use crate::gui::view::DatasetView;
 
 /// Shows the colour-by choices for `view`.
-pub fn show(ui: &mut Ui, view: &mut DatasetView, genes: &mut GeneSearchState) {
+pub fn show(
+    ui: &mut Ui,
+    view: &mut DatasetView,
+    genes: &mut GeneSearchState,
+    actions: &mut Vec<Action>,
+) {
     ui.heading("Colour by");
     let mut pick: Option<ColorSource> = None;
     if ui
@@ -47,10 +53,45 @@ pub fn show(ui: &mut Ui, view: &mut DatasetView, genes: &mut GeneSearchState) {
     }
     ui.separator();
     gene_search::show(ui, view, genes);
+    matrix_choice(ui, view, actions);
+}
+
+/// Which matrix genes are read from; another one is loaded from the file in a job.
+fn matrix_choice(ui: &mut Ui, view: &DatasetView, actions: &mut Vec<Action>) {
     let d = &view.dataset;
-    if let Some(loaded) = &d.loaded {
-        let info = d.matrices.iter().find(|m| &m.choice == loaded);
-        let kind = info.map(|m| format!("{:?}", m.kind)).unwrap_or_default();
-        ui.weak(format!("genes read from {loaded} ({kind})"));
-    }
+    let Some(loaded) = &d.loaded else {
+        return;
+    };
+    let kind =
+        |m: &c2s_core::dataset::MatrixInfo| c2s_core::io::h5ad::describe_kind(m.kind).to_string();
+    let loaded_kind = d
+        .matrices
+        .iter()
+        .find(|m| &m.choice == loaded)
+        .map(kind)
+        .unwrap_or_default();
+    ui.horizontal(|ui| {
+        ui.label("Matrix");
+        let combo = egui::ComboBox::from_id_salt("matrix choice")
+            .selected_text(loaded.to_string())
+            .show_ui(ui, |ui| {
+                for m in &d.matrices {
+                    let label = format!("{} — {}", m.choice, kind(m));
+                    let enabled = d.source.is_some() && &m.choice != loaded;
+                    if ui
+                        .add_enabled(
+                            enabled,
+                            egui::Button::selectable(&m.choice == loaded, label),
+                        )
+                        .clicked()
+                    {
+                        actions.push(Action::ReloadMatrix(view.id, m.choice.clone()));
+                    }
+                }
+            });
+        combo.response.on_hover_text(
+            "Which expression matrix gene colours and cell sentences use; switching reloads it",
+        );
+    });
+    ui.weak(loaded_kind);
 }

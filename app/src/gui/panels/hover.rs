@@ -15,13 +15,12 @@ pub fn cell_tooltip(ui: &mut Ui, view: &DatasetView, i: usize) {
     if let Some(value) = view.color_value_text(i) {
         ui.label(format!("{}: {value}", view.color_source.label()));
     }
-    let genes = view.top_genes(i, TOP_GENES);
-    if genes.is_empty() {
+    let sentence = view.sentence(i, TOP_GENES);
+    if sentence.is_empty() {
         ui.weak("no expressed genes in the loaded matrix");
     } else {
         let matrix = d.loaded.as_ref().map(|m| m.to_string()).unwrap_or_default();
-        ui.weak(format!("cell sentence (top genes, {matrix}):"));
-        let sentence: Vec<&str> = genes.iter().map(|(g, _)| g.as_str()).collect();
-        ui.label(RichText::new(sentence.join(" ")).monospace());
+        ui.weak(format!("cell sentence (top {TOP_GENES} genes, {matrix}):"));
+        ui.label(RichText::new(sentence).monospace());
     }
 }

@@ -1,20 +1,8 @@
 //! The dataset summary: shape, matrices and what they hold, embeddings, obs columns, palettes.
 
-use c2s_core::dataset::{ColumnData, Dataset, MatrixKind};
+use c2s_core::dataset::{ColumnData, Dataset};
+use c2s_core::io::h5ad::describe_kind;
 use egui::Ui;
-
-/// Plain-language description of a matrix kind.
-pub fn describe_kind(kind: MatrixKind) -> &'static str {
-    match kind {
-        MatrixKind::RawCounts => "raw counts (non-negative integers)",
-        MatrixKind::LogNormalized => "log-normalised expression",
-        MatrixKind::Normalized => "normalised, not log-transformed",
-        MatrixKind::Scaled => {
-            "scaled / z-scored (has negative values; not usable for cell sentences)"
-        }
-        MatrixKind::Empty => "empty or not inspected",
-    }
-}
 
 /// Shows the summary of `d`.
 pub fn show(ui: &mut Ui, d: &Dataset) {
