@@ -286,7 +286,8 @@ impl StudioApp {
         );
     }
 
-    fn export_csv(&mut self, path: PathBuf) {
+    /// Writes the selected cells' ids and obs rows as CSV (in a job).
+    pub fn export_csv(&mut self, path: PathBuf) {
         let Some(view) = self.active_view() else {
             return;
         };

@@ -8,6 +8,9 @@ use egui::{Event, Modifiers, PointerButton, Pos2, Vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
+use c2s_core::dataset::{ColumnData, MatrixChoice};
+
+use super::actions::Action;
 use super::app::StudioApp;
 use super::coloring::{ColorSource, FLAG_HIDDEN, Legend};
 use super::jobs::JobError;
@@ -59,6 +62,10 @@ fn drop_file(h: &mut Harness<'_, StudioApp>, path: PathBuf) {
         ..Default::default()
     });
     h.step();
+    let overlay = h.output().shapes.iter().any(
+        |s| matches!(&s.shape, egui::Shape::Text(t) if t.galley.text().starts_with("Drop to open")),
+    );
+    assert!(overlay, "the drop overlay is drawn while a file hovers");
     h.input_mut().hovered_files.clear();
     h.input_mut().dropped_files.push(egui::DroppedFile {
         path: Some(path),
@@ -325,4 +332,104 @@ fn table_row_click_selects_and_sorting_works() {
     h.get_by_label("Only selected").click();
     h.run_steps(2);
     h.get_by_label("0 rows");
+}
+
+fn open_pbmc(h: &mut Harness<'_, StudioApp>) -> Option<PathBuf> {
+    let Some(pbmc) = shared_pbmc() else {
+        eprintln!("skipped: shared pbmc68k_reduced.h5ad not found");
+        return None;
+    };
+    h.step();
+    h.state_mut()
+        .start_load(super::loader::LoadRequest::File(pbmc.clone(), None));
+    wait_for_jobs(h);
+    assert_eq!(h.state().views.len(), 1);
+    Some(pbmc)
+}
+
+#[test]
+fn switching_the_matrix_reloads_in_place() {
+    let mut h = harness();
+    let Some(_) = open_pbmc(&mut h) else {
+        return;
+    };
+    // The reader picks raw (log-normalised) over the scaled X by default.
+    let view = &h.state().views[0];
+    assert_eq!(view.dataset.loaded, Some(MatrixChoice::Raw));
+    let id = view.id;
+    h.get_by_label("CD19+ B").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Select these cells").click();
+    h.run_steps(2);
+    let selected = h.state().views[0].selection.count();
+    assert_eq!(selected, 95);
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .apply(&ctx, vec![Action::ReloadMatrix(id, MatrixChoice::X)]);
+    wait_for_jobs(&mut h);
+    let view = &h.state().views[0];
+    assert_eq!(h.state().views.len(), 1, "replaced, not added");
+    assert_eq!(view.dataset.loaded, Some(MatrixChoice::X));
+    assert_eq!(view.selection.count(), selected, "the selection survives");
+    assert_eq!(view.color_source, ColorSource::Obs("bulk_labels".into()));
+}
+
+#[test]
+fn annotations_are_exported_to_a_new_h5ad() {
+    let mut h = harness();
+    let Some(pbmc) = open_pbmc(&mut h) else {
+        return;
+    };
+    h.get_by_label("Dendritic").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Select these cells").click();
+    h.run_steps(2);
+    h.get_by_label("Save label").click();
+    h.run_steps(2);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("annotated.h5ad");
+    h.state_mut().export_h5ad(out.clone());
+    wait_for_jobs(&mut h);
+    let notices: Vec<String> = h.state().notices.iter().map(|n| n.text.clone()).collect();
+    assert!(
+        notices.iter().any(|n| n.contains("1 obs column(s)")),
+        "{notices:?}"
+    );
+    let back = c2s_core::io::h5ad::read_h5ad(&out, &Default::default(), &c2s_core::Progress::new())
+        .unwrap();
+    let Some(ColumnData::Categorical { codes, categories }) =
+        back.obs_column("annotation").map(|c| c.data.clone())
+    else {
+        panic!("annotation column written");
+    };
+    let labelled = codes
+        .iter()
+        .filter(|&&c| c >= 0 && categories[c as usize] == "selection 1")
+        .count();
+    assert_eq!(labelled, 240);
+    // The input file is untouched.
+    assert!(
+        c2s_core::io::h5ad::read_h5ad(&pbmc, &Default::default(), &c2s_core::Progress::new())
+            .unwrap()
+            .obs_column("annotation")
+            .is_none()
+    );
+}
+
+#[test]
+fn selection_csv_is_exported() {
+    let mut h = harness();
+    open_demo(&mut h);
+    h.get_by_label("NK").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Select these cells").click();
+    h.run_steps(2);
+    let n = h.state().views[0].selection.count();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("nk.csv");
+    h.state_mut().export_csv(out.clone());
+    wait_for_jobs(&mut h);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), n + 1);
+    assert!(text.lines().skip(1).all(|l| l.contains(",NK,")));
 }
