@@ -433,3 +433,50 @@ fn selection_csv_is_exported() {
     assert_eq!(text.lines().count(), n + 1);
     assert!(text.lines().skip(1).all(|l| l.contains(",NK,")));
 }
+
+/// Renders the real wgpu scatter offscreen (Mesa lavapipe is enough) and checks its pixels.
+/// Skips when the machine has no wgpu adapter at all.
+#[test]
+fn gpu_scatter_draws_the_points_and_hides_categories() {
+    let built = std::panic::catch_unwind(|| {
+        Harness::builder()
+            .with_size(Vec2::new(1200.0, 800.0))
+            .with_step_dt(1.0 / 60.0)
+            .with_max_steps(64)
+            .wgpu()
+            .build_eframe(|cc| StudioApp::from_creation_context(cc, Vec::new()))
+    });
+    let Ok(mut h) = built else {
+        eprintln!("skipped: no wgpu adapter");
+        return;
+    };
+    open_demo(&mut h);
+    let rect = h.state().explorer.canvas_rect.expect("canvas drawn");
+    // CD4 T cells are drawn in the uns palette's first colour, #1f77b4.
+    let count_blue = |h: &mut Harness<'_, StudioApp>| {
+        let image = h.render().expect("render");
+        let mut n = 0;
+        for y in rect.top() as u32..rect.bottom() as u32 {
+            for x in rect.left() as u32..rect.right() as u32 {
+                let p = image.get_pixel(x, y).0;
+                let d = (p[0] as i32 - 0x1f).abs()
+                    + (p[1] as i32 - 0x77).abs()
+                    + (p[2] as i32 - 0xb4).abs();
+                if d < 60 {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    let shown = count_blue(&mut h);
+    eprintln!("gpu scatter: {shown} CD4 T pixels");
+    assert!(shown > 500, "CD4 T pixels drawn: {shown}");
+    h.get_by_label("CD4 T").click();
+    h.run_steps(3);
+    let hidden = count_blue(&mut h);
+    assert!(
+        hidden < shown / 20,
+        "after hiding CD4 T: {hidden} (was {shown})"
+    );
+}
