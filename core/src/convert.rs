@@ -46,13 +46,11 @@ impl Default for ConvertOptions {
     }
 }
 
-/// The result of a conversion.
+/// A dataset read and preprocessed, ready to become sentences.
 #[derive(Debug)]
-pub struct Converted {
+pub struct Prepared {
     /// The dataset after preprocessing (cells and genes filtered).
     pub dataset: Dataset,
-    /// One sentence per remaining cell.
-    pub sentences: Vec<String>,
     /// What preprocessing did.
     pub report: PreprocessReport,
     /// The inverse transform, if requested.
@@ -61,26 +59,28 @@ pub struct Converted {
     pub warnings: Vec<String>,
 }
 
-/// Runs the pipeline on one file.
-pub fn convert_h5ad(
+/// The result of a whole conversion.
+#[derive(Debug)]
+pub struct Converted {
+    /// The preprocessed dataset, its report, fit and warnings.
+    pub prepared: Prepared,
+    /// One sentence per remaining cell.
+    pub sentences: Vec<String>,
+}
+
+/// Reads and preprocesses one file, fits the inverse transform and collects warnings: every
+/// step before the sentences themselves (which callers may build at once or stream out).
+pub fn prepare_h5ad(
     path: &Path,
     options: &ConvertOptions,
     progress: &Progress,
-) -> Result<Converted> {
+) -> Result<Prepared> {
     let mut read = options.read.clone();
     read.load_matrix = true;
     let mut dataset = h5ad::read_h5ad(path, &read, progress)?;
     dataset.require_obs_columns(&options.obs_columns)?;
     let report = preprocess::preprocess_dataset(&mut dataset, &options.preprocess, progress)?;
     let warnings = warnings(&dataset);
-    progress.set_stage("building cell sentences");
-    let sentences = sentence::cell_sentences(
-        &dataset.expression,
-        &dataset.obs_names,
-        &dataset.var_names,
-        &options.sentences,
-        progress,
-    )?;
     let fit = if options.fit {
         progress.set_stage("fitting rank → expression transform");
         let log_base = report.log_base.map(|b| b.to_string());
@@ -93,12 +93,33 @@ pub fn convert_h5ad(
     } else {
         None
     };
-    Ok(Converted {
+    Ok(Prepared {
         dataset,
-        sentences,
         report,
         fit,
         warnings,
+    })
+}
+
+/// Runs the whole pipeline on one file, keeping every sentence in memory.
+pub fn convert_h5ad(
+    path: &Path,
+    options: &ConvertOptions,
+    progress: &Progress,
+) -> Result<Converted> {
+    let prepared = prepare_h5ad(path, options, progress)?;
+    progress.set_stage("building cell sentences");
+    let ds = &prepared.dataset;
+    let sentences = sentence::cell_sentences(
+        &ds.expression,
+        &ds.obs_names,
+        &ds.var_names,
+        &options.sentences,
+        progress,
+    )?;
+    Ok(Converted {
+        prepared,
+        sentences,
     })
 }
 

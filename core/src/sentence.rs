@@ -16,7 +16,6 @@ use crate::matrix::CsrMatrix;
 use crate::progress::Progress;
 use crate::rng::NumpyRandomState;
 use rayon::prelude::*;
-use std::cmp::Ordering;
 
 /// How to order genes whose expression values are equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,46 +81,64 @@ fn hash_str(s: &str) -> u64 {
     mix(h)
 }
 
-/// Orders one row's stored entries: positive values only, descending, ties by ascending key.
-/// Returns positions into the row's slices.
-fn order_row(vals: &[f32], keys: &[u64], top_k: Option<usize>) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..vals.len() as u32)
-        .filter(|&p| vals[p as usize] > 0.0)
-        .collect();
-    let cmp = |a: &u32, b: &u32| -> Ordering {
-        let (a, b) = (*a as usize, *b as usize);
-        vals[b]
-            .partial_cmp(&vals[a])
-            .unwrap_or(Ordering::Equal)
-            .then(keys[a].cmp(&keys[b]))
-    };
-    match top_k {
-        Some(k) if k < order.len() => {
-            if k > 0 {
-                order.select_nth_unstable_by(k - 1, cmp);
-            }
-            order.truncate(k);
-            order.sort_unstable_by(cmp);
-        }
-        _ => order.sort_unstable_by(cmp),
-    }
-    order
+/// Sort key of a positive value: smaller for larger values (descending order), in the high
+/// 32 bits; the low 32 bits hold a tie-break.
+fn descending_key(value: f32, tie: u32) -> u64 {
+    (u64::from(!value.to_bits()) << 32) | u64::from(tie)
 }
 
-/// Ranks every cell's genes and hands each ordered row (column indices) to `emit`, in parallel.
-///
-/// `emit(row, columns)` may be called from several threads, in any row order.
-pub fn for_each_ranked_row<F>(
-    matrix: &CsrMatrix,
-    cell_ids: &[String],
-    genes: &[String],
-    options: &SentenceOptions,
-    progress: &Progress,
-    emit: F,
-) -> Result<()>
-where
-    F: Fn(usize, Vec<u32>) + Sync,
-{
+/// Sorts keys ascending, keeping only the first `top_k` when given.
+fn sort_keys<T: Ord + Copy>(keys: &mut Vec<T>, top_k: Option<usize>) {
+    match top_k {
+        Some(k) if k < keys.len() => {
+            if k > 0 {
+                keys.select_nth_unstable(k - 1);
+            }
+            keys.truncate(k);
+            keys.sort_unstable();
+        }
+        _ => keys.sort_unstable(),
+    }
+}
+
+/// Ranks one row with the reference rule: `perm[t]` is the stored entry at shuffled position `t`.
+fn rank_reference(cols: &[u32], vals: &[f32], perm: &[u32], top_k: Option<usize>) -> Vec<u32> {
+    let mut keys: Vec<u64> = perm
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| vals[**p as usize] > 0.0)
+        .map(|(t, &p)| descending_key(vals[p as usize], t as u32))
+        .collect();
+    sort_keys(&mut keys, top_k);
+    keys.iter()
+        .map(|k| cols[perm[(*k & 0xffff_ffff) as usize] as usize])
+        .collect()
+}
+
+/// Ranks one row with the seeded rule: ties by a hash of (cell, gene), then by column.
+fn rank_seeded(
+    cols: &[u32],
+    vals: &[f32],
+    cell_hash: u64,
+    gene_hash: &[u64],
+    top_k: Option<usize>,
+) -> Vec<u32> {
+    let mut keys: Vec<(u64, u32)> = cols
+        .iter()
+        .zip(vals)
+        .filter(|(_, v)| **v > 0.0)
+        .map(|(&c, &v)| {
+            (
+                descending_key(v, mix(cell_hash ^ gene_hash[c as usize]) as u32),
+                c,
+            )
+        })
+        .collect();
+    sort_keys(&mut keys, top_k);
+    keys.into_iter().map(|(_, c)| c).collect()
+}
+
+fn validate(matrix: &CsrMatrix, cell_ids: &[String], genes: &[String]) -> Result<()> {
     if cell_ids.len() != matrix.n_rows || genes.len() != matrix.n_cols {
         return Err(Error::InvalidArgument(format!(
             "matrix is {}×{} but {} cell ids and {} gene names were given",
@@ -131,55 +148,115 @@ where
             genes.len()
         )));
     }
-    if let Some(v) = matrix.data.iter().find(|v| **v < 0.0 || !v.is_finite()) {
+    if let Some(v) = matrix
+        .data
+        .par_iter()
+        .find_any(|v| **v < 0.0 || !v.is_finite())
+    {
         return Err(Error::InvalidData(format!(
             "the matrix holds a negative or non-finite value ({v}): it looks scaled (z-scored); cell sentences need non-negative expression — choose raw counts or log-normalized data (e.g. --matrix raw or a counts layer)"
         )));
     }
-    let gene_hash: Vec<u64> = sentence_gene_names(genes)
-        .iter()
-        .map(|g| hash_str(g))
-        .collect();
+    Ok(())
+}
+
+/// Builds cell sentences chunk by chunk (in row order) and hands each chunk to `sink` with the
+/// index of its first row, so callers can stream them out without holding them all.
+pub fn for_each_sentence_chunk<F>(
+    matrix: &CsrMatrix,
+    cell_ids: &[String],
+    genes: &[String],
+    options: &SentenceOptions,
+    progress: &Progress,
+    sink: F,
+) -> Result<()>
+where
+    F: FnMut(usize, Vec<String>) -> Result<()>,
+{
+    sentences_in_chunks(matrix, cell_ids, genes, options, progress, ROW_CHUNK, sink)
+}
+
+fn sentences_in_chunks<F>(
+    matrix: &CsrMatrix,
+    cell_ids: &[String],
+    genes: &[String],
+    options: &SentenceOptions,
+    progress: &Progress,
+    chunk_rows: usize,
+    mut sink: F,
+) -> Result<()>
+where
+    F: FnMut(usize, Vec<String>) -> Result<()>,
+{
+    validate(matrix, cell_ids, genes)?;
+    let names = sentence_gene_names(genes);
+    let gene_hash: Vec<u64> = names.iter().map(|g| hash_str(g)).collect();
     let mut rng = NumpyRandomState::new(REFERENCE_SEED);
+    let reference = options.ties == TieBreak::Reference;
+    // One numpy stream shuffles every row in turn, so shuffles are drawn sequentially, chunk by
+    // chunk; the next chunk's draws overlap with ranking the current chunk on other threads.
+    let draw = |rng: &mut NumpyRandomState, rows: std::ops::Range<usize>| -> Vec<u32> {
+        let mut perms = Vec::new();
+        if reference {
+            perms.reserve((matrix.indptr[rows.end] - matrix.indptr[rows.start]) as usize);
+            for i in rows {
+                let from = perms.len();
+                perms.extend(0..matrix.row(i).0.len() as u32);
+                rng.shuffle(&mut perms[from..]);
+            }
+        }
+        perms
+    };
+    let chunk_end = |start: usize| (start + chunk_rows.max(1)).min(matrix.n_rows);
+    let mut perms = draw(&mut rng, 0..chunk_end(0));
     let mut start = 0;
     while start < matrix.n_rows {
         progress.check()?;
-        let end = (start + ROW_CHUNK).min(matrix.n_rows);
-        // Reference mode: draw this chunk's shuffles sequentially (the stream is shared by all rows).
-        let reference_keys: Option<Vec<Vec<u64>>> =
-            (options.ties == TieBreak::Reference).then(|| {
-                (start..end)
-                    .map(|i| {
-                        let m = matrix.row(i).0.len();
-                        let mut perm: Vec<u32> = (0..m as u32).collect();
-                        rng.shuffle(&mut perm);
-                        let mut keys = vec![0u64; m];
-                        for (t, &p) in perm.iter().enumerate() {
-                            keys[p as usize] = t as u64;
+        let end = chunk_end(start);
+        let base = matrix.indptr[start] as usize;
+        let rank_chunk = || -> Vec<String> {
+            (start..end)
+                .into_par_iter()
+                .map(|i| {
+                    let (cols, vals) = matrix.row(i);
+                    let ranked = match options.ties {
+                        TieBreak::Reference => {
+                            let from = matrix.indptr[i] as usize - base;
+                            rank_reference(
+                                cols,
+                                vals,
+                                &perms[from..from + cols.len()],
+                                options.top_k,
+                            )
                         }
-                        keys
-                    })
-                    .collect()
-            });
-        (start..end).into_par_iter().for_each(|i| {
-            let (cols, vals) = matrix.row(i);
-            let keys: Vec<u64> = match (&reference_keys, options.ties) {
-                (Some(k), _) => k[i - start].clone(),
-                (None, TieBreak::Seeded(seed)) => {
-                    let cell = mix(hash_str(&cell_ids[i]) ^ mix(seed));
-                    cols.iter()
-                        .map(|&c| mix(cell ^ gene_hash[c as usize]))
-                        .collect()
-                }
-                (None, TieBreak::Reference) => unreachable!("reference keys are drawn above"),
-            };
-            let order = order_row(vals, &keys, options.top_k);
-            emit(i, order.iter().map(|&p| cols[p as usize]).collect());
-        });
+                        TieBreak::Seeded(seed) => {
+                            let cell = mix(hash_str(&cell_ids[i]) ^ mix(seed));
+                            rank_seeded(cols, vals, cell, &gene_hash, options.top_k)
+                        }
+                    };
+                    join_names(&ranked, &names)
+                })
+                .collect()
+        };
+        let (sentences, next) = rayon::join(rank_chunk, || draw(&mut rng, end..chunk_end(end)));
+        sink(start, sentences)?;
+        perms = next;
         start = end;
         progress.set_fraction(start as f32 / matrix.n_rows as f32);
     }
     Ok(())
+}
+
+fn join_names(columns: &[u32], names: &[String]) -> String {
+    let len: usize = columns.iter().map(|&c| names[c as usize].len() + 1).sum();
+    let mut s = String::with_capacity(len);
+    for (n, &c) in columns.iter().enumerate() {
+        if n > 0 {
+            s.push(' ');
+        }
+        s.push_str(&names[c as usize]);
+    }
+    s
 }
 
 /// Builds the cell sentence of every cell (gene names upper-cased, separated by spaces).
@@ -190,27 +267,16 @@ pub fn cell_sentences(
     options: &SentenceOptions,
     progress: &Progress,
 ) -> Result<Vec<String>> {
-    let names = sentence_gene_names(genes);
-    let slots: Vec<std::sync::OnceLock<String>> = (0..matrix.n_rows)
-        .map(|_| std::sync::OnceLock::new())
-        .collect();
-    for_each_ranked_row(matrix, cell_ids, genes, options, progress, |i, columns| {
-        let mut s = String::with_capacity(columns.len() * 7);
-        for (n, c) in columns.iter().enumerate() {
-            if n > 0 {
-                s.push(' ');
-            }
-            s.push_str(&names[*c as usize]);
-        }
-        let _ = slots[i].set(s);
+    let mut all = Vec::with_capacity(matrix.n_rows);
+    for_each_sentence_chunk(matrix, cell_ids, genes, options, progress, |_, chunk| {
+        all.extend(chunk);
+        Ok(())
     })?;
-    Ok(slots
-        .into_iter()
-        .map(|s| s.into_inner().unwrap_or_default())
-        .collect())
+    Ok(all)
 }
 
-/// The sentence of one cell with the seeded tie-break (e.g. for a hover tooltip).
+/// The sentence of one cell with the seeded tie-break (e.g. for a hover tooltip); identical to
+/// that cell's sentence from [`cell_sentences`] with [`TieBreak::Seeded`]`(seed)`.
 pub fn cell_sentence(
     matrix: &CsrMatrix,
     row: usize,
@@ -220,16 +286,10 @@ pub fn cell_sentence(
     top_k: Option<usize>,
 ) -> String {
     let (cols, vals) = matrix.row(row);
+    let names = sentence_gene_names(genes);
+    let gene_hash: Vec<u64> = names.iter().map(|g| hash_str(g)).collect();
     let cell = mix(hash_str(cell_id) ^ mix(seed));
-    let keys: Vec<u64> = cols
-        .iter()
-        .map(|&c| mix(cell ^ hash_str(&genes[c as usize].to_uppercase())))
-        .collect();
-    order_row(vals, &keys, top_k)
-        .iter()
-        .map(|&p| genes[cols[p as usize] as usize].to_uppercase())
-        .collect::<Vec<_>>()
-        .join(" ")
+    join_names(&rank_seeded(cols, vals, cell, &gene_hash, top_k), &names)
 }
 
 #[cfg(test)]
@@ -299,6 +359,48 @@ mod tests {
         assert_eq!(both[1], only_b[0]);
         assert_ne!(both[0], both[1], "different cells get different tie orders");
         assert_eq!(cell_sentence(&m1, 0, "b", &names(20), 0, None), only_b[0]);
+    }
+
+    #[test]
+    fn chunk_size_does_not_change_sentences() {
+        let rows: Vec<Vec<(u32, f32)>> = (0..23u32)
+            .map(|i| {
+                (0..12u32)
+                    .filter(|c| (c + i) % 3 != 0)
+                    .map(|c| (c, ((c * i) % 4 + 1) as f32))
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[(u32, f32)]> = rows.iter().map(Vec::as_slice).collect();
+        let m = csr(&refs, 12);
+        let ids: Vec<String> = (0..23).map(|i| format!("c{i}")).collect();
+        for ties in [TieBreak::Reference, TieBreak::Seeded(3)] {
+            let opts = SentenceOptions {
+                ties,
+                top_k: Some(5),
+            };
+            let mut by_size = Vec::new();
+            for chunk in [1, 4, 7, 100] {
+                let mut all = Vec::new();
+                sentences_in_chunks(
+                    &m,
+                    &ids,
+                    &names(12),
+                    &opts,
+                    &Progress::new(),
+                    chunk,
+                    |first, c| {
+                        assert_eq!(first, all.len());
+                        all.extend(c);
+                        Ok(())
+                    },
+                )
+                .unwrap();
+                by_size.push(all);
+            }
+            assert!(by_size.windows(2).all(|w| w[0] == w[1]), "{ties:?}");
+            assert!(by_size[0].iter().all(|s| s.split(' ').count() <= 5));
+        }
     }
 
     #[test]

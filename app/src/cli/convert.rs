@@ -2,12 +2,12 @@
 
 use super::parse_matrix;
 use c2s_core::Progress;
-use c2s_core::convert::{ConvertOptions, Converted, convert_h5ad};
+use c2s_core::convert::{ConvertOptions, Prepared, prepare_h5ad};
 use c2s_core::dataset::{ColumnData, ObsColumn};
 use c2s_core::io::atomic::{ensure_not_input, write_atomically};
-use c2s_core::io::export::{sentence_table, write_table};
+use c2s_core::io::export::write_sentence_table;
 use c2s_core::io::h5ad::ReadOptions;
-use c2s_core::io::h5ad::{Additions, write_annotated_h5ad};
+use c2s_core::io::h5ad::{Additions, describe_kind, write_annotated_h5ad};
 use c2s_core::preprocess::{LogBase, PreprocessOptions};
 use c2s_core::sentence::{SentenceOptions, TieBreak};
 use clap::ValueEnum;
@@ -129,33 +129,45 @@ pub fn run(args: Args) -> Result<(), String> {
         obs_columns: args.obs.clone(),
     };
     let progress = Progress::new();
-    let converted = convert_h5ad(&args.input, &options, &progress).map_err(|e| e.to_string())?;
-    for w in &converted.warnings {
+    let prepared = prepare_h5ad(&args.input, &options, &progress).map_err(|e| e.to_string())?;
+    for w in &prepared.warnings {
         eprintln!("warning: {w}");
     }
-    let ds = &converted.dataset;
-    let matrix = ds
+    let ds = &prepared.dataset;
+    if let Some(info) = ds
         .loaded
         .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
-    eprintln!("matrix: {matrix}; genes from: {}", ds.gene_column);
-    for step in &converted.report.steps {
+        .and_then(|c| ds.matrices.iter().find(|m| &m.choice == c))
+    {
+        eprintln!(
+            "matrix: {} ({}); genes from: {}",
+            info.choice,
+            describe_kind(info.kind),
+            ds.gene_column
+        );
+    }
+    for step in &prepared.report.steps {
         eprintln!("preprocess: {step}");
     }
-    let mut table =
-        sentence_table(ds, &converted.sentences, &args.obs).map_err(|e| e.to_string())?;
-    write_table(&args.out, &mut table).map_err(|e| e.to_string())?;
-    eprintln!(
-        "wrote {} cell sentences to {}",
-        converted.sentences.len(),
-        args.out.display()
-    );
-    if let Some(path) = &args.h5ad_out {
-        write_h5ad(&args.input, path, &converted)?;
+    let mut kept = args
+        .h5ad_out
+        .as_ref()
+        .map(|_| Vec::with_capacity(ds.n_cells()));
+    let rows = write_sentence_table(
+        &args.out,
+        ds,
+        &options.sentences,
+        &args.obs,
+        &progress,
+        kept.as_mut(),
+    )
+    .map_err(|e| e.to_string())?;
+    eprintln!("wrote {rows} cell sentences to {}", args.out.display());
+    if let (Some(path), Some(sentences)) = (&args.h5ad_out, &kept) {
+        write_h5ad(&args.input, path, &prepared, sentences)?;
         eprintln!("wrote {} with obs 'c2s_cell_sentence'", path.display());
     }
-    if let (Some(path), Some(fit)) = (&args.fit_out, &converted.fit) {
+    if let (Some(path), Some(fit)) = (&args.fit_out, &prepared.fit) {
         let json = serde_json::to_string_pretty(fit).map_err(|e| e.to_string())?;
         write_atomically(path, |tmp| {
             std::fs::write(tmp, json.as_bytes()).map_err(|e| c2s_core::Error::Write {
@@ -181,10 +193,11 @@ pub fn run(args: Args) -> Result<(), String> {
 fn write_h5ad(
     input: &std::path::Path,
     output: &std::path::Path,
-    converted: &Converted,
+    prepared: &Prepared,
+    kept: &[String],
 ) -> Result<(), String> {
-    let mut sentences = vec![String::new(); converted.report.input_cells];
-    for (s, &cell) in converted.sentences.iter().zip(&converted.report.kept_cells) {
+    let mut sentences = vec![String::new(); prepared.report.input_cells];
+    for (s, &cell) in kept.iter().zip(&prepared.report.kept_cells) {
         sentences[cell] = s.clone();
     }
     let mut additions = Additions {
@@ -194,7 +207,7 @@ fn write_h5ad(
         }],
         ..Default::default()
     };
-    if let Some(fit) = &converted.fit {
+    if let Some(fit) = &prepared.fit {
         additions.uns.push((
             "c2s_inverse_fit".into(),
             serde_json::to_value(fit).map_err(|e| e.to_string())?,

@@ -40,6 +40,12 @@ where
         .map_err(|e| fail(e.to_string()))?;
     let tmp_path = tmp.path().to_path_buf();
     write(&tmp_path)?;
+    // Temporary files are private (0600); outputs get the usual permissions.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&tmp_path, std::fs::Permissions::from_mode(0o644));
+    }
     tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
     Ok(())
 }

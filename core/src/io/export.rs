@@ -3,6 +3,8 @@
 use super::atomic::write_atomically;
 use crate::dataset::{ColumnData, Dataset};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::sentence::{SentenceOptions, for_each_sentence_chunk};
 use polars::prelude::*;
 use std::path::Path;
 
@@ -51,14 +53,16 @@ pub fn obs_series(name: &str, data: &ColumnData) -> Column {
     }
 }
 
-/// The table `cell_id`, `cell_sentence`, then the requested `obs` columns (in the order given).
-pub fn sentence_table(
+/// The table rows `rows` of `cell_id`, `cell_sentence` (given for those rows), then the requested
+/// `obs` columns in the order given.
+fn sentence_rows(
     ds: &Dataset,
+    rows: std::ops::Range<usize>,
     sentences: &[String],
     obs_columns: &[String],
 ) -> Result<DataFrame> {
     let mut columns = vec![
-        Column::new("cell_id".into(), &ds.obs_names),
+        Column::new("cell_id".into(), &ds.obs_names[rows.clone()]),
         Column::new("cell_sentence".into(), sentences),
     ];
     for name in obs_columns {
@@ -67,18 +71,119 @@ pub fn sentence_table(
                 "obs column name '{name}' is reserved for the output"
             )));
         }
-        let col = ds.obs_column(name).ok_or_else(|| {
-            let names: Vec<&str> = ds.obs.iter().map(|c| c.name.as_str()).collect();
-            Error::InvalidArgument(format!(
-                "obs has no column '{name}'; available: {}",
-                names.join(", ")
-            ))
-        })?;
-        columns.push(obs_series(name, &col.data));
+        ds.require_obs_columns(std::slice::from_ref(name))?;
+        let col = ds.obs_column(name).expect("checked above");
+        columns.push(obs_series(name, &col.data).slice(rows.start as i64, rows.len()));
     }
-    DataFrame::new(sentences.len(), columns).map_err(|e| Error::InvalidData(e.to_string()))
+    DataFrame::new(rows.len(), columns).map_err(|e| Error::InvalidData(e.to_string()))
 }
 
+/// The whole table `cell_id`, `cell_sentence`, then the requested `obs` columns.
+pub fn sentence_table(
+    ds: &Dataset,
+    sentences: &[String],
+    obs_columns: &[String],
+) -> Result<DataFrame> {
+    sentence_rows(ds, 0..ds.n_cells(), sentences, obs_columns)
+}
+
+enum TableWriter {
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<std::fs::File>>),
+    Csv(polars::io::csv::write::BatchedWriter<std::fs::File>),
+}
+
+impl TableWriter {
+    fn new(format: TableFormat, file: std::fs::File, schema: &Schema) -> PolarsResult<Self> {
+        Ok(match format {
+            TableFormat::Parquet => TableWriter::Parquet(Box::new(
+                ParquetWriter::new(file)
+                    .with_compression(ParquetCompression::Lz4Raw)
+                    .batched(schema)?,
+            )),
+            TableFormat::Csv => {
+                TableWriter::Csv(CsvWriter::new(file).include_header(true).batched(schema)?)
+            }
+        })
+    }
+
+    fn write(&mut self, df: &DataFrame) -> PolarsResult<()> {
+        match self {
+            TableWriter::Parquet(w) => w.write_batch(df),
+            TableWriter::Csv(w) => w.write_batch(df),
+        }
+    }
+
+    fn finish(self) -> PolarsResult<()> {
+        match self {
+            TableWriter::Parquet(w) => w.finish().map(|_| ()),
+            TableWriter::Csv(mut w) => w.finish(),
+        }
+    }
+}
+
+/// Builds the cell sentences of `ds` and streams them, chunk by chunk, into a new table at
+/// `path` with the requested `obs` columns, so only one chunk of sentences is held at a time.
+/// With `keep`, the sentences are also collected there. Returns the number of rows written.
+pub fn write_sentence_table(
+    path: &Path,
+    ds: &Dataset,
+    options: &SentenceOptions,
+    obs_columns: &[String],
+    progress: &Progress,
+    mut keep: Option<&mut Vec<String>>,
+) -> Result<usize> {
+    let format = TableFormat::from_path(path)?;
+    ds.require_obs_columns(obs_columns)?;
+    let fail = |e: PolarsError| Error::Write {
+        path: path.into(),
+        detail: e.to_string(),
+    };
+    let mut rows = 0;
+    write_atomically(path, |tmp| {
+        let file = std::fs::File::create(tmp).map_err(|e| Error::Write {
+            path: path.into(),
+            detail: e.to_string(),
+        })?;
+        let empty = sentence_rows(ds, 0..0, &[], obs_columns)?;
+        let mut writer = TableWriter::new(format, file, empty.schema()).map_err(fail)?;
+        // Encoding and compression run on their own thread while the next chunk is ranked.
+        let (send, receive) = std::sync::mpsc::sync_channel::<DataFrame>(2);
+        std::thread::scope(|scope| {
+            let encoder = scope.spawn(move || -> PolarsResult<()> {
+                for df in receive {
+                    writer.write(&df)?;
+                }
+                writer.finish()
+            });
+            let ranked = for_each_sentence_chunk(
+                &ds.expression,
+                &ds.obs_names,
+                &ds.var_names,
+                options,
+                progress,
+                |first, chunk| {
+                    let df = sentence_rows(ds, first..first + chunk.len(), &chunk, obs_columns)?;
+                    rows += chunk.len();
+                    if let Some(keep) = keep.as_deref_mut() {
+                        keep.extend(chunk);
+                    }
+                    // A closed channel means the encoder failed; its error is reported below.
+                    let _ = send.send(df);
+                    Ok(())
+                },
+            );
+            drop(send);
+            let encoded = encoder.join().unwrap_or_else(|_| {
+                Err(PolarsError::ComputeError(
+                    "the table writer stopped unexpectedly".into(),
+                ))
+            });
+            ranked?;
+            encoded.map_err(fail)
+        })
+    })?;
+    Ok(rows)
+}
 /// Writes a table atomically in the format implied by the extension.
 pub fn write_table(path: &Path, df: &mut DataFrame) -> Result<()> {
     let format = TableFormat::from_path(path)?;
