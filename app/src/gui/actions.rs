@@ -27,6 +27,8 @@ pub enum Action {
     ExportH5ad,
     /// Reload view `.0` with another matrix of its file (X, raw, a layer).
     ReloadMatrix(u64, c2s_core::dataset::MatrixChoice),
+    /// Colour view `.0` by gene `.1` (its values are read from the matrix in a job).
+    ColorByGene(u64, String),
     /// Compute a 2-D embedding for the active dataset in a job.
     ComputeEmbedding,
     /// Cancel this job.

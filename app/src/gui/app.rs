@@ -194,6 +194,15 @@ impl StudioApp {
                         view.set_embedding(&name);
                     }
                 }
+                Ok(JobOutput::GeneValues {
+                    dataset_id,
+                    gene,
+                    values,
+                }) => {
+                    if let Some(view) = self.views.iter_mut().find(|v| v.id == dataset_id) {
+                        view.set_gene_values(gene, values);
+                    }
+                }
                 Ok(JobOutput::Written(message)) => self.notices.push(Notice {
                     is_error: false,
                     text: message,
@@ -421,6 +430,26 @@ impl StudioApp {
                         .and_then(|v| v.dataset.source.clone());
                     if let Some(path) = source {
                         self.start_load_into(LoadRequest::File(path, Some(matrix)), Some(id));
+                    }
+                }
+                Action::ColorByGene(id, gene) => {
+                    if let Some(view) = self.views.iter().find(|v| v.id == id) {
+                        let dataset = view.dataset.clone();
+                        self.jobs.spawn(format!("Reading {gene}"), move |progress| {
+                            let j = dataset
+                                .var_names
+                                .iter()
+                                .position(|g| *g == gene)
+                                .ok_or_else(|| {
+                                    format!("gene '{gene}' is not in the loaded matrix")
+                                })?;
+                            let values = super::coloring::gene_values(&dataset, j, progress)?;
+                            Ok(JobOutput::GeneValues {
+                                dataset_id: id,
+                                gene,
+                                values,
+                            })
+                        });
                     }
                 }
                 Action::ComputeEmbedding => {

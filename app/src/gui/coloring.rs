@@ -9,6 +9,7 @@ use c2s_core::dataset::{ColumnData, Dataset};
 use egui::Color32;
 
 use super::colormap::{self, Colormap};
+use super::jobs::{JobError, Progress};
 use super::selection::Selection;
 
 /// What to colour the points by.
@@ -131,23 +132,30 @@ pub fn build_legend(dataset: &Dataset, source: &ColorSource) -> Result<Legend, S
                 .iter()
                 .position(|g| g == gene)
                 .ok_or_else(|| format!("gene '{gene}' is not in the loaded matrix"))?;
-            Ok(continuous(gene_values(dataset, j)))
+            Ok(continuous(
+                gene_values(dataset, j, &Progress::default()).map_err(|e| e.to_string())?,
+            ))
         }
     }
 }
 
-/// Dense expression of gene `j` for every cell, in one pass over the stored entries.
-pub fn gene_values(dataset: &Dataset, j: usize) -> Vec<f32> {
+/// Dense expression of gene `j` for every cell, in one pass over the stored entries
+/// (reports progress and stops when cancelled).
+pub fn gene_values(dataset: &Dataset, j: usize, progress: &Progress) -> Result<Vec<f32>, JobError> {
     let m = &dataset.expression;
     let mut out = vec![0.0f32; dataset.n_cells()];
     let j = j as u32;
     for (i, v) in out.iter_mut().enumerate().take(m.n_rows) {
+        if i % 65_536 == 0 {
+            progress.check()?;
+            progress.set(i as f32 / m.n_rows.max(1) as f32, "reading expression");
+        }
         let (cols, vals) = m.row(i);
         if let Some(p) = cols.iter().position(|&c| c == j) {
             *v = vals[p];
         }
     }
-    out
+    Ok(out)
 }
 
 fn categorical(codes: Vec<i32>, categories: Vec<String>, palette: Option<&[String]>) -> Legend {
@@ -169,7 +177,8 @@ fn categorical(codes: Vec<i32>, categories: Vec<String>, palette: Option<&[Strin
     })
 }
 
-fn continuous(values: Vec<f32>) -> Legend {
+/// A continuous legend over `values` (NaN = missing).
+pub fn continuous(values: Vec<f32>) -> Legend {
     let data_range = colormap::percentile_range(&values, 0.0, 100.0).unwrap_or((0.0, 0.0));
     Legend::Continuous(ContinuousLegend {
         values: Arc::new(values),
@@ -270,7 +279,6 @@ pub fn point_flags(legend: &Legend, selection: &Selection, n: usize) -> Vec<u32>
 mod tests {
     use super::*;
     use crate::gui::demo;
-    use crate::gui::jobs::Progress;
 
     #[test]
     fn categorical_counts_colours_and_solo() {

@@ -118,6 +118,15 @@ pub enum JobOutput {
         /// The new embedding.
         embedding: c2s_core::dataset::Embedding,
     },
+    /// A gene's expression per cell, to colour dataset `dataset_id` by.
+    GeneValues {
+        /// Which open dataset it belongs to.
+        dataset_id: u64,
+        /// The gene.
+        gene: String,
+        /// One value per cell.
+        values: Vec<f32>,
+    },
     /// Something was written; the message says what and where.
     Written(String),
 }

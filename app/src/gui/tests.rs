@@ -180,6 +180,7 @@ fn searching_a_gene_colours_by_its_expression() {
     h.run_steps(2);
     h.get_by_label("MS4A1").click();
     h.run_steps(2);
+    wait_for_jobs(&mut h);
     let view = &h.state().views[0];
     assert_eq!(view.color_source, ColorSource::Gene("MS4A1".into()));
     assert!(matches!(view.legend, Legend::Continuous(_)));

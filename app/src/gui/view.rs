@@ -118,6 +118,17 @@ impl DatasetView {
         Ok(())
     }
 
+    /// Colours by gene `gene` whose per-cell values were computed elsewhere (in a job).
+    pub fn set_gene_values(&mut self, gene: String, values: Vec<f32>) {
+        if values.len() != self.n_cells() {
+            return;
+        }
+        self.legend = coloring::continuous(values);
+        self.color_source = ColorSource::Gene(gene);
+        self.colored_with = None;
+        self.refresh_flags();
+    }
+
     /// Recomputes point colours if `style` or the legend changed since last time.
     pub fn update_colors(&mut self, style: &ContinuousStyle) {
         if self.colored_with.as_ref() == Some(style) {

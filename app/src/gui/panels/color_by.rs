@@ -52,7 +52,7 @@ pub fn show(
         genes.error = view.set_color_source(source).err();
     }
     ui.separator();
-    gene_search::show(ui, view, genes);
+    gene_search::show(ui, view, genes, actions);
     matrix_choice(ui, view, actions);
 }
 

@@ -3,6 +3,7 @@
 
 use egui::Ui;
 
+use crate::gui::actions::Action;
 use crate::gui::coloring::ColorSource;
 use crate::gui::view::DatasetView;
 
@@ -60,7 +61,12 @@ pub fn search<'a>(genes: &'a [String], query: &str, limit: usize) -> Vec<&'a str
 }
 
 /// Shows the search box and suggestions; picking one colours `view` by the gene.
-pub fn show(ui: &mut Ui, view: &mut DatasetView, state: &mut GeneSearchState) {
+pub fn show(
+    ui: &mut Ui,
+    view: &mut DatasetView,
+    state: &mut GeneSearchState,
+    actions: &mut Vec<Action>,
+) {
     let label = ui.label("Search gene");
     let edit = ui
         .add(
@@ -89,7 +95,8 @@ pub fn show(ui: &mut Ui, view: &mut DatasetView, state: &mut GeneSearchState) {
         });
     }
     if let Some(gene) = pick {
-        state.error = view.set_color_source(ColorSource::Gene(gene.clone())).err();
+        state.error = None;
+        actions.push(Action::ColorByGene(view.id, gene.clone()));
         state.query = gene;
     }
     if let Some(e) = &state.error {
