@@ -1,10 +1,59 @@
 //! The desktop front-end (eframe, wgpu renderer).
+//!
+//! Follow a dataset from the drop to the pixels: [`panels::drop_overlay`] or File → Open gives a
+//! path, [`loader`] reads it in a [`jobs`] worker, [`view::DatasetView`] holds it with its
+//! colouring ([`coloring`], [`colormap`]) and selection ([`selection`]), and
+//! [`panels::explorer`] draws it with the GPU scatter in [`render::scatter`].
+
+pub mod actions;
+pub mod app;
+pub mod bench;
+pub mod coloring;
+pub mod colormap;
+pub mod demo;
+pub mod embedding;
+pub mod export;
+pub mod jobs;
+pub mod loader;
+pub mod panels;
+pub mod render;
+pub mod selection;
+pub mod state;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Identifier of the app for eframe's persistence (storage directory name).
+pub const APP_ID: &str = "c2s-studio";
+
 /// Opens the desktop window, loading `paths` (or offering the demo dataset when empty).
 pub fn run(paths: Vec<PathBuf>) -> ExitCode {
-    let _ = paths;
-    ExitCode::SUCCESS
+    let mut options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("C2S Studio")
+            .with_inner_size([1400.0, 900.0])
+            .with_min_inner_size([800.0, 500.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    if bench::Bench::from_env().is_some() {
+        // The frame-time benchmark measures rendering, not the display's refresh rate.
+        options.wgpu_options.surface.present_mode = eframe::wgpu::PresentMode::AutoNoVsync;
+    }
+    let result = eframe::run_native(
+        APP_ID,
+        options,
+        Box::new(move |cc| Ok(Box::new(app::StudioApp::from_creation_context(cc, paths)))),
+    );
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot open the window: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

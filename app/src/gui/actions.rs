@@ -1,0 +1,36 @@
+//! Requests from panels to the app shell. Panels push actions; the app carries them out after
+//! the frame's UI pass, so no panel reaches into another or into the job system.
+
+use std::path::PathBuf;
+
+/// Something a panel asks the app to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Show the File → Open dialog.
+    OpenDialog,
+    /// Open these files (each in its own job).
+    OpenPaths(Vec<PathBuf>),
+    /// Generate and open the demo dataset with this many cells.
+    OpenDemo(usize),
+    /// Make this view the active one.
+    Activate(u64),
+    /// Close this view.
+    Close(u64),
+    /// Export the current view as a PNG (asks for a path).
+    ExportPng,
+    /// Export the current view as an SVG (asks for a path).
+    ExportSvg,
+    /// Export the selected cells' ids and obs rows as CSV (asks for a path).
+    ExportSelectionCsv,
+    /// Write the session's annotations (saved labels, computed embeddings) into a copy of the
+    /// active dataset's `.h5ad` (asks for a path).
+    ExportH5ad,
+    /// Reload view `.0` with another matrix of its file (X, raw, a layer).
+    ReloadMatrix(u64, c2s_core::dataset::MatrixChoice),
+    /// Colour view `.0` by gene `.1` (its values are read from the matrix in a job).
+    ColorByGene(u64, String),
+    /// Compute a 2-D embedding for the active dataset in a job.
+    ComputeEmbedding,
+    /// Cancel this job.
+    CancelJob(u64),
+}

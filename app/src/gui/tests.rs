@@ -1,0 +1,483 @@
+//! UI flows driven through the AccessKit tree with `egui_kittest` (no GPU needed: the scatter
+//! uses its CPU fallback here). No assertion depends on timing: jobs are awaited by stepping
+//! frames until they end.
+
+use std::path::PathBuf;
+
+use egui::{Event, Modifiers, PointerButton, Pos2, Vec2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+use c2s_core::dataset::{ColumnData, MatrixChoice};
+
+use super::actions::Action;
+use super::app::StudioApp;
+use super::coloring::{ColorSource, FLAG_HIDDEN, Legend};
+use super::jobs::JobError;
+use super::selection::point_in_polygon;
+use super::state::PersistedState;
+
+fn harness() -> Harness<'static, StudioApp> {
+    Harness::builder()
+        .with_size(Vec2::new(1400.0, 900.0))
+        .with_step_dt(1.0 / 60.0)
+        .with_max_steps(64)
+        .build_ui_state(
+            |ui, app: &mut StudioApp| app.show(ui),
+            StudioApp::new(PersistedState::default(), None),
+        )
+}
+
+/// Steps frames until no job is running (bounded, so a hung job fails the test).
+fn wait_for_jobs(h: &mut Harness<'_, StudioApp>) {
+    for _ in 0..200_000 {
+        h.step();
+        if !h.state().jobs.is_busy() {
+            h.run_steps(3);
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("jobs did not finish");
+}
+
+fn open_demo(h: &mut Harness<'_, StudioApp>) {
+    h.run_steps(2);
+    h.get_by_label("Open demo dataset").click();
+    h.run_steps(2);
+    wait_for_jobs(h);
+    assert_eq!(h.state().views.len(), 1, "the demo opened");
+}
+
+fn shared_pbmc() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/expression/pbmc68k_reduced.h5ad");
+    let alt = PathBuf::from("/work/shared/data/expression/pbmc68k_reduced.h5ad");
+    [p, alt].into_iter().find(|p| p.exists())
+}
+
+fn drop_file(h: &mut Harness<'_, StudioApp>, path: PathBuf) {
+    h.input_mut().hovered_files.push(egui::HoveredFile {
+        path: Some(path.clone()),
+        ..Default::default()
+    });
+    h.step();
+    let overlay = h.output().shapes.iter().any(
+        |s| matches!(&s.shape, egui::Shape::Text(t) if t.galley.text().starts_with("Drop to open")),
+    );
+    assert!(overlay, "the drop overlay is drawn while a file hovers");
+    h.input_mut().hovered_files.clear();
+    h.input_mut().dropped_files.push(egui::DroppedFile {
+        path: Some(path),
+        ..Default::default()
+    });
+    h.step();
+}
+
+#[test]
+fn dropping_a_bad_file_shows_a_readable_error() {
+    let mut h = harness();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.h5ad");
+    std::fs::write(&bad, "this is not HDF5").unwrap();
+    drop_file(&mut h, bad);
+    wait_for_jobs(&mut h);
+    assert!(h.state().views.is_empty());
+    h.get_by_label_contains("not a readable .h5ad file");
+    // The error can be dismissed.
+    h.get_by_label("Dismiss").click();
+    h.run_steps(2);
+    assert!(h.state().notices.is_empty());
+}
+
+#[test]
+fn dropping_an_h5ad_opens_it() {
+    let Some(pbmc) = shared_pbmc() else {
+        eprintln!("skipped: shared pbmc68k_reduced.h5ad not found");
+        return;
+    };
+    let mut h = harness();
+    drop_file(&mut h, pbmc.clone());
+    wait_for_jobs(&mut h);
+    let notices: Vec<String> = h.state().notices.iter().map(|n| n.text.clone()).collect();
+    assert_eq!(h.state().views.len(), 1, "opened; notices: {notices:?}");
+    let view = &h.state().views[0];
+    assert_eq!(view.n_cells(), 700);
+    assert_eq!(view.embedding.as_deref(), Some("X_umap"));
+    assert_eq!(h.state().state.recent_files, vec![pbmc]);
+}
+
+#[test]
+fn colour_by_a_category_shows_its_legend() {
+    let mut h = harness();
+    open_demo(&mut h);
+    h.get_by_label("sample").click();
+    h.run_steps(2);
+    let view = &h.state().views[0];
+    assert_eq!(view.color_source, ColorSource::Obs("sample".into()));
+    let Legend::Categorical(l) = &view.legend else {
+        panic!("categorical legend")
+    };
+    assert_eq!(l.categories.len(), 3);
+    h.get_by_label("donor_B");
+    h.get_by_label("Legend: sample");
+}
+
+#[test]
+fn legend_click_hides_and_double_click_solos() {
+    let mut h = harness();
+    open_demo(&mut h);
+    // Colour is cell_type by default; click NK to hide it.
+    h.get_by_label("NK").click();
+    h.run_steps(2);
+    let nk_hidden = |h: &Harness<'_, StudioApp>| {
+        let v = &h.state().views[0];
+        let Legend::Categorical(l) = &v.legend else {
+            panic!()
+        };
+        (l.hidden.clone(), v.points.flags.1.clone(), l.codes.clone())
+    };
+    let (hidden, flags, codes) = nk_hidden(&h);
+    assert_eq!(hidden.iter().filter(|&&x| x).count(), 1);
+    assert!(hidden[2], "NK is category 2");
+    assert!(
+        (0..codes.len()).all(|i| (flags[i] & FLAG_HIDDEN != 0) == (codes[i] == 2)),
+        "exactly the NK cells are flagged hidden"
+    );
+    // Click again to show it, then double-click B to show B alone.
+    h.get_by_label("NK").click();
+    // Wait longer than a triple-click window, so the next two clicks are a double-click.
+    h.run_steps(60);
+    let b = h.get_by_label("B").rect().center();
+    for _ in 0..2 {
+        h.event(Event::PointerButton {
+            pos: b,
+            button: PointerButton::Primary,
+            pressed: true,
+            modifiers: Modifiers::NONE,
+        });
+        h.event(Event::PointerButton {
+            pos: b,
+            button: PointerButton::Primary,
+            pressed: false,
+            modifiers: Modifiers::NONE,
+        });
+    }
+    h.hover_at(b);
+    h.run_steps(4);
+    let (hidden, _, _) = nk_hidden(&h);
+    let shown: Vec<usize> = (0..hidden.len()).filter(|&c| !hidden[c]).collect();
+    assert_eq!(shown, vec![3], "only B (category 3) is shown");
+}
+
+#[test]
+fn searching_a_gene_colours_by_its_expression() {
+    let mut h = harness();
+    open_demo(&mut h);
+    h.get_by_label("Search gene").focus();
+    h.step();
+    h.get_by_label("Search gene").type_text("ms4a");
+    h.run_steps(2);
+    h.get_by_label("MS4A1").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    let view = &h.state().views[0];
+    assert_eq!(view.color_source, ColorSource::Gene("MS4A1".into()));
+    assert!(matches!(view.legend, Legend::Continuous(_)));
+    assert!(
+        view.clip_range.is_some(),
+        "colours were computed with clipping"
+    );
+    // The colour bar with its range is shown.
+    h.get_by_label_contains("data range");
+}
+
+#[test]
+fn lasso_selects_the_cells_inside_and_alt_subtracts() {
+    let mut h = harness();
+    open_demo(&mut h);
+    h.get_by_label("Lasso").click();
+    h.run_steps(2);
+    let rect = h.state().explorer.canvas_rect.expect("canvas drawn");
+    let c = rect.center();
+    let (w, hgt) = (rect.width() * 0.3, rect.height() * 0.3);
+    let lasso = [
+        Pos2::new(c.x - w, c.y - hgt),
+        Pos2::new(c.x + w, c.y - hgt * 0.5),
+        Pos2::new(c.x + w * 0.5, c.y + hgt),
+        Pos2::new(c.x - w * 0.8, c.y + hgt * 0.8),
+    ];
+    let draw = |h: &mut Harness<'_, StudioApp>, points: &[Pos2], modifiers: Modifiers| {
+        h.hover_at(points[0]);
+        h.drag_at(points[0]);
+        for p in points.iter().skip(1) {
+            // Intermediate points so the lasso follows the edges.
+            let last = h.state().explorer.canvas_rect.map(|_| *p).unwrap();
+            h.hover_at(last);
+        }
+        h.hover_at(points[0] + Vec2::new(1.0, 1.0));
+        h.event_modifiers(
+            Event::PointerButton {
+                pos: points[0] + Vec2::new(1.0, 1.0),
+                button: PointerButton::Primary,
+                pressed: false,
+                modifiers,
+            },
+            modifiers,
+        );
+        h.run_steps(2);
+    };
+    draw(&mut h, &lasso, Modifiers::NONE);
+    let view = &h.state().views[0];
+    let camera = view.camera.unwrap();
+    // The lasso polygon as recorded: the drag start, the corners, the release point.
+    let poly: Vec<[f32; 2]> = lasso
+        .iter()
+        .chain(std::iter::once(&(lasso[0] + Vec2::new(1.0, 1.0))))
+        .map(|&p| camera.to_data(p, rect))
+        .collect();
+    let expected = view
+        .points
+        .positions
+        .1
+        .iter()
+        .filter(|&&p| point_in_polygon(p, &poly))
+        .count();
+    assert!(expected > 100, "the lasso covers cells ({expected})");
+    let got = view.selection.count();
+    assert!(
+        got.abs_diff(expected) <= expected / 50,
+        "selected {got}, expected about {expected}"
+    );
+    h.get_by_label_contains("cells selected");
+    // Alt + a smaller lasso removes cells.
+    let inner: Vec<Pos2> = lasso.iter().map(|&p| c + (p - c) * 0.4).collect();
+    draw(&mut h, &inner, Modifiers::ALT);
+    let after = h.state().views[0].selection.count();
+    assert!(after < got && after > 0, "{after} < {got}");
+}
+
+#[test]
+fn select_a_category_and_save_it_as_a_label() {
+    let mut h = harness();
+    open_demo(&mut h);
+    h.get_by_label("B").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Select these cells").click();
+    h.run_steps(2);
+    let (count, b_count) = {
+        let v = &h.state().views[0];
+        let Legend::Categorical(l) = &v.legend else {
+            panic!()
+        };
+        (v.selection.count(), l.counts[3])
+    };
+    assert_eq!(count, b_count);
+    h.get_by_label("Save label").click();
+    h.run_steps(2);
+    let v = &h.state().views[0];
+    assert!(v.dataset.obs_column("annotation").is_some());
+    h.get_by_label_contains("cells labelled 'selection 1'");
+    // The new column is offered for colouring.
+    h.get_by_label("annotation").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().views[0].color_source,
+        ColorSource::Obs("annotation".into())
+    );
+}
+
+#[test]
+fn cancelling_a_long_job_from_the_status_bar() {
+    let mut h = harness();
+    h.step();
+    h.state_mut().jobs.spawn("Long job", |p| {
+        loop {
+            p.check()?;
+            std::thread::yield_now();
+        }
+    });
+    h.run_steps(2);
+    assert!(h.state().jobs.is_busy());
+    h.get_by_label("Cancel").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label("Long job: cancelled");
+    assert!(h.state().views.is_empty());
+    // Cancelling a dataset load leaves no dataset behind.
+    let id = h
+        .state_mut()
+        .start_load(super::loader::LoadRequest::Demo(3_000_000));
+    h.state().jobs.cancel(id);
+    wait_for_jobs(&mut h);
+    assert!(h.state().views.is_empty());
+    let _ = JobError::Cancelled;
+}
+
+#[test]
+fn table_row_click_selects_and_sorting_works() {
+    let mut h = harness();
+    open_demo(&mut h);
+    h.get_by_label("n_counts ↕").click();
+    h.run_steps(2);
+    let k = 1 + h.state().views[0]
+        .dataset
+        .obs
+        .iter()
+        .position(|c| c.name == "n_counts")
+        .unwrap();
+    assert_eq!(h.state().table.sort, Some((k, true)));
+    h.get_by_label("n_counts ▲").click();
+    h.run_steps(2);
+    assert_eq!(h.state().table.sort, Some((k, false)));
+    h.get_by_label("Only selected").click();
+    h.run_steps(2);
+    h.get_by_label("0 rows");
+}
+
+fn open_pbmc(h: &mut Harness<'_, StudioApp>) -> Option<PathBuf> {
+    let Some(pbmc) = shared_pbmc() else {
+        eprintln!("skipped: shared pbmc68k_reduced.h5ad not found");
+        return None;
+    };
+    h.step();
+    h.state_mut()
+        .start_load(super::loader::LoadRequest::File(pbmc.clone(), None));
+    wait_for_jobs(h);
+    assert_eq!(h.state().views.len(), 1);
+    Some(pbmc)
+}
+
+#[test]
+fn switching_the_matrix_reloads_in_place() {
+    let mut h = harness();
+    let Some(_) = open_pbmc(&mut h) else {
+        return;
+    };
+    // The reader picks raw (log-normalised) over the scaled X by default.
+    let view = &h.state().views[0];
+    assert_eq!(view.dataset.loaded, Some(MatrixChoice::Raw));
+    let id = view.id;
+    h.get_by_label("CD19+ B").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Select these cells").click();
+    h.run_steps(2);
+    let selected = h.state().views[0].selection.count();
+    assert_eq!(selected, 95);
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .apply(&ctx, vec![Action::ReloadMatrix(id, MatrixChoice::X)]);
+    wait_for_jobs(&mut h);
+    let view = &h.state().views[0];
+    assert_eq!(h.state().views.len(), 1, "replaced, not added");
+    assert_eq!(view.dataset.loaded, Some(MatrixChoice::X));
+    assert_eq!(view.selection.count(), selected, "the selection survives");
+    assert_eq!(view.color_source, ColorSource::Obs("bulk_labels".into()));
+}
+
+#[test]
+fn annotations_are_exported_to_a_new_h5ad() {
+    let mut h = harness();
+    let Some(pbmc) = open_pbmc(&mut h) else {
+        return;
+    };
+    h.get_by_label("Dendritic").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Select these cells").click();
+    h.run_steps(2);
+    h.get_by_label("Save label").click();
+    h.run_steps(2);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("annotated.h5ad");
+    h.state_mut().export_h5ad(out.clone());
+    wait_for_jobs(&mut h);
+    let notices: Vec<String> = h.state().notices.iter().map(|n| n.text.clone()).collect();
+    assert!(
+        notices.iter().any(|n| n.contains("1 obs column(s)")),
+        "{notices:?}"
+    );
+    let back = c2s_core::io::h5ad::read_h5ad(&out, &Default::default(), &c2s_core::Progress::new())
+        .unwrap();
+    let Some(ColumnData::Categorical { codes, categories }) =
+        back.obs_column("annotation").map(|c| c.data.clone())
+    else {
+        panic!("annotation column written");
+    };
+    let labelled = codes
+        .iter()
+        .filter(|&&c| c >= 0 && categories[c as usize] == "selection 1")
+        .count();
+    assert_eq!(labelled, 240);
+    // The input file is untouched.
+    assert!(
+        c2s_core::io::h5ad::read_h5ad(&pbmc, &Default::default(), &c2s_core::Progress::new())
+            .unwrap()
+            .obs_column("annotation")
+            .is_none()
+    );
+}
+
+#[test]
+fn selection_csv_is_exported() {
+    let mut h = harness();
+    open_demo(&mut h);
+    h.get_by_label("NK").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Select these cells").click();
+    h.run_steps(2);
+    let n = h.state().views[0].selection.count();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("nk.csv");
+    h.state_mut().export_csv(out.clone());
+    wait_for_jobs(&mut h);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), n + 1);
+    assert!(text.lines().skip(1).all(|l| l.contains(",NK,")));
+}
+
+/// Renders the real wgpu scatter offscreen (Mesa lavapipe is enough) and checks its pixels.
+/// Skips when the machine has no wgpu adapter at all.
+#[test]
+fn gpu_scatter_draws_the_points_and_hides_categories() {
+    let built = std::panic::catch_unwind(|| {
+        Harness::builder()
+            .with_size(Vec2::new(1200.0, 800.0))
+            .with_step_dt(1.0 / 60.0)
+            .with_max_steps(64)
+            .wgpu()
+            .build_eframe(|cc| StudioApp::from_creation_context(cc, Vec::new()))
+    });
+    let Ok(mut h) = built else {
+        eprintln!("skipped: no wgpu adapter");
+        return;
+    };
+    open_demo(&mut h);
+    let rect = h.state().explorer.canvas_rect.expect("canvas drawn");
+    // CD4 T cells are drawn in the uns palette's first colour, #1f77b4.
+    let count_blue = |h: &mut Harness<'_, StudioApp>| {
+        let image = h.render().expect("render");
+        let mut n = 0;
+        for y in rect.top() as u32..rect.bottom() as u32 {
+            for x in rect.left() as u32..rect.right() as u32 {
+                let p = image.get_pixel(x, y).0;
+                let d = (p[0] as i32 - 0x1f).abs()
+                    + (p[1] as i32 - 0x77).abs()
+                    + (p[2] as i32 - 0xb4).abs();
+                if d < 60 {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    let shown = count_blue(&mut h);
+    eprintln!("gpu scatter: {shown} CD4 T pixels");
+    assert!(shown > 500, "CD4 T pixels drawn: {shown}");
+    h.get_by_label("CD4 T").click();
+    h.run_steps(3);
+    let hidden = count_blue(&mut h);
+    assert!(
+        hidden < shown / 20,
+        "after hiding CD4 T: {hidden} (was {shown})"
+    );
+}
