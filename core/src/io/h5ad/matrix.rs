@@ -193,13 +193,13 @@ fn cancelled(progress: &Progress) -> HdfResult<()> {
 /// Marker message for cancellation travelling through `HdfResult`.
 pub const CANCELLED: &str = "\u{0}cancelled";
 
-fn read_csr(
+/// The number of stored entries `indptr` promises, and the `data` and `indices` arrays, which
+/// must hold at least that many.
+fn sparse_arrays(
     group: &Group,
-    (n_rows, n_cols): (usize, usize),
+    indptr: &[u64],
     name: &str,
-    progress: &Progress,
-) -> HdfResult<CsrMatrix> {
-    let indptr = read_indptr(group, n_rows + 1)?;
+) -> HdfResult<(usize, Dataset, Dataset)> {
     let nnz = *indptr.last().unwrap_or(&0) as usize;
     let data_ds = group.dataset("data").map_err(|e| e.to_string())?;
     let idx_ds = group.dataset("indices").map_err(|e| e.to_string())?;
@@ -208,6 +208,17 @@ fn read_csr(
             "{name}: indptr promises {nnz} entries but data/indices hold fewer; the file is truncated or damaged"
         ));
     }
+    Ok((nnz, data_ds, idx_ds))
+}
+
+fn read_csr(
+    group: &Group,
+    (n_rows, n_cols): (usize, usize),
+    name: &str,
+    progress: &Progress,
+) -> HdfResult<CsrMatrix> {
+    let indptr = read_indptr(group, n_rows + 1)?;
+    let (nnz, data_ds, idx_ds) = sparse_arrays(group, &indptr, name)?;
     let mut data = Vec::with_capacity(nnz);
     let mut indices = Vec::with_capacity(nnz);
     let mut start = 0;
@@ -245,14 +256,7 @@ fn read_csc(
     progress: &Progress,
 ) -> HdfResult<CsrMatrix> {
     let colptr = read_indptr(group, n_cols + 1)?;
-    let nnz = *colptr.last().unwrap_or(&0) as usize;
-    let data_ds = group.dataset("data").map_err(|e| e.to_string())?;
-    let idx_ds = group.dataset("indices").map_err(|e| e.to_string())?;
-    if data_ds.size() < nnz || idx_ds.size() < nnz {
-        return Err(format!(
-            "{name}: indptr promises {nnz} entries but data/indices hold fewer; the file is truncated or damaged"
-        ));
-    }
+    let (nnz, data_ds, idx_ds) = sparse_arrays(group, &colptr, name)?;
     // Pass 1: entries per row.
     let mut counts = vec![0u64; n_rows + 1];
     let mut start = 0;
