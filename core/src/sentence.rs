@@ -14,7 +14,7 @@
 use crate::error::{Error, Result};
 use crate::matrix::CsrMatrix;
 use crate::progress::Progress;
-use crate::rng::NumpyRandomState;
+use crate::rng::{NumpyRandomState, mix64};
 use rayon::prelude::*;
 
 /// How to order genes whose expression values are equal.
@@ -65,20 +65,13 @@ pub fn duplicate_gene_names(genes: &[String]) -> Vec<String> {
     dups
 }
 
-/// 64-bit mixing (splitmix64 finaliser).
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// Stable (platform-independent) hash of a string: FNV-1a then mixed.
 fn hash_str(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.as_bytes() {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
     }
-    mix(h)
+    mix64(h)
 }
 
 /// Sort key of a positive value: smaller for larger values (descending order), in the high
@@ -129,7 +122,7 @@ fn rank_seeded(
         .filter(|(_, v)| **v > 0.0)
         .map(|(&c, &v)| {
             (
-                descending_key(v, mix(cell_hash ^ gene_hash[c as usize]) as u32),
+                descending_key(v, mix64(cell_hash ^ gene_hash[c as usize]) as u32),
                 c,
             )
         })
@@ -230,7 +223,7 @@ where
                             )
                         }
                         TieBreak::Seeded(seed) => {
-                            let cell = mix(hash_str(&cell_ids[i]) ^ mix(seed));
+                            let cell = mix64(hash_str(&cell_ids[i]) ^ mix64(seed));
                             rank_seeded(cols, vals, cell, &gene_hash, options.top_k)
                         }
                     };
@@ -288,7 +281,7 @@ pub fn cell_sentence(
     let (cols, vals) = matrix.row(row);
     let names = sentence_gene_names(genes);
     let gene_hash: Vec<u64> = names.iter().map(|g| hash_str(g)).collect();
-    let cell = mix(hash_str(cell_id) ^ mix(seed));
+    let cell = mix64(hash_str(cell_id) ^ mix64(seed));
     join_names(&rank_seeded(cols, vals, cell, &gene_hash, top_k), &names)
 }
 

@@ -11,6 +11,7 @@ use c2s_core::dataset::{
     ColumnData, Dataset, Embedding, MatrixChoice, MatrixInfo, MatrixKind, ObsColumn,
 };
 use c2s_core::matrix::CsrMatrix;
+use c2s_core::rng::SplitMix64;
 
 use super::jobs::{JobError, Progress};
 
@@ -122,43 +123,6 @@ const HOUSEKEEPING: [&str; 12] = [
     "MT-CO1", "MT-ND4",
 ];
 
-/// A tiny deterministic random generator (SplitMix64), enough for synthetic data.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator with the given seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f32 {
-        let u1 = self.uniform().max(1e-7);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-    }
-
-    /// Uniform integer in `0..n`.
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-}
-
 /// Gene names of the demo: markers, housekeeping genes, then anonymous background genes.
 fn gene_names() -> Vec<String> {
     let mut genes: Vec<String> = Vec::new();
@@ -176,7 +140,7 @@ fn gene_names() -> Vec<String> {
 
 /// Generates the demo dataset with `n_cells` cells, reporting progress and honouring cancel.
 pub fn generate(n_cells: usize, progress: &Progress) -> Result<Dataset, JobError> {
-    let mut rng = Rng::new(42);
+    let mut rng = SplitMix64::new(42);
     let genes = gene_names();
     let gene_index = |name: &str| genes.iter().position(|g| g == name).unwrap_or(0) as u32;
     let housekeeping: Vec<u32> = HOUSEKEEPING.iter().map(|g| gene_index(g)).collect();
@@ -211,7 +175,7 @@ pub fn generate(n_cells: usize, progress: &Progress) -> Result<Dataset, JobError
                 format!("generating cell {cell}"),
             );
         }
-        let u = rng.uniform() * cumulative[cumulative.len() - 1];
+        let u = rng.next_f32() * cumulative[cumulative.len() - 1];
         let t = cumulative
             .iter()
             .position(|&c| u < c)
@@ -240,16 +204,16 @@ pub fn generate(n_cells: usize, progress: &Progress) -> Result<Dataset, JobError
         let depth = (1_500.0 + 800.0 * rng.normal()).max(300.0).round();
         n_counts.push(depth as f64);
         pct_mito.push((2.0 + rng.normal().abs() * 2.5) as f64);
-        doublet.push(rng.uniform() < 0.03);
+        doublet.push(rng.next_f32() < 0.03);
 
         row.clear();
         for m in markers {
-            let level = 3.0 + 4.0 * rng.uniform();
+            let level = 3.0 + 4.0 * rng.next_f32();
             row.push((gene_index(m), level.round().max(1.0)));
         }
         for &h in &housekeeping {
-            if rng.uniform() < 0.8 {
-                row.push((h, (1.0 + 6.0 * rng.uniform()).round()));
+            if rng.next_f32() < 0.8 {
+                row.push((h, (1.0 + 6.0 * rng.next_f32()).round()));
             }
         }
         for _ in 0..6 {

@@ -6,8 +6,8 @@
 
 use c2s_core::dataset::{Dataset, Embedding, MatrixKind};
 
-use super::demo::Rng;
 use super::jobs::{JobError, Progress};
+use c2s_core::rng::SplitMix64;
 
 /// Name of the computed embedding in `obsm`.
 pub const COMPUTED_PCA: &str = "X_pca_computed";
@@ -75,7 +75,7 @@ pub fn pca_2d(d: &Dataset, progress: &Progress) -> Result<Embedding, JobError> {
     let mu: Vec<f64> = order.iter().take(kept).map(|&j| mean[j]).collect();
 
     // Block power iteration for the top 2 right singular vectors of the centred matrix.
-    let mut rng = Rng::new(7);
+    let mut rng = SplitMix64::new(7);
     let mut v: [Vec<f64>; 2] = [
         (0..kept).map(|_| rng.normal() as f64).collect(),
         (0..kept).map(|_| rng.normal() as f64).collect(),

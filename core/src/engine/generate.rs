@@ -5,9 +5,10 @@
 
 use super::EngineError;
 use super::batch::PaddedBatch;
-use super::sampling::{Rng, SamplingParams, choose};
+use super::sampling::{SamplingParams, choose};
 use super::tokenizer::TextTokenizer;
 use crate::model::{LanguageModel, Step};
+use crate::rng::SplitMix64;
 use burn::tensor::backend::Backend;
 use burn::tensor::{FloatDType, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -174,7 +175,7 @@ pub fn generate<B: Backend>(
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
     });
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let vocab_rows = model.vocab_rows();
     let allowed = |id: usize| id < vocab_rows && tokenizer.knows(id as u32);
 

@@ -42,36 +42,13 @@ impl SamplingParams {
     }
 }
 
-/// A small, fast, seedable generator (SplitMix64) so runs are reproducible across platforms.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use crate::rng::SplitMix64;
 
 /// Chooses the next token from one row of logits. `allowed(id)` filters ids.
 pub fn choose(
     logits: &[f32],
     params: &SamplingParams,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
     allowed: impl Fn(usize) -> bool,
 ) -> u32 {
     if params.temperature == 0.0 {
@@ -156,7 +133,7 @@ mod tests {
             top_k: 1,
             ..Default::default()
         };
-        let mut rng = Rng::new(7);
+        let mut rng = SplitMix64::new(7);
         for _ in 0..20 {
             assert_eq!(choose(&logits, &params, &mut rng, |_| true), 1);
         }
@@ -171,7 +148,7 @@ mod tests {
             top_p: 0.6,
             ..Default::default()
         };
-        let mut rng = Rng::new(1);
+        let mut rng = SplitMix64::new(1);
         for _ in 0..50 {
             assert_eq!(choose(&logits, &params, &mut rng, |_| true), 0);
         }
@@ -187,7 +164,7 @@ mod tests {
             seed: Some(3),
         };
         let draw = |seed| {
-            let mut rng = Rng::new(seed);
+            let mut rng = SplitMix64::new(seed);
             (0..30)
                 .map(|_| choose(&logits, &params, &mut rng, |_| true))
                 .collect::<Vec<_>>()
