@@ -1,5 +1,6 @@
-//! The whole conversion pipeline, shared by the CLI and the GUI: read an `.h5ad`, preprocess,
-//! build cell sentences and fit the inverse transform, collecting warnings for the user.
+//! The conversion pipeline up to the sentences, shared by the CLI and the GUI: read an `.h5ad`,
+//! preprocess and fit the inverse transform, collecting warnings for the user; the sentences are
+//! then streamed out by [`crate::io::export::write_sentence_table`].
 
 use crate::dataset::{Dataset, MatrixKind};
 use crate::error::Result;
@@ -59,15 +60,6 @@ pub struct Prepared {
     pub warnings: Vec<String>,
 }
 
-/// The result of a whole conversion.
-#[derive(Debug)]
-pub struct Converted {
-    /// The preprocessed dataset, its report, fit and warnings.
-    pub prepared: Prepared,
-    /// One sentence per remaining cell.
-    pub sentences: Vec<String>,
-}
-
 /// Reads and preprocesses one file, fits the inverse transform and collects warnings: every
 /// step before the sentences themselves (which callers may build at once or stream out).
 pub fn prepare_h5ad(
@@ -98,28 +90,6 @@ pub fn prepare_h5ad(
         report,
         fit,
         warnings,
-    })
-}
-
-/// Runs the whole pipeline on one file, keeping every sentence in memory.
-pub fn convert_h5ad(
-    path: &Path,
-    options: &ConvertOptions,
-    progress: &Progress,
-) -> Result<Converted> {
-    let prepared = prepare_h5ad(path, options, progress)?;
-    progress.set_stage("building cell sentences");
-    let ds = &prepared.dataset;
-    let sentences = sentence::cell_sentences(
-        &ds.expression,
-        &ds.obs_names,
-        &ds.var_names,
-        &options.sentences,
-        progress,
-    )?;
-    Ok(Converted {
-        prepared,
-        sentences,
     })
 }
 

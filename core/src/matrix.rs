@@ -103,6 +103,20 @@ impl CsrMatrix {
     }
 }
 
+/// The index of the first element where `bad` holds, scanning blocks in parallel (each block
+/// with a tight loop: rayon's per-element `position_first` costs more than the test itself).
+pub(crate) fn first_index_where<T: Sync>(
+    items: &[T],
+    bad: impl Fn(&T) -> bool + Sync,
+) -> Option<usize> {
+    const BLOCK: usize = 1 << 16;
+    use rayon::prelude::*;
+    items
+        .par_chunks(BLOCK)
+        .enumerate()
+        .find_map_first(|(k, block)| block.iter().position(&bad).map(|p| k * BLOCK + p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

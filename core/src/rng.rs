@@ -14,6 +14,8 @@ const M: usize = 397;
 #[derive(Clone)]
 pub struct NumpyRandomState {
     mt: [u32; N],
+    /// The tempered outputs of the current state, handed out in order.
+    out: [u32; N],
     idx: usize,
 }
 
@@ -27,42 +29,59 @@ impl NumpyRandomState {
                 .wrapping_mul(mt[i - 1] ^ (mt[i - 1] >> 30))
                 .wrapping_add(i as u32);
         }
-        Self { mt, idx: N }
+        Self {
+            mt,
+            out: [0; N],
+            idx: N,
+        }
     }
 
     fn twist(&mut self) {
-        for k in 0..N {
-            let y = (self.mt[k] & 0x8000_0000) | (self.mt[(k + 1) % N] & 0x7fff_ffff);
-            let mag = if y & 1 == 1 { 0x9908_b0df } else { 0 };
-            self.mt[k] = self.mt[(k + M) % N] ^ (y >> 1) ^ mag;
+        #[inline(always)]
+        fn step(upper: u32, lower: u32, far: u32) -> u32 {
+            let y = (upper & 0x8000_0000) | (lower & 0x7fff_ffff);
+            far ^ (y >> 1) ^ ((y & 1).wrapping_neg() & 0x9908_b0df)
+        }
+        let mt = &mut self.mt;
+        // The same recurrence as `mt[k] = step(mt[k], mt[(k+1)%N], mt[(k+M)%N])`, split so that no
+        // index wraps inside a loop.
+        for k in 0..N - M {
+            mt[k] = step(mt[k], mt[k + 1], mt[k + M]);
+        }
+        for k in N - M..N - 1 {
+            mt[k] = step(mt[k], mt[k + 1], mt[k + M - N]);
+        }
+        mt[N - 1] = step(mt[N - 1], mt[0], mt[M - 1]);
+        // Temper the whole block at once (vectorises) instead of one output per call.
+        for (o, &x) in self.out.iter_mut().zip(mt.iter()) {
+            let mut y = x;
+            y ^= y >> 11;
+            y ^= (y << 7) & 0x9d2c_5680;
+            y ^= (y << 15) & 0xefc6_0000;
+            *o = y ^ (y >> 18);
         }
         self.idx = 0;
     }
 
     /// Next raw 32-bit output.
+    #[inline]
     pub fn next_u32(&mut self) -> u32 {
         if self.idx >= N {
             self.twist();
         }
-        let mut y = self.mt[self.idx];
+        let y = self.out[self.idx];
         self.idx += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
+        y
     }
 
     /// Uniform integer in `[0, max]` by masked rejection, as numpy's legacy `random_interval`.
+    #[inline]
     pub fn random_interval(&mut self, max: u32) -> u32 {
         if max == 0 {
             return 0;
         }
-        let mut mask = max;
-        mask |= mask >> 1;
-        mask |= mask >> 2;
-        mask |= mask >> 4;
-        mask |= mask >> 8;
-        mask |= mask >> 16;
+        // The smallest all-ones mask covering `max`.
+        let mask = u32::MAX >> max.leading_zeros();
         loop {
             let v = self.next_u32() & mask;
             if v <= max {

@@ -4,8 +4,11 @@ use super::atomic::write_atomically;
 use crate::dataset::{ColumnData, Dataset};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::sentence::{SentenceOptions, for_each_sentence_chunk};
+use crate::sentence::{SentenceChunk, SentenceOptions, for_each_sentence_chunk};
 use polars::prelude::*;
+use polars_arrow::array::{Utf8ViewArray, View};
+use polars_arrow::datatypes::ArrowDataType;
+use polars_buffer::Buffer;
 use std::path::Path;
 
 /// Output table formats, chosen by file extension.
@@ -53,17 +56,50 @@ pub fn obs_series(name: &str, data: &ColumnData) -> Column {
     }
 }
 
-/// The table rows `rows` of `cell_id`, `cell_sentence` (given for those rows), then the requested
-/// `obs` columns in the order given.
+/// The `cell_sentence` column of a chunk. The chunk's text buffers become the column's data
+/// buffers as they are (no copy); only the 16-byte views are built.
+pub fn sentence_column(chunk: SentenceChunk) -> Column {
+    let name = PlSmallStr::from("cell_sentence");
+    let fits = chunk
+        .parts
+        .iter()
+        .all(|p| p.text.len() <= u32::MAX as usize);
+    if !fits || chunk.parts.len() > u32::MAX as usize {
+        let text: Vec<&str> = chunk.iter().collect();
+        return Column::new(name, text);
+    }
+    let mut views = Vec::with_capacity(chunk.len());
+    for (b, part) in chunk.parts.iter().enumerate() {
+        views.extend(part.spans().map(|r| {
+            View::new_from_bytes(&part.text.as_bytes()[r.clone()], b as u32, r.start as u32)
+        }));
+    }
+    let buffers: Vec<Buffer<u8>> = chunk
+        .parts
+        .into_iter()
+        .map(|p| Buffer::from(p.text.into_bytes()))
+        .collect();
+    let array = Utf8ViewArray::try_new(
+        ArrowDataType::Utf8View,
+        Buffer::from(views),
+        Buffer::from(buffers),
+        None,
+    )
+    .expect("views are built from valid UTF-8 spans of their own buffers");
+    StringChunked::with_chunk(name, array).into_column()
+}
+
+/// The table rows `rows` of `cell_id`, the given `cell_sentence` column for those rows, then the
+/// requested `obs` columns in the order given.
 fn sentence_rows(
     ds: &Dataset,
     rows: std::ops::Range<usize>,
-    sentences: &[String],
+    sentences: Column,
     obs_columns: &[String],
 ) -> Result<DataFrame> {
     let mut columns = vec![
         Column::new("cell_id".into(), &ds.obs_names[rows.clone()]),
-        Column::new("cell_sentence".into(), sentences),
+        sentences,
     ];
     for name in obs_columns {
         if name == "cell_id" || name == "cell_sentence" {
@@ -76,15 +112,6 @@ fn sentence_rows(
         columns.push(obs_series(name, &col.data).slice(rows.start as i64, rows.len()));
     }
     DataFrame::new(rows.len(), columns).map_err(|e| Error::InvalidData(e.to_string()))
-}
-
-/// The whole table `cell_id`, `cell_sentence`, then the requested `obs` columns.
-pub fn sentence_table(
-    ds: &Dataset,
-    sentences: &[String],
-    obs_columns: &[String],
-) -> Result<DataFrame> {
-    sentence_rows(ds, 0..ds.n_cells(), sentences, obs_columns)
 }
 
 enum TableWriter {
@@ -144,7 +171,8 @@ pub fn write_sentence_table(
             path: path.into(),
             detail: e.to_string(),
         })?;
-        let empty = sentence_rows(ds, 0..0, &[], obs_columns)?;
+        let no_sentences = sentence_column(SentenceChunk::default());
+        let empty = sentence_rows(ds, 0..0, no_sentences, obs_columns)?;
         let mut writer = TableWriter::new(format, file, empty.schema()).map_err(fail)?;
         // Encoding and compression run on their own thread while the next chunk is ranked.
         let (send, receive) = std::sync::mpsc::sync_channel::<DataFrame>(2);
@@ -162,11 +190,13 @@ pub fn write_sentence_table(
                 options,
                 progress,
                 |first, chunk| {
-                    let df = sentence_rows(ds, first..first + chunk.len(), &chunk, obs_columns)?;
-                    rows += chunk.len();
+                    let n = chunk.len();
                     if let Some(keep) = keep.as_deref_mut() {
-                        keep.extend(chunk);
+                        keep.extend(chunk.iter().map(String::from));
                     }
+                    let df =
+                        sentence_rows(ds, first..first + n, sentence_column(chunk), obs_columns)?;
+                    rows += n;
                     // A closed channel means the encoder failed; its error is reported below.
                     let _ = send.send(df);
                     Ok(())

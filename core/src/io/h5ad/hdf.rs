@@ -40,6 +40,46 @@ fn raw_bytes(container: &Container, dtype: &Datatype, is_attr: bool) -> HdfResul
     Ok(buf)
 }
 
+/// Reads elements `[start, start + out.len())` of a 1-D numeric dataset straight into `out`,
+/// converted by HDF5 to `T` (no intermediate buffer).
+pub fn read_range_into<T: hdf5::H5Type + Copy>(
+    ds: &Dataset,
+    start: usize,
+    out: &mut [T],
+) -> HdfResult<()> {
+    use hdf5::Dataspace;
+    use hdf5_metno_sys::{h5d::H5Dread, h5p::H5P_DEFAULT};
+    if out.is_empty() {
+        return Ok(());
+    }
+    let file_space = ds
+        .space()
+        .and_then(|s| s.select(start..start + out.len()))
+        .map_err(msg)?;
+    let mem_space = Dataspace::try_new(out.len()).map_err(msg)?;
+    let mem_type = Datatype::from_type::<T>().map_err(msg)?;
+    let status = hdf5::sync::sync(|| unsafe {
+        // SAFETY: `out` holds exactly as many `T` as the memory space selects, and `T` is a
+        // plain numeric type for which HDF5 writes valid values.
+        H5Dread(
+            ds.id(),
+            mem_type.id(),
+            mem_space.id(),
+            file_space.id(),
+            H5P_DEFAULT,
+            out.as_mut_ptr().cast(),
+        )
+    });
+    if status < 0 {
+        return Err(format!(
+            "cannot read entries {start}..{} of {}",
+            start + out.len(),
+            ds.name()
+        ));
+    }
+    Ok(())
+}
+
 /// Splits fixed-length string records, dropping NUL padding.
 fn split_fixed(bytes: &[u8], width: usize) -> Vec<String> {
     if width == 0 {

@@ -2,9 +2,9 @@
 //! in bounded chunks so that only one copy of the matrix is ever held, with progress and
 //! cancellation.
 
-use super::hdf::{self, HdfResult};
+use super::hdf::{self, HdfResult, read_range_into};
 use crate::dataset::{MatrixChoice, MatrixKind};
-use crate::matrix::CsrMatrix;
+use crate::matrix::{CsrMatrix, first_index_where};
 use crate::progress::Progress;
 use hdf5::{Dataset, File, Group};
 use hdf5_metno as hdf5;
@@ -159,7 +159,7 @@ fn read_indptr(group: &Group, len: usize) -> HdfResult<Vec<u64>> {
 }
 
 fn check_values(values: &[f32], offset: usize, name: &str) -> HdfResult<()> {
-    if let Some(p) = values.iter().position(|v| !v.is_finite()) {
+    if let Some(p) = first_index_where(values, |v| !v.is_finite()) {
         return Err(format!(
             "{name} contains a non-finite value ({}) at stored entry {}; replace NaN/Inf (e.g. with 0) before using this matrix",
             values[p],
@@ -219,25 +219,22 @@ fn read_csr(
 ) -> HdfResult<CsrMatrix> {
     let indptr = read_indptr(group, n_rows + 1)?;
     let (nnz, data_ds, idx_ds) = sparse_arrays(group, &indptr, name)?;
-    let mut data = Vec::with_capacity(nnz);
-    let mut indices = Vec::with_capacity(nnz);
+    // Read in slices straight into the final arrays; indices arrive as i32 (HDF5 converts and
+    // clips other integer types), so a negative or clipped index shows up as out of range.
+    let mut data = vec![0f32; nnz];
+    let mut indices = vec![0u32; nnz];
     let mut start = 0;
     while start < nnz {
         cancelled(progress)?;
         let end = (start + CHUNK).min(nnz);
-        let values = slice::<f32>(&data_ds, start, end)?;
-        check_values(&values, start, name)?;
-        let cols = slice::<i64>(&idx_ds, start, end)?;
-        if let Some(c) = cols.iter().find(|&&c| c < 0 || c as usize >= n_cols) {
-            return Err(format!(
-                "{name}: column index {c} out of range for {n_cols} genes; the file is damaged"
-            ));
-        }
-        data.extend_from_slice(&values);
-        indices.extend(cols.iter().map(|&c| c as u32));
+        read_range_into(&data_ds, start, &mut data[start..end])?;
+        let cols: &mut [i32] = bytemuck::cast_slice_mut(&mut indices[start..end]);
+        read_range_into(&idx_ds, start, cols)?;
         start = end;
         progress.set_fraction(start as f32 / nnz as f32);
     }
+    check_values(&data, 0, name)?;
+    check_columns(&indices, n_cols, name)?;
     let mut m = CsrMatrix {
         n_rows,
         n_cols,
@@ -247,6 +244,18 @@ fn read_csr(
     };
     m.canonicalize();
     Ok(m)
+}
+
+/// Checks that every column index read as `u32` (from i32 bits) is below `n_cols`.
+fn check_columns(indices: &[u32], n_cols: usize, name: &str) -> HdfResult<()> {
+    if let Some(p) = first_index_where(indices, |&c| c as usize >= n_cols) {
+        let c = indices[p];
+        return Err(format!(
+            "{name}: column index {} out of range for {n_cols} genes; the file is damaged",
+            c as i32
+        ));
+    }
+    Ok(())
 }
 
 fn read_csc(

@@ -11,10 +11,16 @@
 //! whose names coincide after upper-casing keep their own names (the package shifts every later
 //! column onto the wrong gene).
 
+mod chunk;
+mod rank;
+
+pub use chunk::{SentenceChunk, TextPart};
+
 use crate::error::{Error, Result};
-use crate::matrix::CsrMatrix;
+use crate::matrix::{CsrMatrix, first_index_where};
 use crate::progress::Progress;
 use crate::rng::{NumpyRandomState, mix64};
+use rank::Ranker;
 use rayon::prelude::*;
 
 /// How to order genes whose expression values are equal.
@@ -45,6 +51,8 @@ pub struct SentenceOptions {
 const REFERENCE_SEED: u32 = 42;
 /// Rows whose tie keys are drawn sequentially before they are sorted in parallel.
 const ROW_CHUNK: usize = 8192;
+/// Rows written into one text buffer by one worker task.
+const PART_ROWS: usize = 256;
 
 /// Gene names as they appear in sentences: upper-cased, as the C2S models were trained.
 pub fn sentence_gene_names(genes: &[String]) -> Vec<String> {
@@ -74,63 +82,6 @@ fn hash_str(s: &str) -> u64 {
     mix64(h)
 }
 
-/// Sort key of a positive value: smaller for larger values (descending order), in the high
-/// 32 bits; the low 32 bits hold a tie-break.
-fn descending_key(value: f32, tie: u32) -> u64 {
-    (u64::from(!value.to_bits()) << 32) | u64::from(tie)
-}
-
-/// Sorts keys ascending, keeping only the first `top_k` when given.
-fn sort_keys<T: Ord + Copy>(keys: &mut Vec<T>, top_k: Option<usize>) {
-    match top_k {
-        Some(k) if k < keys.len() => {
-            if k > 0 {
-                keys.select_nth_unstable(k - 1);
-            }
-            keys.truncate(k);
-            keys.sort_unstable();
-        }
-        _ => keys.sort_unstable(),
-    }
-}
-
-/// Ranks one row with the reference rule: `perm[t]` is the stored entry at shuffled position `t`.
-fn rank_reference(cols: &[u32], vals: &[f32], perm: &[u32], top_k: Option<usize>) -> Vec<u32> {
-    let mut keys: Vec<u64> = perm
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| vals[**p as usize] > 0.0)
-        .map(|(t, &p)| descending_key(vals[p as usize], t as u32))
-        .collect();
-    sort_keys(&mut keys, top_k);
-    keys.iter()
-        .map(|k| cols[perm[(*k & 0xffff_ffff) as usize] as usize])
-        .collect()
-}
-
-/// Ranks one row with the seeded rule: ties by a hash of (cell, gene), then by column.
-fn rank_seeded(
-    cols: &[u32],
-    vals: &[f32],
-    cell_hash: u64,
-    gene_hash: &[u64],
-    top_k: Option<usize>,
-) -> Vec<u32> {
-    let mut keys: Vec<(u64, u32)> = cols
-        .iter()
-        .zip(vals)
-        .filter(|(_, v)| **v > 0.0)
-        .map(|(&c, &v)| {
-            (
-                descending_key(v, mix64(cell_hash ^ gene_hash[c as usize]) as u32),
-                c,
-            )
-        })
-        .collect();
-    sort_keys(&mut keys, top_k);
-    keys.into_iter().map(|(_, c)| c).collect()
-}
-
 fn validate(matrix: &CsrMatrix, cell_ids: &[String], genes: &[String]) -> Result<()> {
     if cell_ids.len() != matrix.n_rows || genes.len() != matrix.n_cols {
         return Err(Error::InvalidArgument(format!(
@@ -141,11 +92,8 @@ fn validate(matrix: &CsrMatrix, cell_ids: &[String], genes: &[String]) -> Result
             genes.len()
         )));
     }
-    if let Some(v) = matrix
-        .data
-        .par_iter()
-        .find_any(|v| **v < 0.0 || !v.is_finite())
-    {
+    if let Some(p) = first_index_where(&matrix.data, |v| *v < 0.0 || !v.is_finite()) {
+        let v = matrix.data[p];
         return Err(Error::InvalidData(format!(
             "the matrix holds a negative or non-finite value ({v}): it looks scaled (z-scored); cell sentences need non-negative expression — choose raw counts or log-normalized data (e.g. --matrix raw or a counts layer)"
         )));
@@ -164,9 +112,76 @@ pub fn for_each_sentence_chunk<F>(
     sink: F,
 ) -> Result<()>
 where
-    F: FnMut(usize, Vec<String>) -> Result<()>,
+    F: FnMut(usize, SentenceChunk) -> Result<()>,
 {
-    sentences_in_chunks(matrix, cell_ids, genes, options, progress, ROW_CHUNK, sink)
+    let sizes = ChunkSizes {
+        rows: ROW_CHUNK,
+        part_rows: PART_ROWS,
+    };
+    sentences_in_chunks(matrix, cell_ids, genes, options, progress, sizes, sink)
+}
+
+/// What every worker needs to write the sentences of any rows.
+struct SentenceWriter<'a> {
+    matrix: &'a CsrMatrix,
+    cell_ids: &'a [String],
+    names: Vec<String>,
+    gene_hash: Vec<u64>,
+    options: &'a SentenceOptions,
+}
+
+impl SentenceWriter<'_> {
+    /// Upper bound of the text length of `rows`' sentences.
+    fn text_bound(&self, rows: std::ops::Range<usize>) -> usize {
+        let longest = self.names.iter().map(|n| n.len() + 1).max().unwrap_or(1);
+        rows.map(|i| {
+            let cols = self.matrix.row(i).0;
+            let all: usize = cols.iter().map(|&c| self.names[c as usize].len() + 1).sum();
+            match self.options.top_k {
+                Some(k) => all.min(k.saturating_mul(longest)),
+                None => all,
+            }
+        })
+        .sum()
+    }
+
+    /// The sentences of `rows`; `perms` holds the reference shuffles of the stored entries from
+    /// row `perm_row` on (empty for the seeded rule).
+    fn write_part(
+        &self,
+        rows: std::ops::Range<usize>,
+        perms: &[u32],
+        perm_row: usize,
+        ranker: &mut Ranker,
+    ) -> TextPart {
+        let m = self.matrix;
+        let mut part = TextPart::with_capacity(self.text_bound(rows.clone()), rows.len());
+        let base = m.indptr[perm_row] as usize;
+        for i in rows {
+            let (cols, vals) = m.row(i);
+            let ranked = match self.options.ties {
+                TieBreak::Reference => {
+                    let from = m.indptr[i] as usize - base;
+                    let perm = &perms[from..from + cols.len()];
+                    ranker.reference(cols, vals, perm, self.options.top_k)
+                }
+                TieBreak::Seeded(seed) => {
+                    let cell = mix64(hash_str(&self.cell_ids[i]) ^ mix64(seed));
+                    ranker.seeded(cols, vals, cell, &self.gene_hash, self.options.top_k)
+                }
+            };
+            push_names(&mut part.text, ranked, &self.names);
+            part.finish_sentence();
+        }
+        part
+    }
+}
+
+/// Rows per chunk (drawn, ranked and handed on together) and per part (one worker task).
+#[derive(Debug, Clone, Copy)]
+struct ChunkSizes {
+    rows: usize,
+    part_rows: usize,
 }
 
 fn sentences_in_chunks<F>(
@@ -175,15 +190,21 @@ fn sentences_in_chunks<F>(
     genes: &[String],
     options: &SentenceOptions,
     progress: &Progress,
-    chunk_rows: usize,
+    sizes: ChunkSizes,
     mut sink: F,
 ) -> Result<()>
 where
-    F: FnMut(usize, Vec<String>) -> Result<()>,
+    F: FnMut(usize, SentenceChunk) -> Result<()>,
 {
     validate(matrix, cell_ids, genes)?;
     let names = sentence_gene_names(genes);
-    let gene_hash: Vec<u64> = names.iter().map(|g| hash_str(g)).collect();
+    let writer = SentenceWriter {
+        matrix,
+        cell_ids,
+        gene_hash: names.iter().map(|g| hash_str(g)).collect(),
+        names,
+        options,
+    };
     let mut rng = NumpyRandomState::new(REFERENCE_SEED);
     let reference = options.ties == TieBreak::Reference;
     // One numpy stream shuffles every row in turn, so shuffles are drawn sequentially, chunk by
@@ -200,36 +221,24 @@ where
         }
         perms
     };
-    let chunk_end = |start: usize| (start + chunk_rows.max(1)).min(matrix.n_rows);
+    let chunk_end = |start: usize| (start + sizes.rows.max(1)).min(matrix.n_rows);
+    let part_rows = sizes.part_rows.max(1);
     let mut perms = draw(&mut rng, 0..chunk_end(0));
     let mut start = 0;
     while start < matrix.n_rows {
         progress.check()?;
         let end = chunk_end(start);
-        let base = matrix.indptr[start] as usize;
-        let rank_chunk = || -> Vec<String> {
-            (start..end)
+        let rank_chunk = || -> SentenceChunk {
+            let parts = (start..end)
+                .step_by(part_rows)
+                .collect::<Vec<_>>()
                 .into_par_iter()
-                .map(|i| {
-                    let (cols, vals) = matrix.row(i);
-                    let ranked = match options.ties {
-                        TieBreak::Reference => {
-                            let from = matrix.indptr[i] as usize - base;
-                            rank_reference(
-                                cols,
-                                vals,
-                                &perms[from..from + cols.len()],
-                                options.top_k,
-                            )
-                        }
-                        TieBreak::Seeded(seed) => {
-                            let cell = mix64(hash_str(&cell_ids[i]) ^ mix64(seed));
-                            rank_seeded(cols, vals, cell, &gene_hash, options.top_k)
-                        }
-                    };
-                    join_names(&ranked, &names)
+                .map_init(Ranker::default, |ranker, from| {
+                    let to = (from + part_rows).min(end);
+                    writer.write_part(from..to, &perms, start, ranker)
                 })
-                .collect()
+                .collect();
+            SentenceChunk { parts }
         };
         let (sentences, next) = rayon::join(rank_chunk, || draw(&mut rng, end..chunk_end(end)));
         sink(start, sentences)?;
@@ -240,16 +249,14 @@ where
     Ok(())
 }
 
-fn join_names(columns: &[u32], names: &[String]) -> String {
-    let len: usize = columns.iter().map(|&c| names[c as usize].len() + 1).sum();
-    let mut s = String::with_capacity(len);
+/// Appends the names of `columns`, separated by spaces.
+fn push_names(text: &mut String, columns: &[u32], names: &[String]) {
     for (n, &c) in columns.iter().enumerate() {
         if n > 0 {
-            s.push(' ');
+            text.push(' ');
         }
-        s.push_str(&names[c as usize]);
+        text.push_str(&names[c as usize]);
     }
-    s
 }
 
 /// Builds the cell sentence of every cell (gene names upper-cased, separated by spaces).
@@ -262,7 +269,7 @@ pub fn cell_sentences(
 ) -> Result<Vec<String>> {
     let mut all = Vec::with_capacity(matrix.n_rows);
     for_each_sentence_chunk(matrix, cell_ids, genes, options, progress, |_, chunk| {
-        all.extend(chunk);
+        all.extend(chunk.iter().map(String::from));
         Ok(())
     })?;
     Ok(all)
@@ -282,7 +289,11 @@ pub fn cell_sentence(
     let names = sentence_gene_names(genes);
     let gene_hash: Vec<u64> = names.iter().map(|g| hash_str(g)).collect();
     let cell = mix64(hash_str(cell_id) ^ mix64(seed));
-    join_names(&rank_seeded(cols, vals, cell, &gene_hash, top_k), &names)
+    let mut text = String::new();
+    let mut ranker = Ranker::default();
+    let ranked = ranker.seeded(cols, vals, cell, &gene_hash, top_k);
+    push_names(&mut text, ranked, &names);
+    text
 }
 
 #[cfg(test)]
@@ -373,7 +384,7 @@ mod tests {
                 top_k: Some(5),
             };
             let mut by_size = Vec::new();
-            for chunk in [1, 4, 7, 100] {
+            for (rows, part_rows) in [(1, 1), (4, 3), (7, 2), (100, 5), (100, 256)] {
                 let mut all = Vec::new();
                 sentences_in_chunks(
                     &m,
@@ -381,10 +392,10 @@ mod tests {
                     &names(12),
                     &opts,
                     &Progress::new(),
-                    chunk,
+                    ChunkSizes { rows, part_rows },
                     |first, c| {
                         assert_eq!(first, all.len());
-                        all.extend(c);
+                        all.extend(c.iter().map(String::from));
                         Ok(())
                     },
                 )
