@@ -125,7 +125,8 @@ where
 struct SentenceWriter<'a> {
     matrix: &'a CsrMatrix,
     cell_ids: &'a [String],
-    names: Vec<String>,
+    /// Sentence names, each with a leading space (see [`push_names`]).
+    spaced: Vec<String>,
     gene_hash: Vec<u64>,
     options: &'a SentenceOptions,
 }
@@ -133,10 +134,10 @@ struct SentenceWriter<'a> {
 impl SentenceWriter<'_> {
     /// Upper bound of the text length of `rows`' sentences.
     fn text_bound(&self, rows: std::ops::Range<usize>) -> usize {
-        let longest = self.names.iter().map(|n| n.len() + 1).max().unwrap_or(1);
+        let longest = self.spaced.iter().map(String::len).max().unwrap_or(1);
         rows.map(|i| {
             let cols = self.matrix.row(i).0;
-            let all: usize = cols.iter().map(|&c| self.names[c as usize].len() + 1).sum();
+            let all: usize = cols.iter().map(|&c| self.spaced[c as usize].len()).sum();
             match self.options.top_k {
                 Some(k) => all.min(k.saturating_mul(longest)),
                 None => all,
@@ -170,7 +171,7 @@ impl SentenceWriter<'_> {
                     ranker.seeded(cols, vals, cell, &self.gene_hash, self.options.top_k)
                 }
             };
-            push_names(&mut part.text, ranked, &self.names);
+            push_names(&mut part.text, ranked, &self.spaced);
             part.finish_sentence();
         }
         part
@@ -202,7 +203,7 @@ where
         matrix,
         cell_ids,
         gene_hash: names.iter().map(|g| hash_str(g)).collect(),
-        names,
+        spaced: with_leading_space(names),
         options,
     };
     let mut rng = NumpyRandomState::new(REFERENCE_SEED);
@@ -249,13 +250,18 @@ where
     Ok(())
 }
 
-/// Appends the names of `columns`, separated by spaces.
-fn push_names(text: &mut String, columns: &[u32], names: &[String]) {
-    for (n, &c) in columns.iter().enumerate() {
-        if n > 0 {
-            text.push(' ');
+/// Names with a leading space, so that a sentence is one copy per gene.
+fn with_leading_space(names: Vec<String>) -> Vec<String> {
+    names.into_iter().map(|n| format!(" {n}")).collect()
+}
+
+/// Appends the names of `columns`, separated by spaces; `spaced` holds each name after a space.
+fn push_names(text: &mut String, columns: &[u32], spaced: &[String]) {
+    if let Some((&first, rest)) = columns.split_first() {
+        text.push_str(&spaced[first as usize][1..]);
+        for &c in rest {
+            text.push_str(&spaced[c as usize]);
         }
-        text.push_str(&names[c as usize]);
     }
 }
 
@@ -288,11 +294,12 @@ pub fn cell_sentence(
     let (cols, vals) = matrix.row(row);
     let names = sentence_gene_names(genes);
     let gene_hash: Vec<u64> = names.iter().map(|g| hash_str(g)).collect();
+    let spaced = with_leading_space(names);
     let cell = mix64(hash_str(cell_id) ^ mix64(seed));
     let mut text = String::new();
     let mut ranker = Ranker::default();
     let ranked = ranker.seeded(cols, vals, cell, &gene_hash, top_k);
-    push_names(&mut text, ranked, &names);
+    push_names(&mut text, ranked, &spaced);
     text
 }
 

@@ -25,13 +25,13 @@ pub struct Ranker {
     counts: Histograms,
 }
 
-/// Per-byte digit counts of a radix sort (kept between rows; only the bytes used are reset).
+/// Digit counts of one radix pass, for even and odd items (kept between rows).
 #[derive(Debug)]
-struct Histograms(Box<[[u32; 256]; 8]>);
+struct Histograms(Box<[[u32; 256]; 2]>);
 
 impl Default for Histograms {
     fn default() -> Self {
-        Self(Box::new([[0; 256]; 8]))
+        Self(Box::new([[0; 256]; 2]))
     }
 }
 
@@ -77,7 +77,7 @@ impl Ranker {
         }
         self.items.truncate(kept);
         let (items, tmp, counts) = (&mut self.items, &mut self.items_tmp, &mut self.counts);
-        radix_sort_stable(items, tmp, counts, 4..8, |x: &u64, b| (x >> (8 * b)) as u8);
+        radix_sort_stable(items, tmp, counts, 4..8, |x: &u64| *x);
         self.ranked.clear();
         let n = top_k.unwrap_or(kept).min(kept);
         self.ranked
@@ -108,7 +108,7 @@ impl Ranker {
         if cols.is_sorted() {
             // A stable sort of entries in column order breaks equal keys by column.
             let (pairs, tmp, counts) = (&mut self.pairs, &mut self.pairs_tmp, &mut self.counts);
-            radix_sort_stable(pairs, tmp, counts, 0..8, |x, b| (x.0 >> (8 * b)) as u8);
+            radix_sort_stable(pairs, tmp, counts, 0..8, |x| x.0);
         } else {
             self.pairs.sort_unstable();
         }
@@ -119,50 +119,65 @@ impl Ranker {
     }
 }
 
-/// Stable least-significant-digit radix sort of `items` by the bytes `bytes` (lowest first)
-/// that `digit` extracts, skipping bytes that are equal in every item. Short slices use an
-/// insertion sort on the same digits.
+/// Stable least-significant-digit radix sort of `items` by the bytes `bytes` (lowest first) of
+/// the 64-bit `key`, skipping bytes that are equal in every item. Short slices use an
+/// insertion sort on the same bytes.
 fn radix_sort_stable<T: Copy + Default>(
     items: &mut Vec<T>,
     tmp: &mut Vec<T>,
     counts: &mut Histograms,
     bytes: std::ops::Range<usize>,
-    digit: impl Fn(&T, usize) -> u8,
+    key: impl Fn(&T) -> u64,
 ) {
     let n = items.len();
+    let in_range = |k: u64| {
+        let low = k >> (8 * bytes.start);
+        if bytes.end - bytes.start >= 8 {
+            low
+        } else {
+            low & ((1u64 << (8 * (bytes.end - bytes.start))) - 1)
+        }
+    };
     if n < SMALL_ROW {
-        let key = |x: &T| {
-            bytes
-                .clone()
-                .rev()
-                .fold(0u64, |k, b| (k << 8) | u64::from(digit(x, b)))
-        };
-        insertion_sort_by_key(items, key);
+        insertion_sort_by_key(items, |x| in_range(key(x)));
         return;
     }
-    let counts = &mut counts.0;
-    for b in bytes.clone() {
-        counts[b].fill(0);
-    }
+    // Bits that differ between items; only bytes holding some are sorted on.
+    let (mut all_and, mut all_or) = (u64::MAX, 0u64);
     for x in items.iter() {
-        for b in bytes.clone() {
-            counts[b][usize::from(digit(x, b))] += 1;
-        }
+        let k = key(x);
+        all_and &= k;
+        all_or |= k;
     }
+    let varying = all_and ^ all_or;
     tmp.resize(n, T::default());
+    let [even, odd] = &mut *counts.0;
     for b in bytes {
-        let count = &counts[b];
-        if count.contains(&(n as u32)) {
-            continue; // every item has the same byte here
+        let shift = 8 * b;
+        if (varying >> shift) & 0xff == 0 {
+            continue;
+        }
+        let digit = |x: &T| ((key(x) >> shift) & 0xff) as usize;
+        // Two histograms, for even and odd items: runs of equal digits (common: counts take
+        // few values) would otherwise chain every increment on the one before.
+        even.fill(0);
+        odd.fill(0);
+        let mut two = items.chunks_exact(2);
+        for p in &mut two {
+            even[digit(&p[0])] += 1;
+            odd[digit(&p[1])] += 1;
+        }
+        for x in two.remainder() {
+            even[digit(x)] += 1;
         }
         let mut next = [0u32; 256];
         let mut sum = 0;
-        for (slot, &c) in next.iter_mut().zip(count.iter()) {
+        for ((slot, &e), &o) in next.iter_mut().zip(even.iter()).zip(odd.iter()) {
             *slot = sum;
-            sum += c;
+            sum += e + o;
         }
         for x in items.iter() {
-            let d = usize::from(digit(x, b));
+            let d = digit(x);
             tmp[next[d] as usize] = *x;
             next[d] += 1;
         }
