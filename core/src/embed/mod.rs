@@ -10,6 +10,8 @@
 //!    fuzzy union) and its curve parameters `a`, `b`.
 //! 4. [`umap`]: the layout, by umap-learn's stochastic gradient descent with negative sampling.
 //!
+//! [`synthetic`] generates clustered counts for the tests and `c2s-studio bench-umap`.
+//!
 //! [`compute_pca`] and [`compute_umap`] run the steps on a [`Dataset`] and return `obsm`
 //! embeddings, reporting stages "PCA", "neighbours" and "UMAP layout" to the [`Progress`] and
 //! stopping at its next check when cancelled.
