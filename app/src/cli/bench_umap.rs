@@ -39,6 +39,15 @@ pub struct Args {
     /// Neighbours (umap-learn's `n_neighbors`, the cell itself included).
     #[arg(long, default_value_t = 15)]
     pub k: usize,
+    /// HNSW links per node (`M`).
+    #[arg(long, default_value_t = KnnOptions::default().max_connections)]
+    pub hnsw_m: usize,
+    /// HNSW candidate list while building.
+    #[arg(long, default_value_t = KnnOptions::default().ef_construction)]
+    pub ef_construction: usize,
+    /// HNSW candidate list while searching.
+    #[arg(long, default_value_t = KnnOptions::default().ef_search)]
+    pub ef_search: usize,
     /// Cells sampled for the exact-neighbour recall and the layout quality.
     #[arg(long, default_value_t = 1_000)]
     pub queries: usize,
@@ -240,6 +249,9 @@ pub fn run(args: Args) -> Result<(), String> {
     // Ours.
     let knn_options = KnnOptions {
         k: args.k,
+        max_connections: args.hnsw_m,
+        ef_construction: args.ef_construction,
+        ef_search: args.ef_search,
         ..Default::default()
     };
     let t = Instant::now();

@@ -81,7 +81,7 @@ pub fn umap_of(
     progress: &Progress,
 ) -> Result<Embedding> {
     let dim = points.n_cols;
-    if dim == 0 || points.data.len() % dim != 0 {
+    if dim == 0 || !points.data.len().is_multiple_of(dim) {
         return Err(Error::InvalidData(format!(
             "embedding {} has {} values, not a whole number of rows of {dim}",
             points.name,
