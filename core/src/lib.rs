@@ -7,6 +7,7 @@
 
 pub mod convert;
 pub mod dataset;
+pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod inverse;

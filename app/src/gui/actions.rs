@@ -29,7 +29,7 @@ pub enum Action {
     ReloadMatrix(u64, c2s_core::dataset::MatrixChoice),
     /// Colour view `.0` by gene `.1` (its values are read from the matrix in a job).
     ColorByGene(u64, String),
-    /// Compute a 2-D embedding for the active dataset in a job.
+    /// Compute a PCA and a UMAP of the active dataset in a job.
     ComputeEmbedding,
     /// Cancel this job.
     CancelJob(u64),

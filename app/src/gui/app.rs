@@ -179,19 +179,24 @@ impl StudioApp {
                         }
                     }
                 }
-                Ok(JobOutput::Embedding {
+                Ok(JobOutput::Embeddings {
                     dataset_id,
-                    embedding,
+                    embeddings,
                 }) => {
                     if let Some(view) = self.views.iter_mut().find(|v| v.id == dataset_id) {
-                        let name = embedding.name.clone();
-                        let obsm = &mut std::sync::Arc::make_mut(&mut view.dataset).obsm;
-                        obsm.retain(|e| e.name != name);
-                        obsm.push(embedding);
-                        if !view.added_obsm.contains(&name) {
-                            view.added_obsm.push(name.clone());
+                        let shown = embeddings.last().map(|e| e.name.clone());
+                        for embedding in embeddings {
+                            let name = embedding.name.clone();
+                            let obsm = &mut std::sync::Arc::make_mut(&mut view.dataset).obsm;
+                            obsm.retain(|e| e.name != name);
+                            obsm.push(embedding);
+                            if !view.added_obsm.contains(&name) {
+                                view.added_obsm.push(name);
+                            }
                         }
-                        view.set_embedding(&name);
+                        if let Some(name) = shown {
+                            view.set_embedding(&name);
+                        }
                     }
                 }
                 Ok(JobOutput::GeneValues {
@@ -456,11 +461,11 @@ impl StudioApp {
                     if let Some(view) = self.active_view() {
                         let (dataset, dataset_id) = (view.dataset.clone(), view.id);
                         self.jobs
-                            .spawn(format!("Computing PCA of {}", view.title), move |p| {
-                                let embedding = super::embedding::pca_2d(&dataset, p)?;
-                                Ok(JobOutput::Embedding {
+                            .spawn(format!("Computing UMAP of {}", view.title), move |p| {
+                                let embeddings = super::embedding::pca_and_umap(&dataset, p)?;
+                                Ok(JobOutput::Embeddings {
                                     dataset_id,
-                                    embedding,
+                                    embeddings,
                                 })
                             });
                     }

@@ -111,12 +111,12 @@ impl From<String> for JobError {
 pub enum JobOutput {
     /// A dataset was loaded or generated.
     Dataset(Box<Dataset>),
-    /// A 2-D embedding was computed for the dataset with this id.
-    Embedding {
-        /// Which open dataset it belongs to.
+    /// Embeddings were computed for the dataset with this id; the last one is shown.
+    Embeddings {
+        /// Which open dataset they belong to.
         dataset_id: u64,
-        /// The new embedding.
-        embedding: c2s_core::dataset::Embedding,
+        /// The new embeddings (e.g. the PCA, then the UMAP computed from it).
+        embeddings: Vec<c2s_core::dataset::Embedding>,
     },
     /// A gene's expression per cell, to colour dataset `dataset_id` by.
     GeneValues {

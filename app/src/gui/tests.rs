@@ -481,3 +481,41 @@ fn gpu_scatter_draws_the_points_and_hides_categories() {
         "after hiding CD4 T: {hidden} (was {shown})"
     );
 }
+
+#[test]
+fn computing_an_embedding_adds_pca_and_umap_and_exports_them() {
+    // A file with counts and no embedding: the explorer offers to compute one.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("no_embedding.h5ad");
+    let mut d = super::demo::generate(500, &Default::default()).unwrap();
+    d.obsm.clear();
+    c2s_core::io::h5ad::write_dataset_h5ad(&input, &d, &Default::default()).unwrap();
+    let mut h = harness();
+    h.step();
+    h.state_mut()
+        .start_load(super::loader::LoadRequest::File(input, None));
+    wait_for_jobs(&mut h);
+    assert_eq!(h.state().views[0].embedding, None);
+    h.get_by_label("Compute embedding").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    let view = &h.state().views[0];
+    assert_eq!(
+        view.embedding.as_deref(),
+        Some("X_umap_computed"),
+        "the UMAP is shown"
+    );
+    let pca_cols = view.dataset.embedding("X_pca_computed").map(|e| e.n_cols);
+    assert!(pca_cols.is_some_and(|k| k >= 2), "the PCA is kept");
+    assert_eq!(view.added_obsm, ["X_pca_computed", "X_umap_computed"]);
+    let out = dir.path().join("with_umap.h5ad");
+    h.state_mut().export_h5ad(out.clone());
+    wait_for_jobs(&mut h);
+    let back = c2s_core::io::h5ad::read_h5ad(&out, &Default::default(), &c2s_core::Progress::new())
+        .unwrap();
+    let umap = back
+        .embedding("X_umap_computed")
+        .expect("UMAP written to obsm");
+    assert_eq!((umap.n_cols, umap.data.len()), (2, 1_000));
+    assert_eq!(back.embedding("X_pca_computed").map(|e| e.n_cols), pca_cols);
+}

@@ -58,7 +58,7 @@ pub fn show(
         ui.vertical_centered(|ui| {
             ui.add_space(40.0);
             ui.heading("This dataset has no 2-D embedding in obsm");
-            ui.label("Compute one from the expression matrix (PCA, in the background).");
+            ui.label("Compute one from the expression matrix (PCA, then UMAP, in the background).");
             if ui.button("Compute embedding").clicked() {
                 actions.push(Action::ComputeEmbedding);
             }
