@@ -48,6 +48,9 @@ pub struct Args {
     /// HNSW candidate list while searching.
     #[arg(long, default_value_t = KnnOptions::default().ef_search)]
     pub ef_search: usize,
+    /// Cells below which our kNN is exact (blocked matrix products); 0 forces the HNSW index.
+    #[arg(long, default_value_t = KnnOptions::default().exact_below)]
+    pub exact_below: usize,
     /// Cells sampled for the exact-neighbour recall and the layout quality.
     #[arg(long, default_value_t = 1_000)]
     pub queries: usize,
@@ -252,7 +255,7 @@ pub fn run(args: Args) -> Result<(), String> {
         max_connections: args.hnsw_m,
         ef_construction: args.ef_construction,
         ef_search: args.ef_search,
-        ..Default::default()
+        exact_below: args.exact_below,
     };
     let t = Instant::now();
     let ours_knn =
@@ -304,7 +307,11 @@ pub fn run(args: Args) -> Result<(), String> {
         )
     };
     row(
-        "c2s-studio (hnsw_rs + our UMAP, PCA init)",
+        if args.cells < args.exact_below {
+            "c2s-studio (exact kNN + our UMAP, PCA init)"
+        } else {
+            "c2s-studio (hnsw_rs + our UMAP, PCA init)"
+        },
         knn_s,
         layout_s,
         ours_recall,
