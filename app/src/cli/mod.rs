@@ -2,6 +2,7 @@
 
 pub mod bench_convert;
 mod bench_engine;
+mod bench_gui;
 mod convert;
 mod embed;
 mod engine_args;
@@ -49,6 +50,8 @@ pub enum Command {
     Models(models::Args),
     /// Prefill/decode throughput of the engine vs. transformers on a Pythia-160M-sized model.
     BenchEngine(bench_engine::Args),
+    /// Frame times of the desktop app's embedding view on generated datasets (opens a window).
+    BenchGui(bench_gui::Args),
 }
 
 /// Runs one subcommand; errors are printed as one `error:` line on stderr.
@@ -62,6 +65,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Models(args) => models::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
+        Command::BenchGui(args) => bench_gui::run(args),
     };
     if std::env::var_os(bench_convert::PEAK_RSS_ENV).is_some()
         && let Some(peak) = bench_convert::peak_rss_bytes()
