@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use egui::{RichText, Sense, Ui, Vec2};
+use egui::{Sense, Ui, Vec2};
 
 use crate::gui::selection::SelectMode;
 use crate::gui::table_model::{Query, Sort};
@@ -160,22 +160,43 @@ fn rows_ui(
     egui::ScrollArea::horizontal()
         .id_salt("table h")
         .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                for (c, name) in names.iter().enumerate() {
-                    let arrow = match sort {
-                        Some(s) if s.column == c && !s.descending => " ▲",
-                        Some(s) if s.column == c => " ▼",
-                        _ => " ↕",
-                    };
-                    let button =
-                        egui::Button::new(RichText::new(format!("{name}{arrow}")).strong())
-                            .frame(false)
-                            .truncate();
-                    if ui.add_sized([COLUMN_WIDTH, row_height], button).clicked() {
-                        *sort = next_sort(*sort, c);
-                    }
+            // Headers share the rows' column geometry, so titles sit above their values.
+            let (header, _) = ui.allocate_exact_size(
+                Vec2::new(COLUMN_WIDTH * names.len() as f32, row_height),
+                Sense::hover(),
+            );
+            let strong = egui::TextStyle::Button.resolve(ui.style());
+            for (c, name) in names.iter().enumerate() {
+                let arrow = match sort {
+                    Some(s) if s.column == c && !s.descending => " ▲",
+                    Some(s) if s.column == c => " ▼",
+                    _ => " ↕",
+                };
+                let title = format!("{name}{arrow}");
+                let cell = column_rect(header, c);
+                let response = ui.interact(cell, ui.id().with(("table header", c)), Sense::click());
+                response.widget_info(|| {
+                    egui::WidgetInfo::labeled(egui::WidgetType::Button, true, &title)
+                });
+                let color = if response.hovered() {
+                    ui.visuals().strong_text_color()
+                } else {
+                    ui.visuals().text_color()
+                };
+                ui.painter().with_clip_rect(cell).text(
+                    cell.left_center(),
+                    egui::Align2::LEFT_CENTER,
+                    &title,
+                    strong.clone(),
+                    color,
+                );
+                if response
+                    .on_hover_text(format!("{name}: click to sort"))
+                    .clicked()
+                {
+                    *sort = next_sort(*sort, c);
                 }
-            });
+            }
             ui.separator();
             let font = egui::TextStyle::Body.resolve(ui.style());
             egui::ScrollArea::vertical()
@@ -199,10 +220,7 @@ fn rows_ui(
                                 .rect_filled(rect, 0.0, ui.visuals().faint_bg_color);
                         }
                         for c in 0..names.len() {
-                            let cell = egui::Rect::from_min_size(
-                                rect.min + Vec2::new(c as f32 * COLUMN_WIDTH + 4.0, 0.0),
-                                Vec2::new(COLUMN_WIDTH - 8.0, row_height),
-                            );
+                            let cell = column_rect(rect, c);
                             ui.painter().with_clip_rect(cell).text(
                                 cell.left_center(),
                                 egui::Align2::LEFT_CENTER,
@@ -219,6 +237,14 @@ fn rows_ui(
                 });
         });
     clicked
+}
+
+/// The text area of column `c` in a row (or header) spanning `row`.
+fn column_rect(row: egui::Rect, c: usize) -> egui::Rect {
+    egui::Rect::from_min_size(
+        row.min + Vec2::new(c as f32 * COLUMN_WIDTH + 4.0, 0.0),
+        Vec2::new(COLUMN_WIDTH - 8.0, row.height()),
+    )
 }
 
 /// A header click cycles ascending → descending → dataset order.
