@@ -361,6 +361,7 @@ fn table_filters_sorts_and_selects_a_clicked_row() {
             descending: false
         })
     );
+    h.get_by_label("n_counts ⏶");
     let Some(ColumnData::Numeric(counts)) = d.obs_column("n_counts").map(|c| &c.data) else {
         panic!("n_counts is numeric")
     };

@@ -168,8 +168,8 @@ fn rows_ui(
             let strong = egui::TextStyle::Button.resolve(ui.style());
             for (c, name) in names.iter().enumerate() {
                 let arrow = match sort {
-                    Some(s) if s.column == c && !s.descending => " ▲",
-                    Some(s) if s.column == c => " ▼",
+                    Some(s) if s.column == c && !s.descending => " ⏶",
+                    Some(s) if s.column == c => " ⏷",
                     _ => " ↕",
                 };
                 let title = format!("{name}{arrow}");
