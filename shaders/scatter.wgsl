@@ -1,8 +1,11 @@
 // Embedding scatter: one instanced quad per cell, cut to a circle in the fragment shader.
 //
 // Per-instance inputs: position (data coordinates), colour (RGBA8) and flags
-// (bit 0: hidden by the legend, bit 1: selected). The camera uniform maps data coordinates to
-// clip space of the callback's viewport.
+// (bit 0: hidden by the legend, bit 1: selected, bit 2: this is the on-top copy of a selected
+// point). The camera uniform maps data coordinates to clip space of the callback's viewport.
+//
+// Selected points are drawn on top: while a selection exists, the first draw (all points) skips
+// them and a second draw over a compact copy of the selected points (bit 2 set) paints them last.
 
 struct Camera {
     // Data coordinates at the centre of the view.
@@ -39,14 +42,15 @@ fn vs_main(
     var out: VertexOut;
     let corner = corners[vertex];
     out.uv = corner;
-    if ((flags & 1u) != 0u) {
-        // Hidden: a degenerate quad outside the clip volume.
+    let selection_active = (camera.mode & 1u) != 0u;
+    let selected = (flags & 2u) != 0u;
+    let on_top = (flags & 4u) != 0u;
+    if ((flags & 1u) != 0u || (selection_active && selected && !on_top)) {
+        // Hidden, or drawn later on top: a degenerate quad outside the clip volume.
         out.position = vec4<f32>(2.0, 2.0, 2.0, 1.0);
         out.color = vec4<f32>(0.0);
         return out;
     }
-    let selection_active = (camera.mode & 1u) != 0u;
-    let selected = (flags & 2u) != 0u;
     var rgb = color.rgb;
     var alpha = color.a * camera.opacity;
     var radius = camera.radius;

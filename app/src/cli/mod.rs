@@ -2,6 +2,7 @@
 
 pub mod bench_convert;
 mod bench_engine;
+mod bench_gui;
 mod bench_umap;
 mod convert;
 mod embed;
@@ -52,6 +53,8 @@ pub enum Command {
     BenchEngine(bench_engine::Args),
     /// kNN + UMAP time and quality vs. umap-learn on a generated clustered dataset.
     BenchUmap(bench_umap::Args),
+    /// Frame times of the desktop app's embedding view on generated datasets (opens a window).
+    BenchGui(bench_gui::Args),
 }
 
 /// Runs one subcommand; errors are printed as one `error:` line on stderr.
@@ -66,6 +69,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Models(args) => models::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
         Command::BenchUmap(args) => bench_umap::run(args),
+        Command::BenchGui(args) => bench_gui::run(args),
     };
     if std::env::var_os(bench_convert::PEAK_RSS_ENV).is_some()
         && let Some(peak) = bench_convert::peak_rss_bytes()

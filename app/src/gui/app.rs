@@ -11,7 +11,7 @@ use eframe::egui_wgpu;
 use egui::{Context, Ui};
 
 use super::actions::Action;
-use super::bench::Bench;
+use super::bench::{Bench, BenchMessage, BenchPlan};
 use super::export;
 use super::jobs::{JobError, JobOutput, Jobs};
 use super::loader::{self, LoadRequest};
@@ -113,13 +113,27 @@ impl StudioApp {
         );
         app.jobs.set_repaint_context(cc.egui_ctx.clone());
         app.repaint_set = true;
-        if let Some(bench) = Bench::from_env() {
-            app.start_load(LoadRequest::Demo(bench.n_cells));
-            app.bench = Some(bench);
-        }
         if !paths.is_empty() {
             app.apply(&cc.egui_ctx, vec![Action::OpenPaths(paths)]);
         }
+        app
+    }
+
+    /// Creates the app in benchmark mode: default preferences (nothing is saved), and the first
+    /// size of `plan` loading; results go to `reports` (see [`super::bench`]).
+    pub fn for_benchmark(
+        cc: &eframe::CreationContext<'_>,
+        plan: BenchPlan,
+        reports: std::sync::mpsc::Sender<BenchMessage>,
+    ) -> Self {
+        let mut app = Self::new(PersistedState::default(), cc.wgpu_render_state.clone());
+        app.jobs.set_repaint_context(cc.egui_ctx.clone());
+        app.repaint_set = true;
+        let bench = Bench::new(plan, reports);
+        if let Some(n) = bench.current() {
+            app.start_load(LoadRequest::Demo(n));
+        }
+        app.bench = Some(bench);
         app
     }
 
@@ -216,10 +230,16 @@ impl StudioApp {
                     is_error: false,
                     text: format!("{}: cancelled", done.title),
                 }),
-                Err(JobError::Failed(message)) => self.notices.push(Notice {
-                    is_error: true,
-                    text: format!("{} failed: {message}", done.title),
-                }),
+                Err(JobError::Failed(message)) => {
+                    let text = format!("{} failed: {message}", done.title);
+                    if let Some(bench) = &mut self.bench {
+                        bench.fail(text.clone());
+                    }
+                    self.notices.push(Notice {
+                        is_error: true,
+                        text,
+                    });
+                }
             }
         }
     }
@@ -483,22 +503,35 @@ impl StudioApp {
         self.bench_frame(ui.ctx(), started.elapsed());
     }
 
-    /// Benchmark mode: pan a little every frame, keep redrawing, report and quit when done.
+    /// Benchmark mode: pan a little every frame and keep redrawing; once a size is measured,
+    /// close its view and load the next, and close the window after the last one.
     fn bench_frame(&mut self, ctx: &Context, ui_pass: std::time::Duration) {
         let Some(bench) = &mut self.bench else {
             return;
         };
-        let Some(view) = self.views.iter_mut().find(|v| Some(v.id) == self.active) else {
+        ctx.request_repaint();
+        let Some(n) = bench.current() else {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        };
+        let Some(view) = self
+            .views
+            .iter_mut()
+            .find(|v| Some(v.id) == self.active && v.n_cells() == n)
+        else {
             return;
         };
         if let Some(camera) = &mut view.camera {
             camera.pan(egui::vec2(0.5, 0.0));
         }
-        ctx.request_repaint();
-        if let Some(report) = bench.frame(ui_pass) {
-            println!("{report}");
-            self.bench = None;
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        if self.table.is_busy() || !bench.frame(ui_pass) {
+            return;
+        }
+        let id = view.id;
+        let next = bench.current();
+        self.apply(ctx, vec![Action::Close(id)]);
+        if let Some(n) = next {
+            self.start_load(LoadRequest::Demo(n));
         }
     }
 
@@ -681,6 +714,9 @@ impl eframe::App for StudioApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        self.state.save(storage);
+        // A benchmark runs with default preferences and leaves the saved ones alone.
+        if self.bench.is_none() {
+            self.state.save(storage);
+        }
     }
 }

@@ -1,34 +1,25 @@
-//! Frame-time benchmark of the explorer (not a test): set `C2S_STUDIO_BENCH=<cells>` and run the
-//! app; it generates a demo dataset of that size, redraws continuously while panning, prints
-//! frame statistics and closes. Example:
-//!
-//! ```text
-//! C2S_STUDIO_BENCH=1000000 xvfb-run -s "-screen 0 1600x1000x24" c2s-studio
-//! ```
+//! Frame-time benchmark of the explorer (not a test), run by `c2s-studio bench-gui`: for each
+//! size in turn the app generates a demo dataset, shows it and redraws continuously while
+//! panning, then reports frame statistics; the window closes after the last size.
 //!
 //! Two numbers per frame: the UI pass (building the frame on the CPU: panels, callback, hover)
 //! and the interval between frames (everything, including GPU rendering and presentation).
+//! Frames are counted once the dataset and its obs table are ready, after [`WARMUP`] frames.
 
+use std::collections::VecDeque;
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
-
-/// Environment variable that turns the benchmark on (value: number of cells).
-pub const BENCH_ENV: &str = "C2S_STUDIO_BENCH";
-
-/// Frames measured after the warm-up.
-pub const FRAMES: usize = 120;
 
 /// Frames skipped before measuring (pipeline creation, first upload).
 pub const WARMUP: usize = 10;
 
-/// Benchmark progress.
-#[derive(Debug, Default)]
-pub struct Bench {
-    /// Cells in the benchmark dataset.
-    pub n_cells: usize,
-    seen: usize,
-    last_frame: Option<Instant>,
-    intervals: Vec<Duration>,
-    ui_passes: Vec<Duration>,
+/// What to measure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchPlan {
+    /// Dataset sizes (cells), measured in this order.
+    pub sizes: Vec<usize>,
+    /// Frames measured per size, after the warm-up.
+    pub frames: usize,
 }
 
 /// Summary statistics of durations, in milliseconds.
@@ -61,18 +52,68 @@ pub fn stats(d: &[Duration]) -> Stats {
     }
 }
 
+/// The result for one dataset size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchReport {
+    /// Cells drawn.
+    pub n_cells: usize,
+    /// Frames measured.
+    pub frames: usize,
+    /// Interval between frames.
+    pub frame_interval: Stats,
+    /// CPU time of the UI pass.
+    pub ui_pass: Stats,
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (i, u) = (self.frame_interval, self.ui_pass);
+        write!(
+            f,
+            "bench-gui cells={} frames={} frame_interval_ms median={:.2} p95={:.2} mean={:.2} | ui_pass_ms median={:.2} p95={:.2} mean={:.2}",
+            self.n_cells, self.frames, i.median, i.p95, i.mean, u.median, u.p95, u.mean
+        )
+    }
+}
+
+/// What the benchmark sends back: a report per size, or why it stopped.
+pub type BenchMessage = Result<BenchReport, String>;
+
+/// Benchmark progress inside the app.
+#[derive(Debug)]
+pub struct Bench {
+    /// Sizes still to measure; the first is the current one.
+    sizes: VecDeque<usize>,
+    frames: usize,
+    seen: usize,
+    last_frame: Option<Instant>,
+    intervals: Vec<Duration>,
+    ui_passes: Vec<Duration>,
+    reports: Sender<BenchMessage>,
+}
+
 impl Bench {
-    /// The benchmark requested by the environment, if any.
-    pub fn from_env() -> Option<Self> {
-        let n = std::env::var(BENCH_ENV).ok()?.trim().parse().ok()?;
-        Some(Self {
-            n_cells: n,
-            ..Self::default()
-        })
+    /// A benchmark of `plan` that sends its results to `reports`.
+    pub fn new(plan: BenchPlan, reports: Sender<BenchMessage>) -> Self {
+        Self {
+            sizes: plan.sizes.into(),
+            frames: plan.frames,
+            seen: 0,
+            last_frame: None,
+            intervals: Vec::new(),
+            ui_passes: Vec::new(),
+            reports,
+        }
     }
 
-    /// Records one frame whose UI pass took `ui_pass`; returns the report once done.
-    pub fn frame(&mut self, ui_pass: Duration) -> Option<String> {
+    /// The size being measured; `None` once all are done.
+    pub fn current(&self) -> Option<usize> {
+        self.sizes.front().copied()
+    }
+
+    /// Records one frame whose UI pass took `ui_pass`. When the current size has enough frames,
+    /// sends its report, moves on to the next size and returns true.
+    pub fn frame(&mut self, ui_pass: Duration) -> bool {
         let now = Instant::now();
         self.seen += 1;
         if self.seen > WARMUP {
@@ -82,24 +123,28 @@ impl Bench {
             self.ui_passes.push(ui_pass);
         }
         self.last_frame = Some(now);
-        (self.intervals.len() >= FRAMES).then(|| self.report())
+        if self.intervals.len() < self.frames {
+            return false;
+        }
+        let report = BenchReport {
+            n_cells: self.current().unwrap_or(0),
+            frames: self.intervals.len(),
+            frame_interval: stats(&self.intervals),
+            ui_pass: stats(&self.ui_passes),
+        };
+        let _ = self.reports.send(Ok(report));
+        self.sizes.pop_front();
+        self.seen = 0;
+        self.last_frame = None;
+        self.intervals.clear();
+        self.ui_passes.clear();
+        true
     }
 
-    /// The report line.
-    pub fn report(&self) -> String {
-        let f = stats(&self.intervals);
-        let u = stats(&self.ui_passes);
-        format!(
-            "bench-gui cells={} frames={} frame_interval_ms mean={:.2} median={:.2} p95={:.2} | ui_pass_ms mean={:.2} median={:.2} p95={:.2}",
-            self.n_cells,
-            self.intervals.len(),
-            f.mean,
-            f.median,
-            f.p95,
-            u.mean,
-            u.median,
-            u.p95
-        )
+    /// Stops the benchmark because of `message` (e.g. the dataset could not be generated).
+    pub fn fail(&mut self, message: String) {
+        let _ = self.reports.send(Err(message));
+        self.sizes.clear();
     }
 }
 
@@ -117,15 +162,53 @@ mod tests {
     }
 
     #[test]
-    fn bench_reports_after_enough_frames() {
-        let mut b = Bench {
-            n_cells: 10,
-            ..Bench::default()
-        };
-        let mut report = None;
-        for _ in 0..(WARMUP + FRAMES + 1) {
-            report = report.or(b.frame(Duration::from_micros(10)));
+    fn reports_each_size_after_its_frames() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut b = Bench::new(
+            BenchPlan {
+                sizes: vec![10, 20],
+                frames: 5,
+            },
+            tx,
+        );
+        // Each frame after the warm-up adds an interval: 5 frames per size.
+        let frames_per_size = WARMUP + 5;
+        for k in 1..=frames_per_size {
+            assert_eq!(b.frame(Duration::from_micros(10)), k == frames_per_size);
         }
-        assert!(report.unwrap().starts_with("bench-gui cells=10 frames=120"));
+        assert_eq!(b.current(), Some(20));
+        for _ in 0..frames_per_size {
+            b.frame(Duration::from_micros(10));
+        }
+        assert_eq!(b.current(), None);
+        let reports: Vec<BenchReport> = rx.try_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            reports
+                .iter()
+                .map(|r| (r.n_cells, r.frames))
+                .collect::<Vec<_>>(),
+            vec![(10, 5), (20, 5)]
+        );
+        assert!(
+            reports[0]
+                .to_string()
+                .starts_with("bench-gui cells=10 frames=5 ")
+        );
+        assert!((reports[0].ui_pass.median - 0.01).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_failure_ends_the_benchmark() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut b = Bench::new(
+            BenchPlan {
+                sizes: vec![10, 20],
+                frames: 5,
+            },
+            tx,
+        );
+        b.fail("no memory".into());
+        assert_eq!(b.current(), None);
+        assert_eq!(rx.try_recv().unwrap(), Err("no memory".into()));
     }
 }

@@ -3,14 +3,15 @@
 use std::io::Write;
 use std::path::Path;
 
-use c2s_core::dataset::Dataset;
+use c2s_core::dataset::{ColumnData, Dataset};
 use egui::{ColorImage, Rect};
 
-use super::coloring::{FLAG_HIDDEN, FLAG_SELECTED};
+use super::coloring::FLAG_SELECTED;
 use super::jobs::{JobError, Progress};
-use super::panels::table::cell_text;
 use super::render::camera::Camera;
+use super::render::order::paint_order;
 use super::render::scatter::PointData;
+use super::table_model::format_number;
 
 fn io_error(path: &Path, e: impl std::fmt::Display) -> JobError {
     JobError::Failed(format!("cannot write '{}': {e}", path.display()))
@@ -34,6 +35,22 @@ pub fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
+    }
+}
+
+/// Text of column `col` (0 = cell id, k = obs column k − 1) for cell `i`, as the table shows it.
+fn cell_text(d: &Dataset, col: usize, i: usize) -> String {
+    if col == 0 {
+        return d.obs_names[i].clone();
+    }
+    match &d.obs[col - 1].data {
+        ColumnData::Categorical { codes, categories } => usize::try_from(codes[i])
+            .ok()
+            .and_then(|c| categories.get(c).cloned())
+            .unwrap_or_default(),
+        ColumnData::Numeric(v) => format_number(v[i]),
+        ColumnData::Bool(v) => v[i].to_string(),
+        ColumnData::Text(v) => v[i].clone(),
     }
 }
 
@@ -83,15 +100,21 @@ pub fn write_svg(
     .map_err(|e| io_error(path, e))?;
     let (positions, colors, flags) = (&data.positions.1, &data.colors.1, &data.flags.1);
     let selection_active = flags.iter().any(|f| f & FLAG_SELECTED != 0);
-    for i in 0..positions.len() {
-        if i % 50_000 == 0 {
+    let unflagged;
+    let flags = if flags.len() == positions.len() {
+        flags.as_slice()
+    } else {
+        unflagged = vec![0; positions.len()];
+        &unflagged
+    };
+    // Selected points last, so they are on top as in the window.
+    let order = paint_order(flags, usize::MAX);
+    for (k, &i) in order.iter().enumerate() {
+        if k % 50_000 == 0 {
             progress.check()?;
-            progress.set(i as f32 / positions.len() as f32, "writing points");
+            progress.set(k as f32 / order.len().max(1) as f32, "writing points");
         }
-        let f = flags.get(i).copied().unwrap_or(0);
-        if f & FLAG_HIDDEN != 0 {
-            continue;
-        }
+        let f = flags[i];
         let p = camera.to_screen(positions[i], rect) - rect.min.to_vec2();
         if p.x < 0.0 || p.y < 0.0 || p.x > w || p.y > h {
             continue;
@@ -156,5 +179,37 @@ mod tests {
         // The first point is in view, the second is off-canvas.
         assert_eq!(text.matches("<circle").count(), 1);
         assert!(text.contains("fill=\"#ff0000\""));
+    }
+
+    #[test]
+    fn svg_paints_selected_points_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("v.svg");
+        // Two points at the same spot: the selected one (first, blue) must be written last.
+        let data = PointData {
+            positions: (1, std::sync::Arc::new(vec![[0.0, 0.0], [0.0, 0.0]])),
+            colors: (1, std::sync::Arc::new(vec![0xffff0000, 0xff0000ff])),
+            flags: (1, std::sync::Arc::new(vec![FLAG_SELECTED, 0])),
+        };
+        let rect = Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(200.0, 100.0));
+        let cam = Camera {
+            center: [0.0, 0.0],
+            zoom: 1.0,
+        };
+        write_svg(&data, &cam, rect, 2.0, 1.0, &svg, &Progress::default()).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        let fills: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("<circle"))
+            .map(|l| {
+                l.split("fill=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(fills, vec!["#ff0000", "#0000ff"]);
     }
 }

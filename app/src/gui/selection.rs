@@ -59,6 +59,11 @@ impl Selection {
         self.flags.get(i).copied().unwrap_or(false)
     }
 
+    /// One flag per cell: whether it is selected.
+    pub fn flags(&self) -> &[bool] {
+        &self.flags
+    }
+
     /// Indices of the selected cells, ascending.
     pub fn indices(&self) -> Vec<usize> {
         (0..self.flags.len()).filter(|&i| self.flags[i]).collect()

@@ -14,8 +14,9 @@ use super::actions::Action;
 use super::app::StudioApp;
 use super::coloring::{ColorSource, FLAG_HIDDEN, Legend};
 use super::jobs::JobError;
-use super::selection::point_in_polygon;
+use super::selection::{SelectMode, point_in_polygon};
 use super::state::PersistedState;
+use super::table_model::Sort;
 
 fn harness() -> Harness<'static, StudioApp> {
     Harness::builder()
@@ -314,25 +315,76 @@ fn cancelling_a_long_job_from_the_status_bar() {
     let _ = JobError::Cancelled;
 }
 
+/// Steps frames until the obs table has its rows (bounded, so a hung worker fails the test).
+fn wait_for_table(h: &mut Harness<'_, StudioApp>) {
+    for _ in 0..200_000 {
+        h.step();
+        if !h.state().table.is_busy() {
+            h.run_steps(2);
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("the table did not update");
+}
+
 #[test]
-fn table_row_click_selects_and_sorting_works() {
+fn table_filters_sorts_and_selects_a_clicked_row() {
     let mut h = harness();
     open_demo(&mut h);
+    wait_for_table(&mut h);
+    let n = h.state().views[0].n_cells();
+    h.get_by_label(&format!("{n} of {n} cells"));
+    // Filter to the NK cells: the row count follows.
+    h.get_by_label("Filter").focus();
+    h.step();
+    h.get_by_label("Filter").type_text("cell_type=NK");
+    wait_for_table(&mut h);
+    let d = h.state().views[0].dataset.clone();
+    let Some(ColumnData::Categorical { codes, categories }) =
+        d.obs_column("cell_type").map(|c| &c.data)
+    else {
+        panic!("cell_type is categorical")
+    };
+    let nk_code = categories.iter().position(|c| c == "NK").unwrap() as i32;
+    let nk: Vec<usize> = (0..n).filter(|&i| codes[i] == nk_code).collect();
+    assert!(!nk.is_empty() && nk.len() < n);
+    h.get_by_label(&format!("{} of {n} cells", nk.len()));
+    // Sort by n_counts: the NK cell with the fewest counts comes first.
     h.get_by_label("n_counts ↕").click();
-    h.run_steps(2);
-    let k = 1 + h.state().views[0]
-        .dataset
-        .obs
+    wait_for_table(&mut h);
+    let k = 1 + d.obs.iter().position(|c| c.name == "n_counts").unwrap();
+    assert_eq!(
+        h.state().table.sort,
+        Some(Sort {
+            column: k,
+            descending: false
+        })
+    );
+    h.get_by_label("n_counts ⏶");
+    let Some(ColumnData::Numeric(counts)) = d.obs_column("n_counts").map(|c| &c.data) else {
+        panic!("n_counts is numeric")
+    };
+    let first = *nk
         .iter()
-        .position(|c| c.name == "n_counts")
+        .min_by(|&&a, &&b| counts[a].total_cmp(&counts[b]).then(a.cmp(&b)))
         .unwrap();
-    assert_eq!(h.state().table.sort, Some((k, true)));
-    h.get_by_label("n_counts ▲").click();
+    // Clicking its row selects that one cell.
+    h.get_by_label(&d.obs_names[first]).click();
     h.run_steps(2);
-    assert_eq!(h.state().table.sort, Some((k, false)));
+    let view = &h.state().views[0];
+    assert_eq!(view.selection.indices(), vec![first]);
+    h.get_by_label(&format!("1 of {n} cells selected"));
+    // Only the selection: one row.
     h.get_by_label("Only selected").click();
-    h.run_steps(2);
-    h.get_by_label("0 rows");
+    wait_for_table(&mut h);
+    h.get_by_label(&format!("1 of {n} cells"));
+    // A filter naming no column says so and keeps the window usable.
+    h.get_by_label("Filter").focus();
+    h.step();
+    h.get_by_label("Filter").type_text(" size>3");
+    wait_for_table(&mut h);
+    h.get_by_label_contains("no column 'size'");
 }
 
 fn open_pbmc(h: &mut Harness<'_, StudioApp>) -> Option<PathBuf> {
@@ -518,4 +570,103 @@ fn computing_an_embedding_adds_pca_and_umap_and_exports_them() {
         .expect("UMAP written to obsm");
     assert_eq!((umap.n_cols, umap.data.len()), (2, 1_000));
     assert_eq!(back.embedding("X_pca_computed").map(|e| e.n_cols), pca_cols);
+}
+
+/// Spots on a grid, each holding one "under" cell and then 30 "over" cells at the same place,
+/// coloured blue and red from the file's palette.
+fn overlapping_spots() -> (c2s_core::dataset::Dataset, Vec<[f32; 2]>) {
+    const OVER: usize = 30;
+    let spots: Vec<[f32; 2]> = (0..48).map(|k| [(k % 8) as f32, (k / 8) as f32]).collect();
+    let mut codes = Vec::new();
+    let mut umap = Vec::new();
+    for s in &spots {
+        for k in 0..=OVER {
+            codes.push(i32::from(k > 0));
+            umap.extend_from_slice(s);
+        }
+    }
+    let n = codes.len();
+    let dataset = c2s_core::dataset::Dataset {
+        obs_names: (0..n).map(|i| format!("cell{i}")).collect(),
+        obs: vec![c2s_core::dataset::ObsColumn {
+            name: "layer".into(),
+            data: ColumnData::Categorical {
+                codes,
+                categories: vec!["under".into(), "over".into()],
+            },
+        }],
+        obsm: vec![c2s_core::dataset::Embedding {
+            name: "X_umap".into(),
+            n_cols: 2,
+            data: umap,
+        }],
+        expression: c2s_core::matrix::CsrMatrix {
+            n_rows: n,
+            indptr: vec![0; n + 1],
+            ..Default::default()
+        },
+        palettes: [(
+            "layer".to_string(),
+            vec!["#0000ff".to_string(), "#ff0000".to_string()],
+        )]
+        .into(),
+        ..Default::default()
+    };
+    (dataset, spots)
+}
+
+/// Selected cells are drawn above unselected ones on the GPU: a selected blue cell under 30 red
+/// ones shows blue at its spot. Skips when the machine has no wgpu adapter at all.
+#[test]
+fn gpu_scatter_draws_selected_cells_on_top() {
+    let built = std::panic::catch_unwind(|| {
+        Harness::builder()
+            .with_size(Vec2::new(1200.0, 800.0))
+            .with_step_dt(1.0 / 60.0)
+            .with_max_steps(64)
+            .wgpu()
+            .build_eframe(|cc| StudioApp::from_creation_context(cc, Vec::new()))
+    });
+    let Ok(mut h) = built else {
+        eprintln!("skipped: no wgpu adapter");
+        return;
+    };
+    h.run_steps(2);
+    let (dataset, spots) = overlapping_spots();
+    let under: Vec<usize> = (0..dataset.n_cells()).step_by(31).collect();
+    h.state_mut().add_dataset("spots".into(), dataset);
+    // Let the table arrive, so the layout around the canvas is final.
+    wait_for_table(&mut h);
+    // The colour at each spot's centre: +1 clearly blue (the under cell), -1 clearly red, else 0
+    // (a spot off the canvas or under an overlay).
+    let spot_colours = |h: &mut Harness<'_, StudioApp>| -> Vec<i32> {
+        let image = h.render().expect("render");
+        let rect = h.state().explorer.canvas_rect.expect("canvas drawn");
+        let camera = h.state().views[0].camera.expect("camera fitted");
+        spots
+            .iter()
+            .map(|&s| {
+                let p = camera.to_screen(s, rect);
+                let [r, _, b, _] = image.get_pixel(p.x as u32, p.y as u32).0;
+                let (r, b) = (i32::from(r), i32::from(b));
+                i32::from(b > r + 60) - i32::from(r > b + 60)
+            })
+            .collect()
+    };
+    // Unselected, the red cells drawn later cover the blue ones.
+    let before = spot_colours(&mut h);
+    let visible = before.iter().filter(|&&c| c == -1).count();
+    assert!(visible >= spots.len() / 2, "red spots in view: {visible}");
+    assert!(before.iter().all(|&c| c != 1), "no blue before selecting");
+    // Selected, the blue cells are drawn on top of every spot that was red.
+    h.state_mut().views[0].select(under, SelectMode::Replace);
+    h.run_steps(3);
+    let after = spot_colours(&mut h);
+    let still_red: Vec<usize> = (0..spots.len())
+        .filter(|&k| before[k] == -1 && after[k] != 1)
+        .collect();
+    assert!(
+        still_red.is_empty(),
+        "spots not blue after selecting: {still_red:?}"
+    );
 }

@@ -20,6 +20,8 @@ pub struct DatasetView {
     pub title: String,
     /// The data.
     pub dataset: Arc<Dataset>,
+    /// Changes whenever the `obs` columns change (keys the obs table's frame).
+    pub obs_generation: u64,
     /// The `obsm` key shown.
     pub embedding: Option<String>,
     /// What the GPU draws.
@@ -62,6 +64,7 @@ impl DatasetView {
             id,
             title,
             dataset: Arc::new(dataset),
+            obs_generation: next_generation(),
             embedding: None,
             points: PointData::default(),
             index: None,
@@ -208,6 +211,7 @@ impl DatasetView {
         for i in self.selection.indices() {
             codes[i] = code;
         }
+        self.obs_generation = next_generation();
         if !self.added_obs.iter().any(|c| c == column) {
             self.added_obs.push(column.to_string());
         }

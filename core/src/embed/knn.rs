@@ -384,7 +384,10 @@ mod tests {
             // Equal distances may come in another order; the distances must agree.
             for (slot, (j, d)) in expected.iter().enumerate() {
                 let ours = knn.distances[r * k + slot];
-                assert!((ours - d).abs() <= 1e-4 * d.max(1.0), "query {q}: {ours} vs {d}");
+                assert!(
+                    (ours - d).abs() <= 1e-4 * d.max(1.0),
+                    "query {q}: {ours} vs {d}"
+                );
                 assert!(want.contains(&got[slot]) || (ours - d).abs() < 1e-6, "{j}");
             }
             assert_eq!(got[0], q as u32);

@@ -1,11 +1,13 @@
 //! A CPU fallback for the scatter, used when no wgpu renderer is available (headless tests,
-//! a software context without wgpu). Draws at most [`MAX_POINTS`] points, evenly subsampled.
+//! a software context without wgpu). Draws at most [`MAX_POINTS`] points, evenly subsampled,
+//! plus at most as many selected points, which are painted last (on top).
 
 use egui::{Color32, Painter, Rect};
 
 use super::camera::Camera;
+use super::order::paint_order;
 use super::scatter::PointData;
-use crate::gui::coloring::{FLAG_HIDDEN, FLAG_SELECTED};
+use crate::gui::coloring::FLAG_SELECTED;
 
 /// Most points the fallback draws.
 pub const MAX_POINTS: usize = 20_000;
@@ -27,12 +29,8 @@ pub fn paint(
         return;
     }
     let selection_active = flags.iter().any(|f| f & FLAG_SELECTED != 0);
-    let stride = n.div_ceil(MAX_POINTS);
-    for i in (0..n).step_by(stride) {
+    for i in paint_order(flags, MAX_POINTS) {
         let f = flags[i];
-        if f & FLAG_HIDDEN != 0 {
-            continue;
-        }
         let pos = camera.to_screen(positions[i], rect);
         if !rect.contains(pos) {
             continue;

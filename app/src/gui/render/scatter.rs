@@ -3,6 +3,10 @@
 //! Positions are uploaded once per embedding; colours and flags only when they change (each
 //! upload is keyed by a generation number); the camera is a small uniform written every frame.
 //! GPU resources live in the renderer's `callback_resources`, one [`GpuView`] per open view.
+//!
+//! Selected points are drawn on top (see [`super::order`]): the first draw skips them while a
+//! selection exists, and a second draw paints a compact copy of just the selected points, which
+//! is gathered and uploaded only when the selection, the colours or the positions change.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use eframe::egui_wgpu::{self, CallbackResources, CallbackTrait, ScreenDescriptor};
 use eframe::wgpu;
+
+use super::order;
+
+/// Flag bit set only in the on-top copy of the selected points (must match the shader).
+const FLAG_ON_TOP: u32 = 4;
 
 /// A fresh generation number: data tagged with it is uploaded once.
 pub fn next_generation() -> u64 {
@@ -89,6 +98,61 @@ struct GpuView {
     bind_group: wgpu::BindGroup,
     len: usize,
     generations: [u64; 3],
+    top: TopLayer,
+}
+
+/// The compact copy of the selected points, drawn in the second call.
+#[derive(Debug)]
+struct TopLayer {
+    positions: wgpu::Buffer,
+    colors: wgpu::Buffer,
+    flags: wgpu::Buffer,
+    /// Points in the layer.
+    len: usize,
+    /// Points the buffers have room for.
+    capacity: usize,
+    /// Generations of positions, colours and flags it was gathered from.
+    generations: [u64; 3],
+}
+
+impl TopLayer {
+    fn new(device: &wgpu::Device, capacity: usize) -> Self {
+        let vertex = wgpu::BufferUsages::VERTEX;
+        Self {
+            positions: buffer(device, "scatter top positions", capacity * 8, vertex),
+            colors: buffer(device, "scatter top colours", capacity * 4, vertex),
+            flags: buffer(device, "scatter top flags", capacity * 4, vertex),
+            len: 0,
+            capacity,
+            generations: [0; 3],
+        }
+    }
+
+    /// Gathers the selected points of `d` and uploads them when any input changed.
+    fn update(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, d: &PointData) {
+        let generations = [d.positions.0, d.colors.0, d.flags.0];
+        let n = d.positions.1.len();
+        if self.generations == generations || d.colors.1.len() != n || d.flags.1.len() != n {
+            return;
+        }
+        let top = order::on_top(&d.flags.1);
+        if top.len() > self.capacity {
+            *self = Self::new(device, top.len().next_power_of_two());
+        }
+        let positions: Vec<[f32; 2]> = top.iter().map(|&i| d.positions.1[i as usize]).collect();
+        let colors: Vec<u32> = top.iter().map(|&i| d.colors.1[i as usize]).collect();
+        let flags: Vec<u32> = top
+            .iter()
+            .map(|&i| d.flags.1[i as usize] | FLAG_ON_TOP)
+            .collect();
+        if !top.is_empty() {
+            queue.write_buffer(&self.positions, 0, bytemuck::cast_slice(&positions));
+            queue.write_buffer(&self.colors, 0, bytemuck::cast_slice(&colors));
+            queue.write_buffer(&self.flags, 0, bytemuck::cast_slice(&flags));
+        }
+        self.len = top.len();
+        self.generations = generations;
+    }
 }
 
 impl ScatterRenderer {
@@ -235,6 +299,7 @@ impl CallbackTrait for ScatterCallback {
                     bind_group,
                     len: n,
                     generations: [0; 3],
+                    top: TopLayer::new(device, 0),
                 };
                 match entry {
                     std::collections::hash_map::Entry::Occupied(mut o) => {
@@ -258,6 +323,7 @@ impl CallbackTrait for ScatterCallback {
             queue.write_buffer(&view.flags, 0, bytemuck::cast_slice(&d.flags.1));
             view.generations[2] = d.flags.0;
         }
+        view.top.update(device, queue, d);
         let mut camera = self.camera;
         if srgb {
             camera.mode |= 2;
@@ -287,6 +353,13 @@ impl CallbackTrait for ScatterCallback {
         render_pass.set_vertex_buffer(1, view.colors.slice(..));
         render_pass.set_vertex_buffer(2, view.flags.slice(..));
         render_pass.draw(0..6, 0..view.len as u32);
+        let top = &view.top;
+        if top.len > 0 {
+            render_pass.set_vertex_buffer(0, top.positions.slice(..));
+            render_pass.set_vertex_buffer(1, top.colors.slice(..));
+            render_pass.set_vertex_buffer(2, top.flags.slice(..));
+            render_pass.draw(0..6, 0..top.len as u32);
+        }
     }
 }
 
