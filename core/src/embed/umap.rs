@@ -246,7 +246,9 @@ impl Sgd<'_> {
             // Attraction along the edge; both ends move.
             let d2 = self.distance_squared(j, k);
             if d2 > 0.0 {
-                let coeff = -2.0 * a * b * d2.powf(b - 1.0) / (a * d2.powf(b) + 1.0);
+                // One power: d2^(b−1) = d2^b / d2.
+                let d2b = d2.powf(b);
+                let coeff = -2.0 * a * b * (d2b / d2) / (a * d2b + 1.0);
                 for c in 0..self.nc {
                     let g = (coeff * (self.get(j, c) - self.get(k, c))).clamp(-CLIP, CLIP) * alpha;
                     self.add(j, c, g);
@@ -258,7 +260,8 @@ impl Sgd<'_> {
             let per_negative = epochs_per_negative(e);
             let n_negative = ((epoch - s.next_negative) / per_negative).max(0.0) as usize;
             for _ in 0..n_negative {
-                let other = rng.below(self.n);
+                // Uniform in 0..n by a multiply-high (a division costs more than the rest).
+                let other = (((rng.next_u64() >> 32) * self.n as u64) >> 32) as usize;
                 if other == j {
                     continue;
                 }
