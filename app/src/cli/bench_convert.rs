@@ -239,18 +239,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 .arg(dir.join("reference.parquet"))
                 .output()
                 .map_err(|e| e.to_string())?;
-            if !run.status.success() {
-                return Err(format!(
-                    "reference run failed: {}",
-                    String::from_utf8_lossy(&run.stderr)
-                ));
-            }
-            let text = String::from_utf8_lossy(&run.stdout);
-            let json: serde_json::Value = text
-                .lines()
-                .rev()
-                .find_map(|l| serde_json::from_str(l).ok())
-                .ok_or_else(|| format!("reference printed no JSON: {text}"))?;
+            let json = super::reference_json(run)?;
             let theirs = json["cells_per_s"].as_f64().unwrap_or(f64::NAN);
             let name = json["impl"].as_str().unwrap_or("reference");
             let seconds = |key: &str| json[key].as_f64().unwrap_or(f64::NAN);

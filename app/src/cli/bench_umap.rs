@@ -153,18 +153,7 @@ fn run_reference(
         .args(["--k", &args.k.to_string(), "--init", &args.init])
         .output()
         .map_err(|e| format!("cannot start the reference: {e}"))?;
-    if !run.status.success() {
-        return Err(format!(
-            "reference run failed: {}",
-            String::from_utf8_lossy(&run.stderr)
-        ));
-    }
-    let text = String::from_utf8_lossy(&run.stdout);
-    let json: serde_json::Value = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| format!("reference printed no JSON: {text}"))?;
+    let json = super::reference_json(run)?;
     let number = |key: &str| json[key].as_f64().unwrap_or(f64::NAN);
     let indices: Vec<u32> = read_le(&out_dir.join("knn_indices.i32"), i32::from_le_bytes)?
         .into_iter()

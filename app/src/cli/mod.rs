@@ -96,3 +96,19 @@ pub fn parse_matrix(s: &str) -> Result<MatrixChoice, String> {
         },
     }
 }
+
+/// The JSON object that a Python reference script printed as its last JSON line, or an error
+/// with its stderr when it failed.
+fn reference_json(run: std::process::Output) -> Result<serde_json::Value, String> {
+    if !run.status.success() {
+        return Err(format!(
+            "reference run failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&run.stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| format!("reference printed no JSON: {text}"))
+}

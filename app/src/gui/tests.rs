@@ -487,19 +487,25 @@ fn selection_csv_is_exported() {
     assert!(text.lines().skip(1).all(|l| l.contains(",NK,")));
 }
 
-/// Renders the real wgpu scatter offscreen (Mesa lavapipe is enough) and checks its pixels.
-/// Skips when the machine has no wgpu adapter at all.
-#[test]
-fn gpu_scatter_draws_the_points_and_hides_categories() {
-    let built = std::panic::catch_unwind(|| {
+/// The app rendered by the real wgpu renderer offscreen, or `None` on a machine without any
+/// wgpu adapter.
+fn wgpu_harness() -> Option<Harness<'static, StudioApp>> {
+    std::panic::catch_unwind(|| {
         Harness::builder()
             .with_size(Vec2::new(1200.0, 800.0))
             .with_step_dt(1.0 / 60.0)
             .with_max_steps(64)
             .wgpu()
             .build_eframe(|cc| StudioApp::from_creation_context(cc, Vec::new()))
-    });
-    let Ok(mut h) = built else {
+    })
+    .ok()
+}
+
+/// Renders the real wgpu scatter offscreen (Mesa lavapipe is enough) and checks its pixels.
+/// Skips when the machine has no wgpu adapter at all.
+#[test]
+fn gpu_scatter_draws_the_points_and_hides_categories() {
+    let Some(mut h) = wgpu_harness() else {
         eprintln!("skipped: no wgpu adapter");
         return;
     };
@@ -619,15 +625,7 @@ fn overlapping_spots() -> (c2s_core::dataset::Dataset, Vec<[f32; 2]>) {
 /// ones shows blue at its spot. Skips when the machine has no wgpu adapter at all.
 #[test]
 fn gpu_scatter_draws_selected_cells_on_top() {
-    let built = std::panic::catch_unwind(|| {
-        Harness::builder()
-            .with_size(Vec2::new(1200.0, 800.0))
-            .with_step_dt(1.0 / 60.0)
-            .with_max_steps(64)
-            .wgpu()
-            .build_eframe(|cc| StudioApp::from_creation_context(cc, Vec::new()))
-    });
-    let Ok(mut h) = built else {
+    let Some(mut h) = wgpu_harness() else {
         eprintln!("skipped: no wgpu adapter");
         return;
     };
