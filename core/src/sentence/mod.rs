@@ -127,6 +127,8 @@ struct SentenceWriter<'a> {
     cell_ids: &'a [String],
     /// Sentence names, each with a leading space (see [`push_names`]).
     spaced: Vec<String>,
+    /// Length of the longest spaced name.
+    longest: usize,
     gene_hash: Vec<u64>,
     options: &'a SentenceOptions,
 }
@@ -134,12 +136,11 @@ struct SentenceWriter<'a> {
 impl SentenceWriter<'_> {
     /// Upper bound of the text length of `rows`' sentences.
     fn text_bound(&self, rows: std::ops::Range<usize>) -> usize {
-        let longest = self.spaced.iter().map(String::len).max().unwrap_or(1);
         rows.map(|i| {
             let cols = self.matrix.row(i).0;
             let all: usize = cols.iter().map(|&c| self.spaced[c as usize].len()).sum();
             match self.options.top_k {
-                Some(k) => all.min(k.saturating_mul(longest)),
+                Some(k) => all.min(k.saturating_mul(self.longest)),
                 None => all,
             }
         })
@@ -199,13 +200,15 @@ where
 {
     validate(matrix, cell_ids, genes)?;
     let names = sentence_gene_names(genes);
-    let writer = SentenceWriter {
+    let mut writer = SentenceWriter {
         matrix,
         cell_ids,
         gene_hash: names.iter().map(|g| hash_str(g)).collect(),
         spaced: with_leading_space(names),
+        longest: 0,
         options,
     };
+    writer.longest = writer.spaced.iter().map(String::len).max().unwrap_or(1);
     let mut rng = NumpyRandomState::new(REFERENCE_SEED);
     let reference = options.ties == TieBreak::Reference;
     // One numpy stream shuffles every row in turn, so shuffles are drawn sequentially, chunk by
