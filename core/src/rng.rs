@@ -74,28 +74,58 @@ impl NumpyRandomState {
         y
     }
 
-    /// Uniform integer in `[0, max]` by masked rejection, as numpy's legacy `random_interval`.
-    #[inline]
-    pub fn random_interval(&mut self, max: u32) -> u32 {
-        if max == 0 {
-            return 0;
+    /// Appends the `n - 1` draws that numpy's legacy `RandomState.shuffle` makes on a 1-D array
+    /// of `n` items: for `i` from `n - 1` down to 1, a uniform integer in `[0, i]` by masked
+    /// rejection (numpy's `random_interval`). [`apply_shuffle`] then moves items as the shuffle
+    /// does, so the sequential part (the stream) and the moves can run on different threads.
+    pub fn shuffle_draws(&mut self, n: usize, out: &mut Vec<u32>) {
+        if n < 2 {
+            return;
         }
-        // The smallest all-ones mask covering `max`.
-        let mask = u32::MAX >> max.leading_zeros();
-        loop {
-            let v = self.next_u32() & mask;
-            if v <= max {
-                return v;
+        let start = out.len();
+        out.resize(start + n - 1, 0);
+        let draws = &mut out[start..];
+        // `k` is the next draw to fill, for `i = n - 1 - k`. While `i` stays in `[low, high]`
+        // the mask is fixed, and each raw output is accepted or rejected without a branch:
+        // it is stored at `k` either way, and `k` only moves on when it was accepted.
+        let mut k = 0;
+        let mut i = (n - 1) as u32;
+        while i > 0 {
+            if self.idx >= N {
+                self.twist();
             }
+            let mask = u32::MAX >> i.leading_zeros();
+            let low = (mask >> 1) + 1;
+            let mut used = 0;
+            for &raw in &self.out[self.idx..] {
+                let v = raw & mask;
+                let accepted = v <= i;
+                draws[k] = v;
+                k += usize::from(accepted);
+                i -= u32::from(accepted);
+                used += 1;
+                if i < low {
+                    break;
+                }
+            }
+            self.idx += used;
         }
     }
 
-    /// In-place Fisher–Yates shuffle from the end, as `RandomState.shuffle` on a 1-D array.
+    /// In-place shuffle exactly as numpy's legacy `RandomState.shuffle` on a 1-D array.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.random_interval(i as u32) as usize;
-            items.swap(i, j);
-        }
+        let mut draws = Vec::with_capacity(items.len());
+        self.shuffle_draws(items.len(), &mut draws);
+        apply_shuffle(items, &draws);
+    }
+}
+
+/// Fisher–Yates from the end with draws from [`NumpyRandomState::shuffle_draws`]: swaps item
+/// `i` with item `draws[n - 1 - i]` for `i` from `n - 1` down to 1.
+pub fn apply_shuffle<T>(items: &mut [T], draws: &[u32]) {
+    debug_assert_eq!(draws.len(), items.len().saturating_sub(1));
+    for (i, &j) in (1..items.len()).rev().zip(draws) {
+        items.swap(i, j as usize);
     }
 }
 
@@ -169,6 +199,40 @@ mod tests {
         let mut p: Vec<u32> = (0..1000).collect();
         r.shuffle(&mut p);
         assert_eq!(p[..10], [993, 859, 298, 553, 672, 971, 27, 231, 306, 706]);
+    }
+
+    /// numpy's `random_interval` and `shuffle`, one draw at a time.
+    fn naive_shuffle(r: &mut NumpyRandomState, items: &mut [u32]) {
+        for i in (1..items.len()).rev() {
+            let max = i as u32;
+            let mask = u32::MAX >> max.leading_zeros();
+            let j = loop {
+                let v = r.next_u32() & mask;
+                if v <= max {
+                    break v;
+                }
+            };
+            items.swap(i, j as usize);
+        }
+    }
+
+    #[test]
+    fn batched_draws_match_one_draw_at_a_time() {
+        // Lengths around powers of two and past the 624-output block, one stream throughout.
+        let lengths = [
+            0, 1, 2, 3, 4, 5, 7, 8, 9, 255, 256, 257, 623, 624, 625, 1000, 4097,
+        ];
+        let (mut fast, mut naive) = (NumpyRandomState::new(7), NumpyRandomState::new(7));
+        for _ in 0..3 {
+            for &n in &lengths {
+                let mut a: Vec<u32> = (0..n).collect();
+                let mut b = a.clone();
+                fast.shuffle(&mut a);
+                naive_shuffle(&mut naive, &mut b);
+                assert_eq!(a, b, "n = {n}");
+            }
+        }
+        assert_eq!(fast.next_u32(), naive.next_u32(), "streams stay aligned");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Tables out: cell sentences and chosen `obs` columns as Parquet or CSV (via polars).
 
 use super::atomic::write_atomically;
+use super::parquet::ParquetRowGroupWriter;
 use crate::dataset::{ColumnData, Dataset};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -70,14 +71,15 @@ pub fn sentence_column(chunk: SentenceChunk) -> Column {
     }
     let mut views = Vec::with_capacity(chunk.len());
     for (b, part) in chunk.parts.iter().enumerate() {
-        views.extend(part.spans().map(|r| {
-            View::new_from_bytes(&part.text.as_bytes()[r.clone()], b as u32, r.start as u32)
-        }));
+        views.extend(
+            part.spans()
+                .map(|r| View::new_from_bytes(&part.text[r.clone()], b as u32, r.start as u32)),
+        );
     }
     let buffers: Vec<Buffer<u8>> = chunk
         .parts
         .into_iter()
-        .map(|p| Buffer::from(p.text.into_bytes()))
+        .map(|p| Buffer::from(p.text))
         .collect();
     let array = Utf8ViewArray::try_new(
         ArrowDataType::Utf8View,
@@ -85,7 +87,7 @@ pub fn sentence_column(chunk: SentenceChunk) -> Column {
         Buffer::from(buffers),
         None,
     )
-    .expect("views are built from valid UTF-8 spans of their own buffers");
+    .expect("views are built from spans of whole UTF-8 names in their own buffers");
     StringChunked::with_chunk(name, array).into_column()
 }
 
@@ -115,18 +117,19 @@ fn sentence_rows(
 }
 
 enum TableWriter {
-    Parquet(Box<polars::io::parquet::write::BatchedWriter<std::fs::File>>),
+    Parquet(Box<ParquetRowGroupWriter<std::fs::File>>),
     Csv(polars::io::csv::write::BatchedWriter<std::fs::File>),
 }
 
 impl TableWriter {
     fn new(format: TableFormat, file: std::fs::File, schema: &Schema) -> PolarsResult<Self> {
         Ok(match format {
-            TableFormat::Parquet => TableWriter::Parquet(Box::new(
-                ParquetWriter::new(file)
-                    .with_compression(ParquetCompression::Lz4Raw)
-                    .batched(schema)?,
-            )),
+            // Cell ids and sentences are unique: no dictionary is tried for them.
+            TableFormat::Parquet => TableWriter::Parquet(Box::new(ParquetRowGroupWriter::new(
+                file,
+                schema,
+                &["cell_id", "cell_sentence"],
+            )?)),
             TableFormat::Csv => {
                 TableWriter::Csv(CsvWriter::new(file).include_header(true).batched(schema)?)
             }
@@ -135,14 +138,14 @@ impl TableWriter {
 
     fn write(&mut self, df: &DataFrame) -> PolarsResult<()> {
         match self {
-            TableWriter::Parquet(w) => w.write_batch(df),
+            TableWriter::Parquet(w) => w.write(df),
             TableWriter::Csv(w) => w.write_batch(df),
         }
     }
 
     fn finish(self) -> PolarsResult<()> {
         match self {
-            TableWriter::Parquet(w) => w.finish().map(|_| ()),
+            TableWriter::Parquet(w) => w.finish(),
             TableWriter::Csv(mut w) => w.finish(),
         }
     }

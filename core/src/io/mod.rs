@@ -4,3 +4,4 @@
 pub mod atomic;
 pub mod export;
 pub mod h5ad;
+pub mod parquet;

@@ -4,8 +4,9 @@
 /// One buffer of consecutive sentences and where each ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TextPart {
-    /// The sentences, concatenated without separators.
-    pub text: String,
+    /// The sentences, concatenated without separators: UTF-8, since it is made of whole gene
+    /// names (kept as bytes so that it is validated once, where it becomes a string column).
+    pub text: Vec<u8>,
     /// `ends[i]` is the byte offset in `text` where sentence `i` ends (and `i + 1` begins).
     pub ends: Vec<usize>,
 }
@@ -14,7 +15,7 @@ impl TextPart {
     /// A part with room for `bytes` of text and `cells` sentences.
     pub fn with_capacity(bytes: usize, cells: usize) -> Self {
         Self {
-            text: String::with_capacity(bytes),
+            text: Vec::with_capacity(bytes),
             ends: Vec::with_capacity(cells),
         }
     }
@@ -51,9 +52,11 @@ impl SentenceChunk {
 
     /// The sentences in order.
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        self.parts
-            .iter()
-            .flat_map(|p| p.spans().map(move |r| &p.text[r]))
+        self.parts.iter().flat_map(|p| {
+            p.spans().map(move |r| {
+                std::str::from_utf8(&p.text[r]).expect("sentences are made of whole UTF-8 names")
+            })
+        })
     }
 }
 
@@ -64,11 +67,11 @@ mod tests {
     #[test]
     fn sentences_come_back_in_order_across_parts() {
         let mut a = TextPart::with_capacity(16, 2);
-        a.text.push_str("A B");
+        a.text.extend_from_slice(b"A B");
         a.finish_sentence();
         a.finish_sentence(); // an empty sentence
         let mut b = TextPart::default();
-        b.text.push('C');
+        b.text.push(b'C');
         b.finish_sentence();
         let chunk = SentenceChunk { parts: vec![a, b] };
         assert_eq!(chunk.len(), 3);

@@ -12,6 +12,7 @@
 //! column onto the wrong gene).
 
 mod chunk;
+mod names;
 mod rank;
 
 pub use chunk::{SentenceChunk, TextPart};
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::matrix::{CsrMatrix, first_index_where};
 use crate::progress::Progress;
 use crate::rng::{NumpyRandomState, mix64};
+use names::NameSlots;
 use rank::Ranker;
 use rayon::prelude::*;
 
@@ -125,9 +127,8 @@ where
 struct SentenceWriter<'a> {
     matrix: &'a CsrMatrix,
     cell_ids: &'a [String],
-    /// Sentence names, each with a leading space (see [`push_names`]).
-    spaced: Vec<String>,
-    /// Length of the longest spaced name.
+    names: NameSlots,
+    /// Length of the longest name with its space.
     longest: usize,
     gene_hash: Vec<u64>,
     options: &'a SentenceOptions,
@@ -138,7 +139,7 @@ impl SentenceWriter<'_> {
     fn text_bound(&self, rows: std::ops::Range<usize>) -> usize {
         rows.map(|i| {
             let cols = self.matrix.row(i).0;
-            let all: usize = cols.iter().map(|&c| self.spaced[c as usize].len()).sum();
+            let all: usize = cols.iter().map(|&c| self.names.spaced_len(c)).sum();
             match self.options.top_k {
                 Some(k) => all.min(k.saturating_mul(self.longest)),
                 None => all,
@@ -147,35 +148,38 @@ impl SentenceWriter<'_> {
         .sum()
     }
 
-    /// The sentences of `rows`; `perms` holds the reference shuffles of the stored entries from
-    /// row `perm_row` on (empty for the seeded rule).
+    /// The sentences of `rows`; `draws` holds the reference shuffles' draws from row
+    /// `draw_row` on, row `i`'s at `indptr[i] - indptr[draw_row]` (empty for the seeded rule).
     fn write_part(
         &self,
         rows: std::ops::Range<usize>,
-        perms: &[u32],
-        perm_row: usize,
+        draws: &[u32],
+        draw_row: usize,
         ranker: &mut Ranker,
     ) -> TextPart {
         let m = self.matrix;
-        let mut part = TextPart::with_capacity(self.text_bound(rows.clone()), rows.len());
-        let base = m.indptr[perm_row] as usize;
+        let mut text = vec![0u8; self.text_bound(rows.clone()) + self.names.slack()];
+        let mut end = 0;
+        let mut ends = Vec::with_capacity(rows.len());
+        let base = m.indptr[draw_row] as usize;
         for i in rows {
             let (cols, vals) = m.row(i);
             let ranked = match self.options.ties {
                 TieBreak::Reference => {
                     let from = m.indptr[i] as usize - base;
-                    let perm = &perms[from..from + cols.len()];
-                    ranker.reference(cols, vals, perm, self.options.top_k)
+                    let row_draws = &draws[from..from + cols.len().saturating_sub(1)];
+                    ranker.reference(cols, vals, row_draws, self.options.top_k)
                 }
                 TieBreak::Seeded(seed) => {
                     let cell = mix64(hash_str(&self.cell_ids[i]) ^ mix64(seed));
                     ranker.seeded(cols, vals, cell, &self.gene_hash, self.options.top_k)
                 }
             };
-            push_names(&mut part.text, ranked, &self.spaced);
-            part.finish_sentence();
+            end = self.names.write(&mut text, end, ranked);
+            ends.push(end);
         }
-        part
+        text.truncate(end);
+        TextPart { text, ends }
     }
 }
 
@@ -200,34 +204,37 @@ where
 {
     validate(matrix, cell_ids, genes)?;
     let names = sentence_gene_names(genes);
-    let mut writer = SentenceWriter {
+    let writer = SentenceWriter {
         matrix,
         cell_ids,
         gene_hash: names.iter().map(|g| hash_str(g)).collect(),
-        spaced: with_leading_space(names),
-        longest: 0,
+        longest: names.iter().map(|n| n.len() + 1).max().unwrap_or(1),
+        names: NameSlots::new(&names),
         options,
     };
-    writer.longest = writer.spaced.iter().map(String::len).max().unwrap_or(1);
     let mut rng = NumpyRandomState::new(REFERENCE_SEED);
     let reference = options.ties == TieBreak::Reference;
-    // One numpy stream shuffles every row in turn, so shuffles are drawn sequentially, chunk by
+    // One numpy stream shuffles every row in turn, so its draws are made sequentially, chunk by
     // chunk; the next chunk's draws overlap with ranking the current chunk on other threads.
+    // A row of `n` entries takes `n - 1` draws; one filler after them puts every row's draws
+    // at its offset in the matrix.
     let draw = |rng: &mut NumpyRandomState, rows: std::ops::Range<usize>| -> Vec<u32> {
-        let mut perms = Vec::new();
+        let mut draws = Vec::new();
         if reference {
-            perms.reserve((matrix.indptr[rows.end] - matrix.indptr[rows.start]) as usize);
+            draws.reserve((matrix.indptr[rows.end] - matrix.indptr[rows.start]) as usize);
             for i in rows {
-                let from = perms.len();
-                perms.extend(0..matrix.row(i).0.len() as u32);
-                rng.shuffle(&mut perms[from..]);
+                let n = matrix.row(i).0.len();
+                rng.shuffle_draws(n, &mut draws);
+                if n > 0 {
+                    draws.push(0);
+                }
             }
         }
-        perms
+        draws
     };
     let chunk_end = |start: usize| (start + sizes.rows.max(1)).min(matrix.n_rows);
     let part_rows = sizes.part_rows.max(1);
-    let mut perms = draw(&mut rng, 0..chunk_end(0));
+    let mut draws = draw(&mut rng, 0..chunk_end(0));
     let mut start = 0;
     while start < matrix.n_rows {
         progress.check()?;
@@ -239,33 +246,18 @@ where
                 .into_par_iter()
                 .map_init(Ranker::default, |ranker, from| {
                     let to = (from + part_rows).min(end);
-                    writer.write_part(from..to, &perms, start, ranker)
+                    writer.write_part(from..to, &draws, start, ranker)
                 })
                 .collect();
             SentenceChunk { parts }
         };
         let (sentences, next) = rayon::join(rank_chunk, || draw(&mut rng, end..chunk_end(end)));
         sink(start, sentences)?;
-        perms = next;
+        draws = next;
         start = end;
         progress.set_fraction(start as f32 / matrix.n_rows as f32);
     }
     Ok(())
-}
-
-/// Names with a leading space, so that a sentence is one copy per gene.
-fn with_leading_space(names: Vec<String>) -> Vec<String> {
-    names.into_iter().map(|n| format!(" {n}")).collect()
-}
-
-/// Appends the names of `columns`, separated by spaces; `spaced` holds each name after a space.
-fn push_names(text: &mut String, columns: &[u32], spaced: &[String]) {
-    if let Some((&first, rest)) = columns.split_first() {
-        text.push_str(&spaced[first as usize][1..]);
-        for &c in rest {
-            text.push_str(&spaced[c as usize]);
-        }
-    }
 }
 
 /// Builds the cell sentence of every cell (gene names upper-cased, separated by spaces).
@@ -297,13 +289,14 @@ pub fn cell_sentence(
     let (cols, vals) = matrix.row(row);
     let names = sentence_gene_names(genes);
     let gene_hash: Vec<u64> = names.iter().map(|g| hash_str(g)).collect();
-    let spaced = with_leading_space(names);
     let cell = mix64(hash_str(cell_id) ^ mix64(seed));
-    let mut text = String::new();
     let mut ranker = Ranker::default();
     let ranked = ranker.seeded(cols, vals, cell, &gene_hash, top_k);
-    push_names(&mut text, ranked, &spaced);
-    text
+    ranked
+        .iter()
+        .map(|&g| names[g as usize].as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

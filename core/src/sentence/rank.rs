@@ -11,9 +11,8 @@ const SMALL_ROW: usize = 48;
 /// Reusable buffers for ranking rows; one per worker thread.
 #[derive(Debug, Default)]
 pub struct Ranker {
-    /// Reference rule: (descending key << 32 | column) per stored entry, in storage order.
-    packed: Vec<u64>,
-    /// Reference rule: the same in shuffled order, zeros left out; sorted in place.
+    /// Reference rule: (descending key << 32 | column) per stored entry, shuffled, zeros left
+    /// out, then sorted in place.
     items: Vec<u64>,
     items_tmp: Vec<u64>,
     /// Seeded rule: (descending key << 32 | tie, column) per expressed entry.
@@ -25,13 +24,17 @@ pub struct Ranker {
     counts: Histograms,
 }
 
-/// Digit counts of one radix pass, for even and odd items (kept between rows).
+/// Items of a radix pass are handled as this many interleaved segments (see
+/// [`radix_sort_stable`]).
+const SEGMENTS: usize = 4;
+
+/// Digit counts of one radix pass, one histogram per segment (kept between rows).
 #[derive(Debug)]
-struct Histograms(Box<[[u32; 256]; 2]>);
+struct Histograms(Box<[[u32; 256]; SEGMENTS]>);
 
 impl Default for Histograms {
     fn default() -> Self {
-        Self(Box::new([[0; 256]; 2]))
+        Self(Box::new([[0; 256]; SEGMENTS]))
     }
 }
 
@@ -50,32 +53,33 @@ fn descending(value: f32) -> u32 {
 const NOT_EXPRESSED: u32 = u32::MAX;
 
 impl Ranker {
-    /// The columns of one row in the `cell2sentence` package's order: entries visited in the
-    /// shuffled order `perm` (`perm[t]` is the stored entry at shuffled position `t`), then
-    /// stable-sorted by descending value. Zeros are left out; `top_k` keeps the first `k`.
+    /// The columns of one row in the `cell2sentence` package's order: the stored entries
+    /// shuffled as numpy does with `draws` (from [`crate::rng::NumpyRandomState::shuffle_draws`]
+    /// for this row's length), then stable-sorted by descending value. Zeros are left out;
+    /// `top_k` keeps the first `k`.
     pub fn reference(
         &mut self,
         cols: &[u32],
         vals: &[f32],
-        perm: &[u32],
+        draws: &[u32],
         top_k: Option<usize>,
     ) -> &[u32] {
-        // Pack keys and columns in storage order first (sequential reads of the row), so the
-        // shuffled visit below gathers from a small array already in cache.
-        self.packed.clear();
-        self.packed.extend(
+        let items = &mut self.items;
+        items.clear();
+        items.extend(
             cols.iter()
                 .zip(vals)
                 .map(|(&c, &v)| (u64::from(descending(v)) << 32) | u64::from(c)),
         );
-        self.items.resize(perm.len(), 0);
+        crate::rng::apply_shuffle(items, draws);
+        // Drop the zeros, keeping the shuffled order.
         let mut kept = 0;
-        for &p in perm {
-            let item = self.packed[p as usize];
-            self.items[kept] = item;
+        for t in 0..items.len() {
+            let item = items[t];
+            items[kept] = item;
             kept += usize::from((item >> 32) as u32 != NOT_EXPRESSED);
         }
-        self.items.truncate(kept);
+        items.truncate(kept);
         let (items, tmp, counts) = (&mut self.items, &mut self.items_tmp, &mut self.counts);
         radix_sort_stable(items, tmp, counts, 4..8, |x: &u64| *x);
         self.ranked.clear();
@@ -151,35 +155,50 @@ fn radix_sort_stable<T: Copy + Default>(
     }
     let varying = all_and ^ all_or;
     tmp.resize(n, T::default());
-    let [even, odd] = &mut *counts.0;
+    // The items are cut into four segments that are counted and scattered in an interleaved
+    // loop. Runs of equal digits are common (counts take few values), and with one cursor per
+    // digit every move would wait for the previous one's cursor increment; four segments give
+    // four independent chains. Segment `s` covers `s * q..(s + 1) * q`, the last one also the
+    // remainder, and its items go after those of earlier segments, so the sort stays stable.
+    let q = n / SEGMENTS;
+    let hist = &mut *counts.0;
     for b in bytes {
         let shift = 8 * b;
         if (varying >> shift) & 0xff == 0 {
             continue;
         }
         let digit = |x: &T| ((key(x) >> shift) & 0xff) as usize;
-        // Two histograms, for even and odd items: runs of equal digits (common: counts take
-        // few values) would otherwise chain every increment on the one before.
-        even.fill(0);
-        odd.fill(0);
-        let mut two = items.chunks_exact(2);
-        for p in &mut two {
-            even[digit(&p[0])] += 1;
-            odd[digit(&p[1])] += 1;
+        for h in hist.iter_mut() {
+            h.fill(0);
         }
-        for x in two.remainder() {
-            even[digit(x)] += 1;
+        for t in 0..q {
+            for (s, h) in hist.iter_mut().enumerate() {
+                h[digit(&items[s * q + t])] += 1;
+            }
         }
-        let mut next = [0u32; 256];
+        for x in &items[SEGMENTS * q..] {
+            hist[SEGMENTS - 1][digit(x)] += 1;
+        }
+        let mut next = [[0u32; 256]; SEGMENTS];
         let mut sum = 0;
-        for ((slot, &e), &o) in next.iter_mut().zip(even.iter()).zip(odd.iter()) {
-            *slot = sum;
-            sum += e + o;
+        for d in 0..256 {
+            for s in 0..SEGMENTS {
+                next[s][d] = sum;
+                sum += hist[s][d];
+            }
         }
-        for x in items.iter() {
+        for t in 0..q {
+            for (s, cursor) in next.iter_mut().enumerate() {
+                let x = items[s * q + t];
+                let d = digit(&x);
+                tmp[cursor[d] as usize] = x;
+                cursor[d] += 1;
+            }
+        }
+        for x in &items[SEGMENTS * q..] {
             let d = digit(x);
-            tmp[next[d] as usize] = *x;
-            next[d] += 1;
+            tmp[next[SEGMENTS - 1][d] as usize] = *x;
+            next[SEGMENTS - 1][d] += 1;
         }
         std::mem::swap(items, tmp);
     }
@@ -228,10 +247,10 @@ mod tests {
         for n in [0, 1, 5, 47, 48, 49, 200, 1500] {
             for levels in [1, 3, 1000] {
                 let (cols, vals) = row(&mut rng, n, levels, true);
+                let draws: Vec<u32> = (1..n).rev().map(|i| rng.below(i + 1) as u32).collect();
+                // `perm[t]`: the stored entry that the shuffle puts at position `t`.
                 let mut perm: Vec<u32> = (0..n as u32).collect();
-                for i in (1..n).rev() {
-                    perm.swap(i, rng.below(i + 1));
-                }
+                crate::rng::apply_shuffle(&mut perm, &draws);
                 let mut expected: Vec<(u32, u32)> = perm
                     .iter()
                     .filter(|&&p| vals[p as usize] > 0.0)
@@ -239,10 +258,10 @@ mod tests {
                     .collect();
                 expected.sort_by_key(|e| e.0); // stable
                 let expected: Vec<u32> = expected.into_iter().map(|e| e.1).collect();
-                assert_eq!(ranker.reference(&cols, &vals, &perm, None), expected);
+                assert_eq!(ranker.reference(&cols, &vals, &draws, None), expected);
                 let k = n / 3;
                 assert_eq!(
-                    ranker.reference(&cols, &vals, &perm, Some(k)),
+                    ranker.reference(&cols, &vals, &draws, Some(k)),
                     &expected[..k.min(expected.len())]
                 );
             }
