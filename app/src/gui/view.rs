@@ -2,9 +2,10 @@
 //! the selection and the camera. Panels read and change a [`DatasetView`]; they never talk to
 //! each other directly.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use c2s_core::dataset::{ColumnData, Dataset, ObsColumn};
+use c2s_core::sentence::CellSentencer;
 
 use super::coloring::{self, ColorSource, ContinuousStyle, Legend};
 use super::render::camera::Camera;
@@ -46,6 +47,8 @@ pub struct DatasetView {
     pub added_obs: Vec<String>,
     /// `obsm` embeddings computed in this session, for export.
     pub added_obsm: Vec<String>,
+    /// Gene spellings and hashes for [`DatasetView::sentence`], made on first use.
+    sentencer: OnceLock<CellSentencer>,
 }
 
 impl DatasetView {
@@ -77,6 +80,7 @@ impl DatasetView {
             hovered: None,
             added_obs: Vec::new(),
             added_obsm: Vec::new(),
+            sentencer: OnceLock::new(),
         };
         if let Some(e) = embedding {
             view.set_embedding(&e);
@@ -230,14 +234,9 @@ impl DatasetView {
         if i >= d.expression.n_rows || d.var_names.len() < d.expression.n_cols {
             return String::new();
         }
-        c2s_core::sentence::cell_sentence(
-            &d.expression,
-            i,
-            &d.obs_names[i],
-            &d.var_names,
-            0,
-            Some(n),
-        )
+        self.sentencer
+            .get_or_init(|| CellSentencer::new(&d.var_names))
+            .sentence(&d.expression, i, &d.obs_names[i], 0, Some(n))
     }
 
     /// Replaces the data (e.g. after loading another matrix of the same file), keeping the

@@ -276,27 +276,44 @@ pub fn cell_sentences(
     Ok(all)
 }
 
-/// The sentence of one cell with the seeded tie-break (e.g. for a hover tooltip); identical to
-/// that cell's sentence from [`cell_sentences`] with [`TieBreak::Seeded`]`(seed)`.
-pub fn cell_sentence(
-    matrix: &CsrMatrix,
-    row: usize,
-    cell_id: &str,
-    genes: &[String],
-    seed: u64,
-    top_k: Option<usize>,
-) -> String {
-    let (cols, vals) = matrix.row(row);
-    let names = sentence_gene_names(genes);
-    let gene_hash: Vec<u64> = names.iter().map(|g| hash_str(g)).collect();
-    let cell = mix64(hash_str(cell_id) ^ mix64(seed));
-    let mut ranker = Ranker::default();
-    let ranked = ranker.seeded(cols, vals, cell, &gene_hash, top_k);
-    ranked
-        .iter()
-        .map(|&g| names[g as usize].as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Sentences of single cells with the seeded tie-break, for many calls over the same genes
+/// (a hover tooltip): the sentence spelling and hash of every gene are made once.
+#[derive(Debug, Clone)]
+pub struct CellSentencer {
+    names: Vec<String>,
+    gene_hash: Vec<u64>,
+}
+
+impl CellSentencer {
+    /// A sentencer for a matrix whose columns are `genes`.
+    pub fn new(genes: &[String]) -> Self {
+        let names = sentence_gene_names(genes);
+        Self {
+            gene_hash: names.iter().map(|g| hash_str(g)).collect(),
+            names,
+        }
+    }
+
+    /// The sentence of `row` (with id `cell_id`), identical to that cell's sentence from
+    /// [`cell_sentences`] with [`TieBreak::Seeded`]`(seed)`; `top_k` keeps the first `k` genes.
+    pub fn sentence(
+        &self,
+        matrix: &CsrMatrix,
+        row: usize,
+        cell_id: &str,
+        seed: u64,
+        top_k: Option<usize>,
+    ) -> String {
+        let (cols, vals) = matrix.row(row);
+        let cell = mix64(hash_str(cell_id) ^ mix64(seed));
+        let mut ranker = Ranker::default();
+        let ranked = ranker.seeded(cols, vals, cell, &self.gene_hash, top_k);
+        let names: Vec<&str> = ranked
+            .iter()
+            .map(|&g| self.names[g as usize].as_str())
+            .collect();
+        names.join(" ")
+    }
 }
 
 #[cfg(test)]
@@ -365,7 +382,9 @@ mod tests {
             cell_sentences(&m1, &["b".into()], &names(20), &opts, &Progress::new()).unwrap();
         assert_eq!(both[1], only_b[0]);
         assert_ne!(both[0], both[1], "different cells get different tie orders");
-        assert_eq!(cell_sentence(&m1, 0, "b", &names(20), 0, None), only_b[0]);
+        let sentencer = CellSentencer::new(&names(20));
+        assert_eq!(sentencer.sentence(&m1, 0, "b", 0, None), only_b[0]);
+        assert_eq!(sentencer.sentence(&m2, 0, "a", 0, None), both[0]);
     }
 
     #[test]

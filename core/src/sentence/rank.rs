@@ -12,12 +12,13 @@ const SMALL_ROW: usize = 48;
 #[derive(Debug, Default)]
 pub struct Ranker {
     /// Reference rule: (descending key << 32 | column) per stored entry, shuffled, zeros left
-    /// out, then sorted in place.
+    /// out, then sorted in place. Seeded rule: (descending key << 32 | tie << 16 | position in
+    /// the row) per expressed entry.
     items: Vec<u64>,
     items_tmp: Vec<u64>,
-    /// Seeded rule: (descending key << 32 | tie, column) per expressed entry.
+    /// Seeded rule, rows the packed items cannot hold: (descending key << 32 | tie << 16,
+    /// column) per expressed entry.
     pairs: Vec<(u64, u32)>,
-    pairs_tmp: Vec<(u64, u32)>,
     /// The ranked columns.
     ranked: Vec<u32>,
     /// Radix histograms, one per key byte.
@@ -89,7 +90,7 @@ impl Ranker {
         &self.ranked
     }
 
-    /// The columns of one row in seeded order: descending value, ties by the 32-bit mix of
+    /// The columns of one row in seeded order: descending value, ties by [`seeded_tie`] of
     /// `cell_hash` and the gene's hash, then by column. Zeros are left out; `top_k` keeps the
     /// first `k`.
     pub fn seeded(
@@ -100,27 +101,49 @@ impl Ranker {
         gene_hash: &[u64],
         top_k: Option<usize>,
     ) -> &[u32] {
-        self.pairs.clear();
-        for (&c, &v) in cols.iter().zip(vals) {
-            let key = descending(v);
-            if key != NOT_EXPRESSED {
-                let tie = crate::rng::mix64(cell_hash ^ gene_hash[c as usize]) as u32;
-                self.pairs
-                    .push(((u64::from(key) << 32) | u64::from(tie), c));
-            }
-        }
-        if cols.is_sorted() {
-            // A stable sort of entries in column order breaks equal keys by column.
-            let (pairs, tmp, counts) = (&mut self.pairs, &mut self.pairs_tmp, &mut self.counts);
-            radix_sort_stable(pairs, tmp, counts, 0..8, |x| x.0);
-        } else {
-            self.pairs.sort_unstable();
-        }
+        let key = |t: usize| {
+            let tie = seeded_tie(cell_hash, gene_hash[cols[t] as usize]);
+            (u64::from(descending(vals[t])) << 32) | (u64::from(tie) << 16)
+        };
+        let expressed = |k: u64| (k >> 32) as u32 != NOT_EXPRESSED;
         self.ranked.clear();
-        let n = top_k.unwrap_or(self.pairs.len()).min(self.pairs.len());
-        self.ranked.extend(self.pairs[..n].iter().map(|p| p.1));
+        if cols.len() <= 1 << 16 && cols.is_sorted() {
+            // Columns in storage order: a stable sort on (value, tie) breaks equal keys by
+            // column, and the position in the row (16 bits) rides along in the key.
+            let items = &mut self.items;
+            items.resize(cols.len(), 0);
+            let mut kept = 0;
+            for t in 0..cols.len() {
+                let k = key(t);
+                items[kept] = k | t as u64;
+                kept += usize::from(expressed(k));
+            }
+            items.truncate(kept);
+            let (items, tmp, counts) = (&mut self.items, &mut self.items_tmp, &mut self.counts);
+            radix_sort_stable(items, tmp, counts, 2..8, |x: &u64| *x);
+            let n = top_k.unwrap_or(kept).min(kept);
+            self.ranked
+                .extend(items[..n].iter().map(|&x| cols[(x & 0xffff) as usize]));
+        } else {
+            self.pairs.clear();
+            self.pairs.extend(
+                (0..cols.len())
+                    .map(|t| (key(t), cols[t]))
+                    .filter(|p| expressed(p.0)),
+            );
+            self.pairs.sort_unstable();
+            let n = top_k.unwrap_or(self.pairs.len()).min(self.pairs.len());
+            self.ranked.extend(self.pairs[..n].iter().map(|p| p.1));
+        }
         &self.ranked
     }
+}
+
+/// The seeded tie key of a gene in a cell: 16 bits of the mix of their hashes. Genes that
+/// share it (rare: a few pairs among hundreds of tied genes) fall back to column order.
+#[inline]
+fn seeded_tie(cell_hash: u64, gene_hash: u64) -> u16 {
+    (crate::rng::mix64(cell_hash ^ gene_hash) >> 48) as u16
 }
 
 /// Stable least-significant-digit radix sort of `items` by the bytes `bytes` (lowest first) of
@@ -168,8 +191,13 @@ fn radix_sort_stable<T: Copy + Default>(
             continue;
         }
         let digit = |x: &T| ((key(x) >> shift) & 0xff) as usize;
+        // Every digit lies between the bytes of the AND and the OR of all keys.
+        let (lo, hi) = (
+            ((all_and >> shift) & 0xff) as usize,
+            ((all_or >> shift) & 0xff) as usize,
+        );
         for h in hist.iter_mut() {
-            h.fill(0);
+            h[lo..=hi].fill(0);
         }
         for t in 0..q {
             for (s, h) in hist.iter_mut().enumerate() {
@@ -181,7 +209,7 @@ fn radix_sort_stable<T: Copy + Default>(
         }
         let mut next = [[0u32; 256]; SEGMENTS];
         let mut sum = 0;
-        for d in 0..256 {
+        for d in lo..=hi {
             for s in 0..SEGMENTS {
                 next[s][d] = sum;
                 sum += hist[s][d];
@@ -271,25 +299,33 @@ mod tests {
     #[test]
     fn seeded_order_equals_a_comparison_sort_in_any_storage_order() {
         let mut rng = SplitMix64::new(9);
-        let gene_hash: Vec<u64> = (0..5000u64).map(|g| mix64(g * 7 + 1)).collect();
+        let mixed: Vec<u64> = (0..5000u64).map(|g| mix64(g * 7 + 1)).collect();
+        // Equal gene hashes make every tie key collide: ties then go by column.
+        let equal = vec![3u64; 5000];
         let mut ranker = Ranker::default();
-        for n in [0, 3, 60, 900] {
+        for (n, gene_hash) in [
+            (0, &mixed),
+            (3, &mixed),
+            (60, &mixed),
+            (900, &mixed),
+            (900, &equal),
+        ] {
             for sorted in [true, false] {
                 let (cols, vals) = row(&mut rng, n, 2, sorted);
                 let cell = rng.next_u64();
-                let mut expected: Vec<(u64, u32)> = cols
+                let mut expected: Vec<(u32, u16, u32)> = cols
                     .iter()
                     .zip(&vals)
                     .filter(|(_, v)| **v > 0.0)
                     .map(|(&c, &v)| {
-                        let tie = mix64(cell ^ gene_hash[c as usize]) as u32;
-                        ((u64::from(descending(v)) << 32) | u64::from(tie), c)
+                        let tie = seeded_tie(cell, gene_hash[c as usize]);
+                        (descending(v), tie, c)
                     })
                     .collect();
                 expected.sort_unstable();
-                let expected: Vec<u32> = expected.into_iter().map(|e| e.1).collect();
+                let expected: Vec<u32> = expected.into_iter().map(|e| e.2).collect();
                 assert_eq!(
-                    ranker.seeded(&cols, &vals, cell, &gene_hash, None),
+                    ranker.seeded(&cols, &vals, cell, gene_hash, None),
                     expected,
                     "n={n} sorted={sorted}"
                 );

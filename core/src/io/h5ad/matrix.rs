@@ -2,6 +2,7 @@
 //! in bounded chunks so that only one copy of the matrix is ever held, with progress and
 //! cancellation.
 
+use super::direct;
 use super::hdf::{self, HdfResult, read_range_into};
 use crate::dataset::{MatrixChoice, MatrixKind};
 use crate::matrix::{CsrMatrix, first_index_where};
@@ -219,22 +220,37 @@ fn read_csr(
 ) -> HdfResult<CsrMatrix> {
     let indptr = read_indptr(group, n_rows + 1)?;
     let (nnz, data_ds, idx_ds) = sparse_arrays(group, &indptr, name)?;
-    // Read in slices straight into the final arrays; indices arrive as i32 (HDF5 converts and
-    // clips other integer types), so a negative or clipped index shows up as out of range.
     let mut data = vec![0f32; nnz];
     let mut indices = vec![0u32; nnz];
-    let mut start = 0;
-    while start < nnz {
-        cancelled(progress)?;
-        let end = (start + CHUNK).min(nnz);
-        read_range_into(&data_ds, start, &mut data[start..end])?;
-        let cols: &mut [i32] = bytemuck::cast_slice_mut(&mut indices[start..end]);
-        read_range_into(&idx_ds, start, cols)?;
-        start = end;
-        progress.set_fraction(start as f32 / nnz as f32);
+    if let (Some(d), Some(i)) = (
+        direct::locate::<f32>(&data_ds),
+        direct::locate::<i32>(&idx_ds),
+    ) {
+        // Plain bytes in the file: read on all cores, each block checked as it arrives
+        // (column indices as u32 from their i32 bits, so negative ones are out of range).
+        d.read_into(0, &mut data, progress, |b, first| {
+            check_values(b, first, name)
+        })?;
+        i.read_into(0, &mut indices, progress, |b, _| {
+            check_columns(b, n_cols, name)
+        })?;
+    } else {
+        // Read in slices straight into the final arrays; indices arrive as i32 (HDF5
+        // converts and clips other integer types), so a negative or clipped index shows up
+        // as out of range.
+        let mut start = 0;
+        while start < nnz {
+            cancelled(progress)?;
+            let end = (start + CHUNK).min(nnz);
+            read_range_into(&data_ds, start, &mut data[start..end])?;
+            let cols: &mut [i32] = bytemuck::cast_slice_mut(&mut indices[start..end]);
+            read_range_into(&idx_ds, start, cols)?;
+            start = end;
+            progress.set_fraction(start as f32 / nnz as f32);
+        }
+        check_values(&data, 0, name)?;
+        check_columns(&indices, n_cols, name)?;
     }
-    check_values(&data, 0, name)?;
-    check_columns(&indices, n_cols, name)?;
     let mut m = CsrMatrix {
         n_rows,
         n_cols,
@@ -385,25 +401,56 @@ pub fn sample_values(stored: &Stored, limit: usize) -> HdfResult<Vec<f32>> {
 
 /// Classifies values: negatives → scaled, all integers → counts, small non-integers → log-normalised.
 pub fn detect_kind(values: &[f32]) -> MatrixKind {
-    let mut any = false;
-    let mut integral = true;
-    let mut max = 0f32;
-    for &v in values {
-        if !v.is_finite() || v == 0.0 {
-            continue;
-        }
-        if v < 0.0 {
-            return MatrixKind::Scaled;
-        }
-        any = true;
-        integral &= v.fract() == 0.0;
-        max = max.max(v);
+    use rayon::prelude::*;
+    /// What a run of values showed.
+    #[derive(Clone, Copy)]
+    struct Seen {
+        negative: bool,
+        any: bool,
+        integral: bool,
+        max: f32,
     }
-    if !any {
+    let nothing = Seen {
+        negative: false,
+        any: false,
+        integral: true,
+        max: 0.0,
+    };
+    let seen = values
+        .par_chunks(1 << 16)
+        .map(|chunk| {
+            // Branch-free, so that the loop vectorises.
+            let mut s = nothing;
+            for &v in chunk {
+                let counted = v.is_finite() && v != 0.0;
+                let a = v.abs();
+                // Every f32 of magnitude 2^23 or more is an integer; below, adding and taking
+                // away 2^23 rounds to an integer, which gives `a` back only if it was one.
+                let integer = a >= 8_388_608.0 || (a + 8_388_608.0) - 8_388_608.0 == a;
+                s.negative |= counted & (v < 0.0);
+                s.any |= counted;
+                s.integral &= !counted | integer;
+                let x = if counted { v } else { 0.0 };
+                s.max = if x > s.max { x } else { s.max };
+            }
+            s
+        })
+        .reduce(
+            || nothing,
+            |a, b| Seen {
+                negative: a.negative || b.negative,
+                any: a.any || b.any,
+                integral: a.integral && b.integral,
+                max: a.max.max(b.max),
+            },
+        );
+    if seen.negative {
+        MatrixKind::Scaled
+    } else if !seen.any {
         MatrixKind::Empty
-    } else if integral {
+    } else if seen.integral {
         MatrixKind::RawCounts
-    } else if max <= 30.0 {
+    } else if seen.max <= 30.0 {
         MatrixKind::LogNormalized
     } else {
         MatrixKind::Normalized
@@ -421,5 +468,15 @@ mod tests {
         assert_eq!(detect_kind(&[0.5, 2.3, -0.2]), MatrixKind::Scaled);
         assert_eq!(detect_kind(&[0.5, 2000.3]), MatrixKind::Normalized);
         assert_eq!(detect_kind(&[0.0, 0.0]), MatrixKind::Empty);
+        assert_eq!(detect_kind(&[3.0e9, 1.0, 7.0]), MatrixKind::RawCounts);
+        assert_eq!(detect_kind(&[1.0, 1.0e6 + 0.5]), MatrixKind::Normalized);
+        assert_eq!(detect_kind(&[f32::NAN, 2.0]), MatrixKind::RawCounts);
+        let mut many = vec![2.0f32; 300_000];
+        many[250_000] = -0.5;
+        assert_eq!(
+            detect_kind(&many),
+            MatrixKind::Scaled,
+            "a negative value in a later chunk"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! 0.7 groups, ≥ 0.8 encoded elements, CELLxGENE schema) into a [`Dataset`].
 
 mod create;
+mod direct;
 mod frame;
 mod hdf;
 mod matrix;
