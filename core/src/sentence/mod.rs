@@ -128,8 +128,6 @@ struct SentenceWriter<'a> {
     matrix: &'a CsrMatrix,
     cell_ids: &'a [String],
     names: NameSlots,
-    /// Length of the longest name with its space.
-    longest: usize,
     gene_hash: Vec<u64>,
     options: &'a SentenceOptions,
 }
@@ -141,7 +139,7 @@ impl SentenceWriter<'_> {
             let cols = self.matrix.row(i).0;
             let all: usize = cols.iter().map(|&c| self.names.spaced_len(c)).sum();
             match self.options.top_k {
-                Some(k) => all.min(k.saturating_mul(self.longest)),
+                Some(k) => all.min(k.saturating_mul(self.names.longest())),
                 None => all,
             }
         })
@@ -208,7 +206,6 @@ where
         matrix,
         cell_ids,
         gene_hash: names.iter().map(|g| hash_str(g)).collect(),
-        longest: names.iter().map(|n| n.len() + 1).max().unwrap_or(1),
         names: NameSlots::new(&names),
         options,
     };

@@ -15,6 +15,8 @@ pub(super) struct NameSlots {
     joined: Vec<u8>,
     /// Where name `g` starts in `joined`; one more entry marks the end.
     starts: Vec<usize>,
+    /// Length of the longest name with its space.
+    longest: usize,
 }
 
 impl NameSlots {
@@ -40,6 +42,7 @@ impl NameSlots {
             slots,
             joined,
             starts,
+            longest,
         }
     }
 
@@ -47,6 +50,11 @@ impl NameSlots {
     #[inline]
     pub(super) fn spaced_len(&self, g: u32) -> usize {
         self.starts[g as usize + 1] - self.starts[g as usize]
+    }
+
+    /// Length of the longest name with its space.
+    pub(super) fn longest(&self) -> usize {
+        self.longest
     }
 
     /// Spare bytes a buffer needs past the end of its text for [`NameSlots::write`].
