@@ -1,10 +1,8 @@
 //! End-to-end: bad input gets one clear `error:` line, a non-zero exit and no panic.
 
-mod common;
-
+use crate::common::*;
 use c2s_core::Progress;
 use c2s_core::io::h5ad::{ReadOptions, Storage, ValueType, read_h5ad};
-use common::*;
 use hdf5_metno as hdf5;
 use std::path::{Path, PathBuf};
 

@@ -1,11 +1,9 @@
 //! End-to-end: `c2s-studio convert` and `inspect` on synthetic files written by the tests.
 
-mod common;
-
+use crate::common::*;
 use c2s_core::Progress;
 use c2s_core::dataset::{ColumnData, MatrixChoice};
 use c2s_core::io::h5ad::{ReadOptions, Storage, ValueType, read_h5ad};
-use common::*;
 
 fn convert(input: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![

@@ -2,9 +2,7 @@
 //! with `--ties reference`, and the same rank → expression fit. Skips when `../shared/data` or
 //! the committed fixtures are absent.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -16,7 +14,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 #[test]
 fn pbmc_sentences_and_fit_match_the_package() {
     let Some(data) = shared_data() else {
-        eprintln!("skipped: ../shared/data is absent");
+        c2s_core::test_support::skip("../shared/data is absent");
         return;
     };
     let input = data.join("expression/pbmc68k_reduced.h5ad");

@@ -4,6 +4,7 @@
 //! run with a subcommand (`convert`, `inspect`, ...) for scriptable, headless use.
 
 mod cli;
+mod format;
 mod gui;
 
 use clap::Parser;

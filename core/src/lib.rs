@@ -18,6 +18,8 @@ pub mod preprocess;
 pub mod progress;
 pub mod rng;
 pub mod sentence;
+pub mod tasks;
+pub mod test_support;
 
 pub use error::{Error, Result};
 pub use progress::Progress;

@@ -32,6 +32,12 @@ impl Progress {
         self.cancelled.load(Ordering::Relaxed)
     }
 
+    /// The cancel flag itself, for code that polls an [`AtomicBool`] (the engine's generation
+    /// loop): raising [`Progress::cancel`] stops it, with no second flag to keep in sync.
+    pub fn cancel_flag(&self) -> &AtomicBool {
+        &self.cancelled
+    }
+
     /// Returns `Err(Error::Cancelled)` once cancellation was requested.
     pub fn check(&self) -> Result<()> {
         if self.is_cancelled() {

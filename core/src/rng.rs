@@ -4,6 +4,9 @@
 //!   with `init_genrand`, and the masked-rejection bounded integers its `shuffle` uses).
 //!   Reproducing this stream exactly is what makes our cell sentences tie-break identically to
 //!   the `cell2sentence` package.
+//! - [`PythonRandom`]: CPython's `random` module (MT19937 seeded by `init_by_array`, and the
+//!   rejection sampling of `random.choice`), so prompt templates are picked as the
+//!   `cell2sentence` package picks them after `random.seed(42)`.
 //! - [`SplitMix64`]: a small, fast generator for everything else (sampling, demo data, random
 //!   initialisations), and [`mix64`], its finaliser, as a 64-bit hash mixer.
 
@@ -34,6 +37,41 @@ impl NumpyRandomState {
             out: [0; N],
             idx: N,
         }
+    }
+
+    /// MT19937 seeded from a key of 32-bit words (`init_by_array`), as CPython seeds its
+    /// `random` module.
+    pub fn from_key(key: &[u32]) -> Self {
+        let mut state = Self::new(19_650_218);
+        let mt = &mut state.mt;
+        let key = if key.is_empty() { &[0u32][..] } else { key };
+        let (mut i, mut j) = (1usize, 0usize);
+        for _ in 0..N.max(key.len()) {
+            let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
+            mt[i] = (mt[i] ^ prev.wrapping_mul(1_664_525))
+                .wrapping_add(key[j])
+                .wrapping_add(j as u32);
+            i += 1;
+            j += 1;
+            if i >= N {
+                mt[0] = mt[N - 1];
+                i = 1;
+            }
+            if j >= key.len() {
+                j = 0;
+            }
+        }
+        for _ in 0..N - 1 {
+            let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
+            mt[i] = (mt[i] ^ prev.wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
+            i += 1;
+            if i >= N {
+                mt[0] = mt[N - 1];
+                i = 1;
+            }
+        }
+        mt[0] = 0x8000_0000;
+        state
     }
 
     fn twist(&mut self) {
@@ -136,6 +174,42 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// CPython's `random.Random` for the calls the `cell2sentence` package makes: `seed(int)` and
+/// `choice`.
+#[derive(Clone)]
+pub struct PythonRandom(NumpyRandomState);
+
+impl PythonRandom {
+    /// Equivalent of `random.seed(seed)` for a non-negative integer.
+    pub fn new(seed: u64) -> Self {
+        let key: Vec<u32> = if seed >> 32 == 0 {
+            vec![seed as u32]
+        } else {
+            vec![seed as u32, (seed >> 32) as u32]
+        };
+        Self(NumpyRandomState::from_key(&key))
+    }
+
+    /// `random.getrandbits(k)` for `k` in 1..=32.
+    pub fn getrandbits(&mut self, k: u32) -> u32 {
+        debug_assert!((1..=32).contains(&k));
+        self.0.next_u32() >> (32 - k)
+    }
+
+    /// The index `random.choice(seq)` picks in a sequence of length `n` (`n` ≥ 1): `k` bits
+    /// per draw, where `k` is `n`'s bit length, drawn again until below `n`.
+    pub fn choice_index(&mut self, n: usize) -> usize {
+        assert!(n > 0 && n <= u32::MAX as usize, "choice from 1..2^32 items");
+        let k = usize::BITS - n.leading_zeros();
+        loop {
+            let r = self.getrandbits(k) as usize;
+            if r < n {
+                return r;
+            }
+        }
+    }
+}
+
 /// SplitMix64 (Steele, Lea & Flood 2014): deterministic, platform-independent, not
 /// cryptographic.
 #[derive(Clone, Debug)]
@@ -233,6 +307,27 @@ mod tests {
             }
         }
         assert_eq!(fast.next_u32(), naive.next_u32(), "streams stay aligned");
+    }
+
+    #[test]
+    fn python_random_matches_cpython() {
+        // python3 -c "import random; random.seed(42); print([random.choice(range(15)) ...])"
+        for (n, picks) in [
+            (15, [10, 1, 0, 11, 4, 3, 3, 2]),
+            (14, [10, 1, 0, 11, 4, 3, 3, 2]),
+            (10, [1, 0, 4, 3, 3, 2, 1, 8]),
+        ] {
+            let mut r = PythonRandom::new(42);
+            let got: Vec<usize> = (0..8).map(|_| r.choice_index(n)).collect();
+            assert_eq!(got, picks, "n = {n}");
+        }
+        // random.seed(s); [random.getrandbits(32) for _ in range(3)]
+        let mut r = PythonRandom::new(0);
+        let bits: Vec<u32> = (0..3).map(|_| r.getrandbits(32)).collect();
+        assert_eq!(bits, [3_626_764_237, 1_654_615_998, 3_255_389_356]);
+        let mut r = PythonRandom::new((1 << 40) + 5);
+        let bits: Vec<u32> = (0..3).map(|_| r.getrandbits(32)).collect();
+        assert_eq!(bits, [2_166_296_868, 2_220_160_828, 1_153_647_273]);
     }
 
     #[test]

@@ -45,7 +45,8 @@ fn plan(args: Args) -> Result<BenchPlan, String> {
 /// Runs the benchmark and prints a line per size as it finishes.
 pub fn run(args: Args) -> Result<(), String> {
     let plan = plan(args)?;
-    let expected = plan.sizes.len();
+    // Two reports per size: panning alone, then while a job streams tokens.
+    let expected = 2 * plan.sizes.len();
     let (sender, receiver) = std::sync::mpsc::channel();
     // Print from a thread: the window owns the main thread until it closes.
     let printer = std::thread::spawn(move || -> Result<usize, String> {
@@ -64,7 +65,7 @@ pub fn run(args: Args) -> Result<(), String> {
     match printed? {
         done if done == expected => Ok(()),
         done => Err(format!(
-            "the window closed after {done} of {expected} sizes"
+            "the window closed after {done} of {expected} measurements"
         )),
     }
 }

@@ -3,6 +3,8 @@
 use c2s_core::engine::locate::{hf_hub_cache, list_models};
 use std::path::PathBuf;
 
+use crate::format::human_bytes;
+
 /// Arguments of `models`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -52,15 +54,4 @@ pub fn run(args: Args) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
 }

@@ -12,8 +12,16 @@ pub enum Action {
     OpenPaths(Vec<PathBuf>),
     /// Generate and open the demo dataset with this many cells.
     OpenDemo(usize),
-    /// Make this view the active one.
+    /// Make this view the active one (and show its explorer tab).
     Activate(u64),
+    /// Show this view's explorer beside the others instead of behind them.
+    SplitRight(u64),
+    /// Show the tool panel with this id, opening its tab if it is closed.
+    OpenPanel(&'static str),
+    /// Go back to the first-run layout of tabs.
+    ResetLayout,
+    /// Show embedding `.1` of view `.0` (positions and spatial index are built in a job).
+    ShowEmbedding(u64, String),
     /// Close this view.
     Close(u64),
     /// Export the current view as a PNG (asks for a path).
@@ -27,10 +35,11 @@ pub enum Action {
     ExportH5ad,
     /// Reload view `.0` with another matrix of its file (X, raw, a layer).
     ReloadMatrix(u64, c2s_core::dataset::MatrixChoice),
+    /// Colour view `.0` by `.1` (the legend is built in a job: a text column of a million
+    /// cells takes a while).
+    ColorBy(u64, crate::gui::coloring::ColorSource),
     /// Colour view `.0` by gene `.1` (its values are read from the matrix in a job).
     ColorByGene(u64, String),
     /// Compute a PCA and a UMAP of the active dataset in a job.
     ComputeEmbedding,
-    /// Cancel this job.
-    CancelJob(u64),
 }

@@ -1,8 +1,9 @@
-//! The app shell: menus, panels around the explorer, open datasets, jobs and dialogs.
+//! The app shell: menus, side bars and status bar around the workbench of tabs, open
+//! datasets, models, jobs and dialogs.
 //!
 //! Layout (CELLxGENE-like): datasets and colour-by on the left, legend and selection on the
-//! right, the obs table at the bottom, the embedding in the centre, jobs in the status bar.
-//! Panels get the active [`DatasetView`] and push [`Action`]s; this file carries them out.
+//! right, the [`Workbench`] of tabs in the centre (explorers, Table, Summary, Model, Jobs), jobs
+//! and notices in the status bar. Panels push [`Action`]s; this file carries them out.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -12,21 +13,23 @@ use egui::{Context, Ui};
 
 use super::actions::Action;
 use super::bench::{Bench, BenchMessage, BenchPlan};
+use super::coloring::ColorSource;
 use super::export;
-use super::jobs::{JobError, JobOutput, Jobs};
+use super::jobs::{JobContext, JobHandle, Jobs, Lane, Outcome, Status};
 use super::loader::{self, LoadRequest};
-use super::panels::gene_search::GeneSearchState;
-use super::panels::jobs::Notice;
-use super::panels::legend::LegendState;
-use super::panels::selection::SelectionPanelState;
-use super::panels::table::TableState;
+use super::models::ModelRegistry;
+use super::panels::status::Notice;
 use super::panels::{
-    color_by, colorbar, datasets, drop_overlay, explorer, jobs as jobs_panel, legend, selection,
-    summary, table, welcome,
+    PanelContext, color_by, colorbar, datasets, drop_overlay, explorer, legend, selection, status,
 };
 use super::render::scatter::ScatterRenderer;
 use super::state::PersistedState;
-use super::view::DatasetView;
+use super::view::{DatasetView, EmbeddingLayout};
+use super::workbench::{Tab, Workbench};
+
+/// Storage key of the dock layout (kept apart from the preferences, so neither can spoil the
+/// other).
+pub const LAYOUT_KEY: &str = "c2s-studio-layout";
 
 /// Result of a native file dialog, run on its own thread.
 #[derive(Debug)]
@@ -38,32 +41,44 @@ enum DialogResult {
     SaveH5ad(PathBuf),
 }
 
+/// What a load job hands back: a view built off the UI thread, or a dataset replacing an open
+/// view's (another matrix of the same file).
+#[derive(Debug)]
+enum Loaded {
+    View(Box<DatasetView>),
+    Replacement(Box<c2s_core::dataset::Dataset>),
+}
+
+/// A dataset load in progress.
+#[derive(Debug)]
+struct PendingLoad {
+    request: LoadRequest,
+    /// The view it replaces, for matrix reloads.
+    replace: Option<u64>,
+    job: JobHandle<Loaded>,
+}
+
 /// The C2S Studio desktop app.
 pub struct StudioApp {
-    /// Persisted preferences, recent files and layout.
+    /// Persisted preferences and recent files.
     pub state: PersistedState,
     /// Open datasets.
     pub views: Vec<DatasetView>,
-    /// Id of the view shown in the explorer.
+    /// Id of the view the side bars and dataset panels show.
     pub active: Option<u64>,
     /// Background jobs.
     pub jobs: Jobs,
+    /// Loaded models.
+    pub models: ModelRegistry,
     /// Messages for the user (errors stay until dismissed).
     pub notices: Vec<Notice>,
-    /// Explorer interaction state.
-    pub explorer: explorer::ExplorerState,
-    /// Legend UI state.
-    pub legend: LegendState,
-    /// Gene search UI state.
-    pub genes: GeneSearchState,
-    /// Selection panel UI state.
-    pub selection_panel: SelectionPanelState,
-    /// Obs table UI state.
-    pub table: TableState,
+    /// The tabs.
+    pub workbench: Workbench,
     gpu: Option<egui_wgpu::RenderState>,
     next_view_id: u64,
-    /// Load jobs: job id, what it loads, and the view it replaces (matrix reloads).
-    load_requests: Vec<(u64, LoadRequest, Option<u64>)>,
+    loads: Vec<PendingLoad>,
+    /// File writes; each ends with a message saying what was written where.
+    writes: Vec<JobHandle<String>>,
     dialogs: (Sender<DialogResult>, Receiver<DialogResult>),
     repaint_set: bool,
     bench: Option<Bench>,
@@ -74,14 +89,24 @@ impl std::fmt::Debug for StudioApp {
         f.debug_struct("StudioApp")
             .field("views", &self.views.len())
             .field("active", &self.active)
-            .field("jobs", &self.jobs.running().len())
+            .field("jobs", &self.jobs.active().count())
             .finish_non_exhaustive()
     }
 }
 
 impl StudioApp {
-    /// A new app with `state`; `gpu` enables the wgpu scatter (the CPU fallback is used without).
+    /// A new app with `state` and the default layout; `gpu` enables the wgpu scatter (the CPU
+    /// fallback is used without).
     pub fn new(state: PersistedState, gpu: Option<egui_wgpu::RenderState>) -> Self {
+        Self::with_layout(state, Workbench::default(), gpu)
+    }
+
+    /// A new app with `state` and `workbench` (a restored layout).
+    pub fn with_layout(
+        state: PersistedState,
+        workbench: Workbench,
+        gpu: Option<egui_wgpu::RenderState>,
+    ) -> Self {
         if let Some(rs) = &gpu {
             ScatterRenderer::install(rs);
         }
@@ -90,27 +115,41 @@ impl StudioApp {
             views: Vec::new(),
             active: None,
             jobs: Jobs::default(),
+            models: ModelRegistry::default(),
             notices: Vec::new(),
-            explorer: Default::default(),
-            legend: Default::default(),
-            genes: Default::default(),
-            selection_panel: Default::default(),
-            table: Default::default(),
+            workbench,
             gpu,
             next_view_id: 1,
-            load_requests: Vec::new(),
+            loads: Vec::new(),
+            writes: Vec::new(),
             dialogs: channel(),
             repaint_set: false,
             bench: None,
         }
     }
 
+    /// Restores preferences and layout from eframe storage.
+    pub fn restore(
+        storage: Option<&dyn eframe::Storage>,
+        gpu: Option<egui_wgpu::RenderState>,
+    ) -> Self {
+        let layout = storage.and_then(|s| s.get_string(LAYOUT_KEY));
+        Self::with_layout(
+            PersistedState::load(storage),
+            Workbench::from_ron(layout.as_deref()),
+            gpu,
+        )
+    }
+
+    /// Writes preferences and layout to eframe storage.
+    pub fn persist(&self, storage: &mut dyn eframe::Storage) {
+        self.state.save(storage);
+        storage.set_string(LAYOUT_KEY, self.workbench.to_ron());
+    }
+
     /// Creates the app from eframe's creation context and opens `paths`.
     pub fn from_creation_context(cc: &eframe::CreationContext<'_>, paths: Vec<PathBuf>) -> Self {
-        let mut app = Self::new(
-            PersistedState::load(cc.storage),
-            cc.wgpu_render_state.clone(),
-        );
+        let mut app = Self::restore(cc.storage, cc.wgpu_render_state.clone());
         app.jobs.set_repaint_context(cc.egui_ctx.clone());
         app.repaint_set = true;
         if !paths.is_empty() {
@@ -142,103 +181,125 @@ impl StudioApp {
         self.views.iter().find(|v| Some(v.id) == self.active)
     }
 
-    /// Starts loading `request` in a job.
+    /// Starts loading `request` in a job; returns the job id.
     pub fn start_load(&mut self, request: LoadRequest) -> u64 {
         self.start_load_into(request, None)
     }
 
-    /// Starts loading `request`; the result replaces view `replace` when given.
+    /// Starts loading `request`; the result replaces view `replace` when given. The new view
+    /// (positions, spatial index, colours) is built in the job too, not on the UI thread.
     fn start_load_into(&mut self, request: LoadRequest, replace: Option<u64>) -> u64 {
         let worker_request = request.clone();
-        let id = self.jobs.spawn(request.title(), move |progress| {
-            loader::load(&worker_request, progress).map(|d| JobOutput::Dataset(Box::new(d)))
+        let id = self.next_view_id;
+        if replace.is_none() {
+            self.next_view_id += 1;
+        }
+        let job = self
+            .jobs
+            .spawn(request.title(), Lane::Cpu, move |cx: &JobContext<()>| {
+                let dataset = loader::load(&worker_request, cx)?;
+                if replace.is_some() {
+                    return Ok(Loaded::Replacement(Box::new(dataset)));
+                }
+                cx.set(1.0, "preparing the view");
+                let title = worker_request.dataset_title();
+                Ok(Loaded::View(Box::new(DatasetView::new(id, title, dataset))))
+            });
+        let job_id = job.id();
+        self.loads.push(PendingLoad {
+            request,
+            replace,
+            job,
         });
-        self.load_requests.push((id, request, replace));
-        id
+        job_id
     }
 
-    /// Opens `dataset` as a new, active view.
+    /// Opens `dataset` as a new, active view (tests build datasets directly).
+    #[cfg(test)]
     pub fn add_dataset(&mut self, title: String, dataset: c2s_core::dataset::Dataset) -> u64 {
         let id = self.next_view_id;
         self.next_view_id += 1;
-        self.views.push(DatasetView::new(id, title, dataset));
-        self.active = Some(id);
+        self.add_view(DatasetView::new(id, title, dataset));
         id
     }
 
-    /// Handles finished jobs.
+    /// Adds a built view, shows its explorer tab and makes it active.
+    fn add_view(&mut self, view: DatasetView) {
+        let id = view.id;
+        self.views.push(view);
+        self.workbench.open_view(id);
+        self.active = Some(id);
+    }
+
+    /// Takes the results of finished jobs: loads, view jobs, models, panels, writes, and the
+    /// notices for jobs that failed or were cancelled.
     pub fn poll_jobs(&mut self) {
-        for done in self.jobs.poll() {
-            let (request, replace) = self
-                .load_requests
-                .iter()
-                .position(|(id, _, _)| *id == done.id)
-                .map(|k| {
-                    let (_, r, v) = self.load_requests.remove(k);
-                    (Some(r), v)
-                })
-                .unwrap_or((None, None));
-            match done.result {
-                Ok(JobOutput::Dataset(dataset)) => {
-                    let title = request
-                        .as_ref()
-                        .map_or_else(|| "dataset".into(), |r| r.dataset_title());
-                    if let Some(LoadRequest::File(path, _)) = &request {
-                        self.state.add_recent(path);
-                    }
-                    match replace.and_then(|id| self.views.iter_mut().find(|v| v.id == id)) {
-                        Some(view) => view.replace_dataset(*dataset),
-                        None => {
-                            self.add_dataset(title, *dataset);
-                        }
+        let mut k = 0;
+        while k < self.loads.len() {
+            let Some(result) = self.loads[k].job.poll().result else {
+                k += 1;
+                continue;
+            };
+            let load = self.loads.remove(k);
+            let Ok(loaded) = result else { continue };
+            if let LoadRequest::File(path, _) = &load.request {
+                self.state.add_recent(path);
+            }
+            match loaded {
+                Loaded::View(view) => self.add_view(*view),
+                Loaded::Replacement(dataset) => {
+                    if let Some(view) = self.views.iter_mut().find(|v| Some(v.id) == load.replace) {
+                        view.replace_dataset(*dataset);
                     }
                 }
-                Ok(JobOutput::Embeddings {
-                    dataset_id,
-                    embeddings,
-                }) => {
-                    if let Some(view) = self.views.iter_mut().find(|v| v.id == dataset_id) {
-                        let shown = embeddings.last().map(|e| e.name.clone());
-                        for embedding in embeddings {
-                            let name = embedding.name.clone();
-                            let obsm = &mut std::sync::Arc::make_mut(&mut view.dataset).obsm;
-                            obsm.retain(|e| e.name != name);
-                            obsm.push(embedding);
-                            if !view.added_obsm.contains(&name) {
-                                view.added_obsm.push(name);
-                            }
-                        }
-                        if let Some(name) = shown {
-                            view.set_embedding(&name);
-                        }
-                    }
-                }
-                Ok(JobOutput::GeneValues {
-                    dataset_id,
-                    gene,
-                    values,
-                }) => {
-                    if let Some(view) = self.views.iter_mut().find(|v| v.id == dataset_id) {
-                        view.set_gene_values(gene, values);
-                    }
-                }
-                Ok(JobOutput::Written(message)) => self.notices.push(Notice {
-                    is_error: false,
-                    text: message,
-                }),
-                Err(JobError::Cancelled) => self.notices.push(Notice {
-                    is_error: false,
-                    text: format!("{}: cancelled", done.title),
-                }),
-                Err(JobError::Failed(message)) => {
-                    let text = format!("{} failed: {message}", done.title);
+            }
+        }
+        for view in &mut self.views {
+            view.poll_jobs();
+        }
+        self.models.poll();
+        let mut actions = Vec::new();
+        let mut cx = PanelContext {
+            views: &mut self.views,
+            active: self.active,
+            jobs: &mut self.jobs,
+            models: &mut self.models,
+            prefs: &mut self.state,
+            actions: &mut actions,
+        };
+        self.workbench.update_panels(&mut cx);
+        debug_assert!(actions.is_empty(), "panels act from ui(), not update()");
+        let notices = &mut self.notices;
+        self.writes.retain_mut(|job| match job.poll().result {
+            Some(Ok(message)) => {
+                notices.push(Notice::info(message));
+                false
+            }
+            Some(Err(_)) => false,
+            None => true,
+        });
+        for job in self.jobs.take_ended() {
+            let Status::Ended(outcome, _) = job.status() else {
+                continue;
+            };
+            if job.is_abandoned() {
+                continue;
+            }
+            match outcome {
+                Outcome::Finished => {}
+                Outcome::FinishedDespiteCancel => self.notices.push(Notice::info(format!(
+                    "{}: finished before the cancel reached it; its result was kept",
+                    job.title
+                ))),
+                Outcome::Cancelled => self
+                    .notices
+                    .push(Notice::info(format!("{}: cancelled", job.title))),
+                Outcome::Failed(message) => {
+                    let text = format!("{} failed: {message}", job.title);
                     if let Some(bench) = &mut self.bench {
                         bench.fail(text.clone());
                     }
-                    self.notices.push(Notice {
-                        is_error: true,
-                        text,
-                    });
+                    self.notices.push(Notice::error(text));
                 }
             }
         }
@@ -250,7 +311,10 @@ impl StudioApp {
             match result {
                 DialogResult::Open(paths) => self.apply(ctx, vec![Action::OpenPaths(paths)]),
                 DialogResult::SavePng(path) => {
-                    if let Some(rect) = self.explorer.canvas_rect {
+                    let rect = self
+                        .active_view()
+                        .and_then(|v| v.panels.explorer.canvas_rect);
+                    if let Some(rect) = rect {
                         ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(
                             egui::UserData::new((path, rect)),
                         ));
@@ -284,22 +348,19 @@ impl StudioApp {
             });
         let ppp = ctx.pixels_per_point();
         for (image, (path, rect)) in shots {
-            self.jobs.spawn(
-                format!("Saving {}", loader::display_name(&path)),
-                move |_| {
-                    let cropped = image.region(&rect, Some(ppp));
-                    export::write_png(&cropped, &path)?;
-                    Ok(JobOutput::Written(format!(
-                        "view saved to {}",
-                        path.display()
-                    )))
-                },
-            );
+            self.write(&path.clone(), move |_| {
+                let cropped = image.region(&rect, Some(ppp));
+                export::write_png(&cropped, &path)?;
+                Ok(format!("view saved to {}", path.display()))
+            });
         }
     }
 
     fn export_svg(&mut self, path: PathBuf) {
-        let (Some(view), Some(rect)) = (self.active_view(), self.explorer.canvas_rect) else {
+        let Some(view) = self.active_view() else {
+            return;
+        };
+        let Some(rect) = view.panels.explorer.canvas_rect else {
             return;
         };
         let (Some(camera), data) = (view.camera, view.points.clone()) else {
@@ -308,16 +369,10 @@ impl StudioApp {
         let n = view.n_cells();
         let radius = explorer::default_diameter(n, rect.size()) * self.state.point_scale / 2.0;
         let opacity = self.state.opacity;
-        self.jobs.spawn(
-            format!("Saving {}", loader::display_name(&path)),
-            move |progress| {
-                export::write_svg(&data, &camera, rect, radius, opacity, &path, progress)?;
-                Ok(JobOutput::Written(format!(
-                    "view saved to {}",
-                    path.display()
-                )))
-            },
-        );
+        self.write(&path.clone(), move |cx| {
+            export::write_svg(&data, &camera, rect, radius, opacity, &path, cx)?;
+            Ok(format!("view saved to {}", path.display()))
+        });
     }
 
     /// Writes the selected cells' ids and obs rows as CSV (in a job).
@@ -327,17 +382,10 @@ impl StudioApp {
         };
         let dataset = view.dataset.clone();
         let cells = view.selection.indices();
-        self.jobs.spawn(
-            format!("Saving {}", loader::display_name(&path)),
-            move |progress| {
-                export::write_selection_csv(&dataset, &cells, &path, progress)?;
-                Ok(JobOutput::Written(format!(
-                    "{} cells saved to {}",
-                    cells.len(),
-                    path.display()
-                )))
-            },
-        );
+        self.write(&path.clone(), move |cx| {
+            export::write_selection_csv(&dataset, &cells, &path, cx)?;
+            Ok(format!("{} cells saved to {}", cells.len(), path.display()))
+        });
     }
 
     /// Writes the session's annotations into a copy of the active dataset's file.
@@ -346,10 +394,9 @@ impl StudioApp {
             return;
         };
         let Some(input) = view.dataset.source.clone() else {
-            self.notices.push(Notice {
-                is_error: true,
-                text: "this dataset has no source file to copy (the demo); export the selection as CSV instead".into(),
-            });
+            self.notices.push(Notice::error(
+                "this dataset has no source file to copy (the demo); export the selection as CSV instead",
+            ));
             return;
         };
         let d = &view.dataset;
@@ -371,17 +418,42 @@ impl StudioApp {
             additions.obs.len(),
             additions.obsm.len()
         );
-        self.jobs.spawn(
-            format!("Saving {}", loader::display_name(&output)),
-            move |progress| {
-                progress.set(0.0, "copying and annotating");
-                c2s_core::io::h5ad::write_annotated_h5ad(&input, &output, &additions)?;
-                Ok(JobOutput::Written(format!(
-                    "{what} saved to {}",
-                    output.display()
-                )))
-            },
+        self.write(&output.clone(), move |cx| {
+            cx.set(0.0, "copying and annotating");
+            c2s_core::io::h5ad::write_annotated_h5ad(&input, &output, &additions)?;
+            Ok(format!("{what} saved to {}", output.display()))
+        });
+    }
+
+    /// Writes a file in a CPU job; its message becomes a notice when it is done.
+    fn write(
+        &mut self,
+        path: &std::path::Path,
+        work: impl FnOnce(&JobContext<()>) -> Result<String, super::jobs::JobError> + Send + 'static,
+    ) {
+        let job = self.jobs.spawn(
+            format!("Saving {}", loader::display_name(path)),
+            Lane::Cpu,
+            work,
         );
+        self.writes.push(job);
+    }
+
+    /// Closes view `id`: its tab goes, and its jobs (and any reload of it) are cancelled.
+    fn close_view(&mut self, id: u64) {
+        self.views.retain(|v| v.id != id);
+        self.loads.retain(|l| l.replace != Some(id));
+        self.workbench.close_view(id);
+        if self.active == Some(id) {
+            self.active = self.views.last().map(|v| v.id);
+            if let Some(next) = self.active {
+                self.workbench.focus(&Tab::Explorer(next));
+            }
+        }
+        if let Some(rs) = &self.gpu {
+            let keep: Vec<u64> = self.views.iter().map(|v| v.id).collect();
+            ScatterRenderer::retain_views(rs, &keep);
+        }
     }
 
     /// Runs a native dialog on its own thread (the UI keeps running).
@@ -428,15 +500,37 @@ impl StudioApp {
                 Action::OpenDemo(n) => {
                     self.start_load(LoadRequest::Demo(n));
                 }
-                Action::Activate(id) => self.active = Some(id),
-                Action::Close(id) => {
-                    self.views.retain(|v| v.id != id);
-                    if self.active == Some(id) {
-                        self.active = self.views.last().map(|v| v.id);
+                Action::Activate(id) => {
+                    self.active = Some(id);
+                    self.workbench.focus(&Tab::Explorer(id));
+                }
+                Action::Close(id) => self.close_view(id),
+                Action::SplitRight(id) => self.workbench.split_right(id),
+                Action::OpenPanel(id) => self.workbench.open_panel(id),
+                Action::ResetLayout => {
+                    let mut fresh = Workbench::default();
+                    for view in &self.views {
+                        fresh.open_view(view.id);
                     }
-                    if let Some(rs) = &self.gpu {
-                        let keep: Vec<u64> = self.views.iter().map(|v| v.id).collect();
-                        ScatterRenderer::retain_views(rs, &keep);
+                    self.workbench = fresh;
+                    if let Some(id) = self.active {
+                        self.workbench.focus(&Tab::Explorer(id));
+                    }
+                }
+                Action::ShowEmbedding(id, name) => {
+                    if let Some(view) = self.views.iter_mut().find(|v| v.id == id) {
+                        let dataset = view.dataset.clone();
+                        let job = self.jobs.spawn(
+                            format!("Showing {name}"),
+                            Lane::Cpu,
+                            move |_: &JobContext<()>| {
+                                EmbeddingLayout::build(&dataset, &name).ok_or_else(|| {
+                                    format!("embedding '{name}' has fewer than two columns").into()
+                                })
+                            },
+                        );
+                        // A newer choice replaces (and cancels) a layout still being built.
+                        view.jobs.layout = Some(job);
                     }
                 }
                 Action::ExportPng => self.save_dialog("view.png", "png", DialogResult::SavePng),
@@ -457,40 +551,57 @@ impl StudioApp {
                         self.start_load_into(LoadRequest::File(path, Some(matrix)), Some(id));
                     }
                 }
-                Action::ColorByGene(id, gene) => {
-                    if let Some(view) = self.views.iter().find(|v| v.id == id) {
+                Action::ColorBy(id, source) => {
+                    if let Some(view) = self.views.iter_mut().find(|v| v.id == id) {
                         let dataset = view.dataset.clone();
-                        self.jobs.spawn(format!("Reading {gene}"), move |progress| {
-                            let j = dataset
-                                .var_names
-                                .iter()
-                                .position(|g| *g == gene)
-                                .ok_or_else(|| {
-                                    format!("gene '{gene}' is not in the loaded matrix")
-                                })?;
-                            let values = super::coloring::gene_values(&dataset, j, progress)?;
-                            Ok(JobOutput::GeneValues {
-                                dataset_id: id,
-                                gene,
-                                values,
-                            })
-                        });
+                        let wanted = source.clone();
+                        let job = self.jobs.spawn(
+                            format!("Colouring by {}", source.label()),
+                            Lane::Cpu,
+                            move |_: &JobContext<()>| {
+                                Ok(super::coloring::build_legend(&dataset, &wanted)?)
+                            },
+                        );
+                        view.jobs.legend = Some((source, job));
+                    }
+                }
+                Action::ColorByGene(id, gene) => {
+                    if let Some(view) = self.views.iter_mut().find(|v| v.id == id) {
+                        let dataset = view.dataset.clone();
+                        let wanted = gene.clone();
+                        let job = self.jobs.spawn(
+                            format!("Reading {gene}"),
+                            Lane::Cpu,
+                            move |cx: &JobContext<()>| {
+                                let j = dataset
+                                    .var_names
+                                    .iter()
+                                    .position(|g| *g == wanted)
+                                    .ok_or_else(|| {
+                                        format!("gene '{wanted}' is not in the loaded matrix")
+                                    })?;
+                                let values = super::coloring::gene_values(&dataset, j, cx)?;
+                                Ok(super::coloring::continuous(values))
+                            },
+                        );
+                        // Latest wins: replacing the slot cancels a stale read.
+                        view.jobs.legend = Some((ColorSource::Gene(gene), job));
                     }
                 }
                 Action::ComputeEmbedding => {
-                    if let Some(view) = self.active_view() {
-                        let (dataset, dataset_id) = (view.dataset.clone(), view.id);
-                        self.jobs
-                            .spawn(format!("Computing UMAP of {}", view.title), move |p| {
-                                let embeddings = super::embedding::pca_and_umap(&dataset, p)?;
-                                Ok(JobOutput::Embeddings {
-                                    dataset_id,
-                                    embeddings,
-                                })
-                            });
+                    if let Some(view) = self
+                        .active
+                        .and_then(|a| self.views.iter_mut().find(|v| v.id == a))
+                    {
+                        let dataset = view.dataset.clone();
+                        let job = self.jobs.spawn(
+                            format!("Computing UMAP of {}", view.title),
+                            Lane::Cpu,
+                            move |cx: &JobContext<()>| super::embedding::pca_and_umap(&dataset, cx),
+                        );
+                        view.jobs.embedding = Some(job);
                     }
                 }
-                Action::CancelJob(id) => self.jobs.cancel(id),
             }
         }
         ctx.request_repaint();
@@ -500,7 +611,29 @@ impl StudioApp {
     pub fn show(&mut self, ui: &mut Ui) {
         let started = std::time::Instant::now();
         self.show_frame(ui);
+        self.show_bench_stream(ui.ctx());
         self.bench_frame(ui.ctx(), started.elapsed());
+    }
+
+    /// Benchmark mode, streaming phase: what the streaming job sent, drawn as a generation is
+    /// in the Model tab (part of the measured UI pass).
+    fn show_bench_stream(&mut self, ctx: &Context) {
+        let Some(bench) = &mut self.bench else {
+            return;
+        };
+        bench.pump_stream(&mut self.jobs);
+        if bench.stream.is_none() {
+            return;
+        }
+        egui::Window::new("Streaming (benchmark)")
+            .default_size([420.0, 200.0])
+            .show(ctx, |ui| {
+                egui::ScrollArea::vertical()
+                    .stick_to_bottom(true)
+                    .show(ui, |ui| {
+                        ui.label(egui::RichText::new(&bench.streamed).monospace())
+                    });
+            });
     }
 
     /// Benchmark mode: pan a little every frame and keep redrawing; once a size is measured,
@@ -524,7 +657,7 @@ impl StudioApp {
         if let Some(camera) = &mut view.camera {
             camera.pan(egui::vec2(0.5, 0.0));
         }
-        if self.table.is_busy() || !bench.frame(ui_pass) {
+        if view.panels.table.is_busy() || !bench.frame(ui_pass) {
             return;
         }
         let id = view.id;
@@ -557,43 +690,59 @@ impl StudioApp {
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui, &mut actions));
         if self.jobs.is_busy() || !self.notices.is_empty() {
             egui::Panel::bottom("status").show(ui, |ui| {
-                if let Some(k) = jobs_panel::show(ui, &self.jobs, &self.notices, &mut actions) {
+                if let Some(k) = status::show(ui, &self.jobs, &self.notices) {
                     self.notices.remove(k);
                 }
             });
         }
-
+        self.side_bars(ui, &mut actions);
         let gpu = self.gpu.is_some();
         let Self {
             views,
             active,
+            jobs,
+            models,
             state,
-            explorer: explorer_state,
-            legend: legend_state,
-            genes,
-            selection_panel,
-            table: table_state,
+            workbench,
             ..
         } = self;
-        let active_id = *active;
+        egui::CentralPanel::default().show(ui, |ui| {
+            let mut cx = PanelContext {
+                views,
+                active: *active,
+                jobs,
+                models,
+                prefs: state,
+                actions: &mut actions,
+            };
+            workbench.show(ui, &mut cx, gpu);
+        });
+        if let Some(id) = self.workbench.focused_view() {
+            self.active = Some(id);
+        }
+        self.apply(&ctx, actions);
+    }
+
+    /// The side bars around the workbench: datasets and colour-by on the left; legend, colour
+    /// bar and selection on the right. Both show the active view.
+    fn side_bars(&mut self, ui: &mut Ui, actions: &mut Vec<Action>) {
+        let active_id = self.active;
+        let Self { views, state, .. } = self;
         if state.layout.show_left {
             egui::Panel::left("left")
                 .resizable(true)
                 .default_size(250.0)
                 .show(ui, |ui| {
-                    datasets::show(ui, views, active_id, &mut actions);
+                    datasets::show(ui, views, active_id, actions);
                     ui.separator();
                     if let Some(view) = views.iter_mut().find(|v| Some(v.id) == active_id) {
-                        color_by::show(ui, view, genes, &mut actions);
+                        let mut genes = std::mem::take(&mut view.panels.genes);
+                        color_by::show(ui, view, &mut genes, actions);
+                        view.panels.genes = genes;
                     }
                 });
         }
-        let view = views.iter_mut().find(|v| Some(v.id) == active_id);
-        let Some(view) = view else {
-            egui::CentralPanel::default().show(ui, |ui| {
-                welcome::show(ui, &state.recent_files, self.jobs.is_busy(), &mut actions);
-            });
-            self.apply(&ctx, actions);
+        let Some(view) = views.iter_mut().find(|v| Some(v.id) == active_id) else {
             return;
         };
         if state.layout.show_right {
@@ -602,29 +751,16 @@ impl StudioApp {
                 .default_size(240.0)
                 .show(ui, |ui| {
                     ui.heading(format!("Legend: {}", view.color_source.label()));
-                    legend::show(ui, view, legend_state);
+                    let mut legend_state = std::mem::take(&mut view.panels.legend);
+                    legend::show(ui, view, &mut legend_state);
+                    view.panels.legend = legend_state;
                     colorbar::show(ui, view, &mut state.continuous);
                     ui.separator();
-                    selection::show(ui, view, selection_panel, &mut actions);
+                    let mut form = std::mem::take(&mut view.panels.selection);
+                    selection::show(ui, view, &mut form, actions);
+                    view.panels.selection = form;
                 });
         }
-        if state.layout.show_table {
-            egui::Panel::bottom("table")
-                .resizable(true)
-                .default_size(200.0)
-                .show(ui, |ui| table::show(ui, view, table_state));
-        }
-        egui::CentralPanel::default().show(ui, |ui| {
-            explorer::show(ui, view, explorer_state, state, gpu, &mut actions);
-        });
-        let mut open = state.layout.show_summary;
-        egui::Window::new(format!("Summary: {}", view.title))
-            .open(&mut open)
-            .default_width(520.0)
-            .vscroll(true)
-            .show(&ctx, |ui| summary::show(ui, &view.dataset));
-        state.layout.show_summary = open;
-        self.apply(&ctx, actions);
     }
 
     fn menu_bar(&mut self, ui: &mut Ui, actions: &mut Vec<Action>) {
@@ -690,10 +826,18 @@ impl StudioApp {
             });
             ui.menu_button("View", |ui| {
                 let l = &mut self.state.layout;
-                ui.checkbox(&mut l.show_left, "Datasets & colour-by panel");
-                ui.checkbox(&mut l.show_right, "Legend & selection panel");
-                ui.checkbox(&mut l.show_table, "Cell table");
-                ui.checkbox(&mut l.show_summary, "Dataset summary");
+                ui.checkbox(&mut l.show_left, "Datasets & colour-by bar");
+                ui.checkbox(&mut l.show_right, "Legend & selection bar");
+                ui.separator();
+                for (id, title) in self.workbench.panel_titles() {
+                    if ui.button(title).clicked() {
+                        actions.push(Action::OpenPanel(id));
+                    }
+                }
+                ui.separator();
+                if ui.button("Reset layout").clicked() {
+                    actions.push(Action::ResetLayout);
+                }
             });
             if let Some(view) = self.active_view() {
                 ui.separator();
@@ -716,7 +860,7 @@ impl eframe::App for StudioApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         // A benchmark runs with default preferences and leaves the saved ones alone.
         if self.bench.is_none() {
-            self.state.save(storage);
+            self.persist(storage);
         }
     }
 }

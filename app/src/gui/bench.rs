@@ -2,6 +2,10 @@
 //! size in turn the app generates a demo dataset, shows it and redraws continuously while
 //! panning, then reports frame statistics; the window closes after the last size.
 //!
+//! Each size is measured twice: panning alone, then panning while an accelerator-lane job
+//! streams tokens ([`STREAM_INTERVAL`] apart) into a text view, as a generation does into the
+//! Model tab; the second report says `streaming=yes`.
+//!
 //! Two numbers per frame: the UI pass (building the frame on the CPU: panels, callback, hover)
 //! and the interval between frames (everything, including GPU rendering and presentation).
 //! Frames are counted once the dataset and its obs table are ready, after [`WARMUP`] frames.
@@ -10,8 +14,17 @@ use std::collections::VecDeque;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
+use super::jobs::{JobContext, JobHandle, Jobs, Lane};
+
 /// Frames skipped before measuring (pipeline creation, first upload).
 pub const WARMUP: usize = 10;
+
+/// Time between two streamed tokens in the streaming phase (200 tokens/s, faster than CPU
+/// decoding of the C2S models).
+pub const STREAM_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Most bytes of streamed text kept on screen (about 800 tokens of gene names).
+const STREAM_KEEP: usize = 6_400;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +70,8 @@ pub fn stats(d: &[Duration]) -> Stats {
 pub struct BenchReport {
     /// Cells drawn.
     pub n_cells: usize,
+    /// Whether a job was streaming tokens into the UI meanwhile.
+    pub streaming: bool,
     /// Frames measured.
     pub frames: usize,
     /// Interval between frames.
@@ -70,8 +85,16 @@ impl std::fmt::Display for BenchReport {
         let (i, u) = (self.frame_interval, self.ui_pass);
         write!(
             f,
-            "bench-gui cells={} frames={} frame_interval_ms median={:.2} p95={:.2} mean={:.2} | ui_pass_ms median={:.2} p95={:.2} mean={:.2}",
-            self.n_cells, self.frames, i.median, i.p95, i.mean, u.median, u.p95, u.mean
+            "bench-gui cells={} streaming={} frames={} frame_interval_ms median={:.2} p95={:.2} mean={:.2} | ui_pass_ms median={:.2} p95={:.2} mean={:.2}",
+            self.n_cells,
+            if self.streaming { "yes" } else { "no" },
+            self.frames,
+            i.median,
+            i.p95,
+            i.mean,
+            u.median,
+            u.p95,
+            u.mean
         )
     }
 }
@@ -84,12 +107,18 @@ pub type BenchMessage = Result<BenchReport, String>;
 pub struct Bench {
     /// Sizes still to measure; the first is the current one.
     sizes: VecDeque<usize>,
+    /// Whether the current size is in its streaming phase.
+    streaming: bool,
     frames: usize,
     seen: usize,
     last_frame: Option<Instant>,
     intervals: Vec<Duration>,
     ui_passes: Vec<Duration>,
     reports: Sender<BenchMessage>,
+    /// The token-streaming job of the streaming phase.
+    pub stream: Option<JobHandle<(), String>>,
+    /// The text it streamed so far.
+    pub streamed: String,
 }
 
 impl Bench {
@@ -97,12 +126,15 @@ impl Bench {
     pub fn new(plan: BenchPlan, reports: Sender<BenchMessage>) -> Self {
         Self {
             sizes: plan.sizes.into(),
+            streaming: false,
             frames: plan.frames,
             seen: 0,
             last_frame: None,
             intervals: Vec::new(),
             ui_passes: Vec::new(),
             reports,
+            stream: None,
+            streamed: String::new(),
         }
     }
 
@@ -111,8 +143,15 @@ impl Bench {
         self.sizes.front().copied()
     }
 
-    /// Records one frame whose UI pass took `ui_pass`. When the current size has enough frames,
-    /// sends its report, moves on to the next size and returns true.
+    /// Whether the current size is being measured while a job streams tokens.
+    #[cfg(test)]
+    pub fn streaming(&self) -> bool {
+        self.streaming
+    }
+
+    /// Records one frame whose UI pass took `ui_pass`. When the current phase has enough
+    /// frames, sends its report and moves on: from panning alone to panning while streaming,
+    /// then to the next size (and returns true).
     pub fn frame(&mut self, ui_pass: Duration) -> bool {
         let now = Instant::now();
         self.seen += 1;
@@ -128,17 +167,57 @@ impl Bench {
         }
         let report = BenchReport {
             n_cells: self.current().unwrap_or(0),
+            streaming: self.streaming,
             frames: self.intervals.len(),
             frame_interval: stats(&self.intervals),
             ui_pass: stats(&self.ui_passes),
         };
         let _ = self.reports.send(Ok(report));
-        self.sizes.pop_front();
         self.seen = 0;
         self.last_frame = None;
         self.intervals.clear();
         self.ui_passes.clear();
+        self.streaming = !self.streaming;
+        if self.streaming {
+            return false;
+        }
+        self.sizes.pop_front();
         true
+    }
+
+    /// In the streaming phase: starts the streaming job if needed and takes what it streamed;
+    /// otherwise stops it.
+    pub fn pump_stream(&mut self, jobs: &mut Jobs) {
+        if !self.streaming {
+            self.stream = None;
+            self.streamed.clear();
+            return;
+        }
+        let job = self.stream.get_or_insert_with(|| {
+            jobs.spawn(
+                "Streaming tokens (benchmark)",
+                Lane::Accelerator,
+                |cx: &JobContext<String>| {
+                    for k in 0u64.. {
+                        cx.check()?;
+                        cx.send(format!(" GENE{}", k % 997));
+                        std::thread::sleep(STREAM_INTERVAL);
+                    }
+                    Ok(())
+                },
+            )
+        });
+        for piece in job.poll().partials {
+            self.streamed.push_str(&piece);
+        }
+        // Keep about one long generation's worth of text (800 tokens), as the Model tab shows.
+        if self.streamed.len() > STREAM_KEEP {
+            let cut = self.streamed.len() - STREAM_KEEP;
+            let cut = (cut..self.streamed.len())
+                .find(|&i| self.streamed.is_char_boundary(i))
+                .unwrap_or(0);
+            self.streamed.drain(..cut);
+        }
     }
 
     /// Stops the benchmark because of `message` (e.g. the dataset could not be generated).
@@ -171,13 +250,18 @@ mod tests {
             },
             tx,
         );
-        // Each frame after the warm-up adds an interval: 5 frames per size.
-        let frames_per_size = WARMUP + 5;
-        for k in 1..=frames_per_size {
-            assert_eq!(b.frame(Duration::from_micros(10)), k == frames_per_size);
+        // Each frame after the warm-up adds an interval: 5 frames per phase, two phases (alone,
+        // then while streaming) per size.
+        let frames_per_phase = WARMUP + 5;
+        for k in 1..=2 * frames_per_phase {
+            assert_eq!(b.streaming(), k > frames_per_phase);
+            assert_eq!(
+                b.frame(Duration::from_micros(10)),
+                k == 2 * frames_per_phase
+            );
         }
         assert_eq!(b.current(), Some(20));
-        for _ in 0..frames_per_size {
+        for _ in 0..2 * frames_per_phase {
             b.frame(Duration::from_micros(10));
         }
         assert_eq!(b.current(), None);
@@ -185,14 +269,14 @@ mod tests {
         assert_eq!(
             reports
                 .iter()
-                .map(|r| (r.n_cells, r.frames))
+                .map(|r| (r.n_cells, r.streaming, r.frames))
                 .collect::<Vec<_>>(),
-            vec![(10, 5), (20, 5)]
+            vec![(10, false, 5), (10, true, 5), (20, false, 5), (20, true, 5)]
         );
         assert!(
-            reports[0]
+            reports[1]
                 .to_string()
-                .starts_with("bench-gui cells=10 frames=5 ")
+                .starts_with("bench-gui cells=10 streaming=yes frames=5 ")
         );
         assert!((reports[0].ui_pass.median - 0.01).abs() < 1e-9);
     }

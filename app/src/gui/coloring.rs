@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use c2s_core::dataset::{ColumnData, Dataset};
 use egui::Color32;
 
@@ -77,8 +79,19 @@ impl CategoricalLegend {
 pub struct ContinuousLegend {
     /// Value of each cell (NaN = missing).
     pub values: Arc<Vec<f32>>,
+    /// The finite values, sorted: percentiles are lookups, so dragging the clip sliders costs
+    /// no sort.
+    pub sorted: Arc<Vec<f32>>,
     /// Minimum and maximum of the finite values.
     pub data_range: (f32, f32),
+}
+
+impl ContinuousLegend {
+    /// The `lo`-th and `hi`-th percentiles (0–100) of the finite values, `None` when there
+    /// are none.
+    pub fn percentile_range(&self, lo: f32, hi: f32) -> Option<(f32, f32)> {
+        colormap::percentile_range_sorted(&self.sorted, lo, hi)
+    }
 }
 
 /// The colouring currently shown.
@@ -179,15 +192,19 @@ fn categorical(codes: Vec<i32>, categories: Vec<String>, palette: Option<&[Strin
 
 /// A continuous legend over `values` (NaN = missing).
 pub fn continuous(values: Vec<f32>) -> Legend {
-    let data_range = colormap::percentile_range(&values, 0.0, 100.0).unwrap_or((0.0, 0.0));
+    let mut sorted: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_unstable_by(f32::total_cmp);
+    let data_range = colormap::percentile_range_sorted(&sorted, 0.0, 100.0).unwrap_or((0.0, 0.0));
     Legend::Continuous(ContinuousLegend {
         values: Arc::new(values),
+        sorted: Arc::new(sorted),
         data_range,
     })
 }
 
 /// Continuous colouring settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ContinuousStyle {
     /// The colour map.
     pub colormap: Colormap,
@@ -215,7 +232,8 @@ pub fn pack(c: Color32) -> u32 {
     u32::from_le_bytes([c.r(), c.g(), c.b(), 255])
 }
 
-/// Per-point colours for `legend`, and the clipped value range for continuous legends.
+/// Per-point colours for `legend`, and the clipped value range for continuous legends. Runs
+/// on every core: it is redone on the UI thread while a clip slider is dragged.
 pub fn point_colors(
     legend: &Legend,
     n: usize,
@@ -228,7 +246,7 @@ pub fn point_colors(
             let packed: Vec<u32> = l.colors.iter().map(|&c| pack(c)).collect();
             let colors = l
                 .codes
-                .iter()
+                .par_iter()
                 .map(|&c| {
                     usize::try_from(c)
                         .ok()
@@ -240,13 +258,14 @@ pub fn point_colors(
             (colors, None)
         }
         Legend::Continuous(l) => {
-            let range = colormap::percentile_range(&l.values, style.clip_low, style.clip_high)
+            let range = l
+                .percentile_range(style.clip_low, style.clip_high)
                 .unwrap_or((0.0, 0.0));
             let lut: Vec<u32> = style.colormap.lut().into_iter().map(pack).collect();
             let missing = pack(colormap::MISSING);
             let colors = l
                 .values
-                .iter()
+                .par_iter()
                 .map(|&v| {
                     if v.is_finite() {
                         lut[(colormap::normalize(v, range) * 255.0).round() as usize]

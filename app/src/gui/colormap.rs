@@ -143,20 +143,16 @@ pub fn categorical_palette(n: usize, file_palette: Option<&[String]>) -> Vec<Col
 /// Colour for cells with a missing value (NaN, or category code −1).
 pub const MISSING: Color32 = Color32::from_rgb(0xc8, 0xc8, 0xc8);
 
-/// Value range after percentile clipping: the `lo`-th and `hi`-th percentiles (0–100) of the
-/// finite values, or `None` when there are none.
-pub fn percentile_range(values: &[f32], lo: f32, hi: f32) -> Option<(f32, f32)> {
-    let mut finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    if finite.is_empty() {
+/// Value range after percentile clipping: the `lo`-th and `hi`-th percentiles (0–100, nearest
+/// rank) of `sorted`, finite values sorted ascending; `None` when it is empty.
+pub fn percentile_range_sorted(sorted: &[f32], lo: f32, hi: f32) -> Option<(f32, f32)> {
+    let n = sorted.len();
+    if n == 0 {
         return None;
     }
-    let n = finite.len();
     let rank =
         |p: f32| (((p.clamp(0.0, 100.0) / 100.0) * (n - 1) as f32).round() as usize).min(n - 1);
-    let (lo_rank, hi_rank) = (rank(lo.min(hi)), rank(hi.max(lo)));
-    let lo_v = *finite.select_nth_unstable_by(lo_rank, f32::total_cmp).1;
-    let hi_v = *finite.select_nth_unstable_by(hi_rank, f32::total_cmp).1;
-    Some((lo_v, hi_v))
+    Some((sorted[rank(lo.min(hi))], sorted[rank(hi.max(lo))]))
 }
 
 /// Normalises `v` into `[0, 1]` over `range` (a flat range maps everything to 0).
@@ -220,10 +216,20 @@ mod tests {
 
     #[test]
     fn percentile_clipping() {
-        let values: Vec<f32> = (0..=100).map(|v| v as f32).chain([f32::NAN]).collect();
-        assert_eq!(percentile_range(&values, 0.0, 100.0), Some((0.0, 100.0)));
-        assert_eq!(percentile_range(&values, 5.0, 95.0), Some((5.0, 95.0)));
-        assert_eq!(percentile_range(&[f32::NAN], 0.0, 100.0), None);
+        let values: Vec<f32> = (0..=100).map(|v| v as f32).collect();
+        assert_eq!(
+            percentile_range_sorted(&values, 0.0, 100.0),
+            Some((0.0, 100.0))
+        );
+        assert_eq!(
+            percentile_range_sorted(&values, 5.0, 95.0),
+            Some((5.0, 95.0))
+        );
+        assert_eq!(
+            percentile_range_sorted(&values, 95.0, 5.0),
+            Some((5.0, 95.0))
+        );
+        assert_eq!(percentile_range_sorted(&[], 0.0, 100.0), None);
         assert_eq!(normalize(50.0, (0.0, 100.0)), 0.5);
         assert_eq!(normalize(500.0, (0.0, 100.0)), 1.0);
         assert_eq!(normalize(3.0, (3.0, 3.0)), 0.0);

@@ -3,7 +3,9 @@
 //! Follow a dataset from the drop to the pixels: [`panels::drop_overlay`] or File → Open gives a
 //! path, [`loader`] reads it in a [`jobs`] worker, [`view::DatasetView`] holds it with its
 //! colouring ([`coloring`], [`colormap`]) and selection ([`selection`]), and
-//! [`panels::explorer`] draws it with the GPU scatter in [`render::scatter`].
+//! [`panels::explorer`] draws it with the GPU scatter in [`render::scatter`], as one tab of the
+//! [`workbench`]. Tool panels (Table, Summary, Model, Jobs) are tabs too, registered in
+//! [`panels::registry`]; models live in [`models`].
 
 pub mod actions;
 pub mod app;
@@ -15,6 +17,7 @@ pub mod embedding;
 pub mod export;
 pub mod jobs;
 pub mod loader;
+pub mod models;
 pub mod panels;
 pub mod render;
 pub mod selection;
@@ -22,6 +25,7 @@ pub mod state;
 pub mod table_model;
 pub mod table_worker;
 pub mod view;
+pub mod workbench;
 
 #[cfg(test)]
 mod tests;

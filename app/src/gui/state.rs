@@ -1,7 +1,9 @@
-//! App state that persists across runs (recent files, panel layout, preferences), versioned.
+//! App state that persists across runs (recent files, side bars, preferences).
 //!
-//! Stored by eframe as RON under the key [`STATE_KEY`]. A state written by another version of
-//! the app is replaced by the defaults (eframe would otherwise fail silently on a format change).
+//! Stored by eframe as RON under the key [`STATE_KEY`] (the dock layout is kept apart, see
+//! `app::LAYOUT_KEY`). State loads forward: a field missing from an older file takes its
+//! default, a field this version does not know is ignored, and a file that cannot be read as a
+//! whole still gives back its recent files.
 
 use std::path::{Path, PathBuf};
 
@@ -10,23 +12,20 @@ use super::coloring::ContinuousStyle;
 /// Storage key of the persisted state.
 pub const STATE_KEY: &str = "c2s-studio-state";
 
-/// Bump when [`PersistedState`] changes incompatibly.
-pub const STATE_VERSION: u32 = 1;
+/// Version written with the state (2: the dock layout moved to its own key, fields default).
+pub const STATE_VERSION: u32 = 2;
 
 /// How many recent files are remembered.
 pub const MAX_RECENT: usize = 10;
 
-/// Which side panels are shown.
+/// Which side bars are shown.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PanelLayout {
     /// Left: datasets, colour-by and gene search.
     pub show_left: bool,
     /// Right: legend / colour bar and selection.
     pub show_right: bool,
-    /// Bottom: obs table.
-    pub show_table: bool,
-    /// Dataset summary window.
-    pub show_summary: bool,
 }
 
 impl Default for PanelLayout {
@@ -34,14 +33,13 @@ impl Default for PanelLayout {
         Self {
             show_left: true,
             show_right: true,
-            show_table: true,
-            show_summary: false,
         }
     }
 }
 
 /// Everything saved between runs.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PersistedState {
     /// Format version (see [`STATE_VERSION`]).
     pub version: u32,
@@ -71,7 +69,7 @@ impl Default for PersistedState {
 }
 
 impl PersistedState {
-    /// Reads the state from eframe storage; defaults when absent, unreadable or of another version.
+    /// Reads the state from eframe storage (see [`PersistedState::from_ron`]).
     pub fn load(storage: Option<&dyn eframe::Storage>) -> Self {
         storage
             .and_then(|s| s.get_string(STATE_KEY))
@@ -79,15 +77,25 @@ impl PersistedState {
             .unwrap_or_default()
     }
 
-    /// Parses RON text; defaults when it is unreadable or of another version.
+    /// Parses RON text written by this or any earlier version: missing fields take their
+    /// defaults and unknown ones are ignored. When the text cannot be read as a whole (a field
+    /// changed type), the recent files are still recovered.
     pub fn from_ron(text: &str) -> Self {
-        #[derive(serde::Deserialize)]
-        struct VersionOnly {
-            version: u32,
+        if let Ok(mut state) = ron::from_str::<Self>(text) {
+            state.version = STATE_VERSION;
+            return state;
         }
-        match ron::from_str::<VersionOnly>(text) {
-            Ok(v) if v.version == STATE_VERSION => ron::from_str(text).unwrap_or_default(),
-            _ => Self::default(),
+        #[derive(serde::Deserialize)]
+        struct RecentOnly {
+            #[serde(default)]
+            recent_files: Vec<PathBuf>,
+        }
+        let recent_files = ron::from_str::<RecentOnly>(text)
+            .map(|r| r.recent_files)
+            .unwrap_or_default();
+        Self {
+            recent_files,
+            ..Self::default()
         }
     }
 
@@ -114,7 +122,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_and_version_guard() {
+    fn round_trip() {
         let mut s = PersistedState::default();
         s.add_recent(Path::new("/a.h5ad"));
         s.add_recent(Path::new("/b.h5ad"));
@@ -125,13 +133,39 @@ mod tests {
         );
         s.opacity = 0.5;
         assert_eq!(PersistedState::from_ron(&s.to_ron()), s);
-        // Another version, or garbage, resets to defaults instead of failing.
-        let other = s.to_ron().replace("version:1", "version:99");
-        assert_eq!(PersistedState::from_ron(&other), PersistedState::default());
         assert_eq!(
             PersistedState::from_ron("not ron"),
             PersistedState::default()
         );
+    }
+
+    /// The exact text version 1 of the app wrote (before the dock): its recent files and
+    /// preferences load, and the side-bar fields it had are taken, the others ignored.
+    #[test]
+    fn a_version_1_state_loads_without_losing_recent_files() {
+        let v1 = r#"(version:1,recent_files:["/data/pbmc.h5ad","/data/lung.h5ad"],layout:(show_left:false,show_right:true,show_table:true,show_summary:false),point_scale:2.0,opacity:0.5,continuous:(colormap:Magma,clip_low:1.0,clip_high:99.0))"#;
+        let s = PersistedState::from_ron(v1);
+        assert_eq!(
+            s.recent_files,
+            vec![
+                PathBuf::from("/data/pbmc.h5ad"),
+                PathBuf::from("/data/lung.h5ad")
+            ]
+        );
+        assert!(!s.layout.show_left);
+        assert_eq!(s.point_scale, 2.0);
+        assert_eq!(s.opacity, 0.5);
+        assert_eq!(s.version, STATE_VERSION);
+    }
+
+    #[test]
+    fn missing_fields_take_defaults_and_a_broken_field_keeps_recent_files() {
+        let s = PersistedState::from_ron(r#"(recent_files:["/x.h5ad"])"#);
+        assert_eq!(s.recent_files, vec![PathBuf::from("/x.h5ad")]);
+        assert_eq!(s.opacity, PersistedState::default().opacity);
+        let broken = PersistedState::from_ron(r#"(recent_files:["/y.h5ad"],opacity:"high")"#);
+        assert_eq!(broken.recent_files, vec![PathBuf::from("/y.h5ad")]);
+        assert_eq!(broken.opacity, PersistedState::default().opacity);
     }
 
     #[test]

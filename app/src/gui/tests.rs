@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use eframe::Storage as _;
 use egui::{Event, Modifiers, PointerButton, Pos2, Vec2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -13,10 +14,11 @@ use c2s_core::dataset::{ColumnData, MatrixChoice};
 use super::actions::Action;
 use super::app::StudioApp;
 use super::coloring::{ColorSource, FLAG_HIDDEN, Legend};
-use super::jobs::JobError;
+use super::jobs::{JobContext, JobError, JobHandle, Lane, Outcome, Status};
 use super::selection::{SelectMode, point_in_polygon};
 use super::state::PersistedState;
 use super::table_model::Sort;
+use super::workbench::Tab;
 
 fn harness() -> Harness<'static, StudioApp> {
     Harness::builder()
@@ -94,7 +96,7 @@ fn dropping_a_bad_file_shows_a_readable_error() {
 #[test]
 fn dropping_an_h5ad_opens_it() {
     let Some(pbmc) = shared_pbmc() else {
-        eprintln!("skipped: shared pbmc68k_reduced.h5ad not found");
+        c2s_core::test_support::skip("the shared pbmc68k_reduced.h5ad is absent");
         return;
     };
     let mut h = harness();
@@ -114,6 +116,7 @@ fn colour_by_a_category_shows_its_legend() {
     open_demo(&mut h);
     h.get_by_label("sample").click();
     h.run_steps(2);
+    wait_for_jobs(&mut h);
     let view = &h.state().views[0];
     assert_eq!(view.color_source, ColorSource::Obs("sample".into()));
     let Legend::Categorical(l) = &view.legend else {
@@ -199,7 +202,11 @@ fn lasso_selects_the_cells_inside_and_alt_subtracts() {
     open_demo(&mut h);
     h.get_by_label("Lasso").click();
     h.run_steps(2);
-    let rect = h.state().explorer.canvas_rect.expect("canvas drawn");
+    let rect = h.state().views[0]
+        .panels
+        .explorer
+        .canvas_rect
+        .expect("canvas drawn");
     let c = rect.center();
     let (w, hgt) = (rect.width() * 0.3, rect.height() * 0.3);
     let lasso = [
@@ -213,7 +220,12 @@ fn lasso_selects_the_cells_inside_and_alt_subtracts() {
         h.drag_at(points[0]);
         for p in points.iter().skip(1) {
             // Intermediate points so the lasso follows the edges.
-            let last = h.state().explorer.canvas_rect.map(|_| *p).unwrap();
+            let last = h.state().views[0]
+                .panels
+                .explorer
+                .canvas_rect
+                .map(|_| *p)
+                .unwrap();
             h.hover_at(last);
         }
         h.hover_at(points[0] + Vec2::new(1.0, 1.0));
@@ -281,6 +293,8 @@ fn select_a_category_and_save_it_as_a_label() {
     h.get_by_label_contains("cells labelled 'selection 1'");
     // The new column is offered for colouring.
     h.get_by_label("annotation").click();
+    h.run_steps(1);
+    wait_for_jobs(&mut h);
     h.run_steps(2);
     assert_eq!(
         h.state().views[0].color_source,
@@ -292,12 +306,15 @@ fn select_a_category_and_save_it_as_a_label() {
 fn cancelling_a_long_job_from_the_status_bar() {
     let mut h = harness();
     h.step();
-    h.state_mut().jobs.spawn("Long job", |p| {
-        loop {
-            p.check()?;
-            std::thread::yield_now();
-        }
-    });
+    let _long: JobHandle<()> =
+        h.state_mut()
+            .jobs
+            .spawn("Long job", Lane::Cpu, |cx: &JobContext<()>| {
+                loop {
+                    cx.check()?;
+                    std::thread::yield_now();
+                }
+            });
     h.run_steps(2);
     assert!(h.state().jobs.is_busy());
     h.get_by_label("Cancel").click();
@@ -319,7 +336,7 @@ fn cancelling_a_long_job_from_the_status_bar() {
 fn wait_for_table(h: &mut Harness<'_, StudioApp>) {
     for _ in 0..200_000 {
         h.step();
-        if !h.state().table.is_busy() {
+        if !h.state().views[0].panels.table.is_busy() {
             h.run_steps(2);
             return;
         }
@@ -355,7 +372,7 @@ fn table_filters_sorts_and_selects_a_clicked_row() {
     wait_for_table(&mut h);
     let k = 1 + d.obs.iter().position(|c| c.name == "n_counts").unwrap();
     assert_eq!(
-        h.state().table.sort,
+        h.state().views[0].panels.table.sort,
         Some(Sort {
             column: k,
             descending: false
@@ -389,7 +406,7 @@ fn table_filters_sorts_and_selects_a_clicked_row() {
 
 fn open_pbmc(h: &mut Harness<'_, StudioApp>) -> Option<PathBuf> {
     let Some(pbmc) = shared_pbmc() else {
-        eprintln!("skipped: shared pbmc68k_reduced.h5ad not found");
+        c2s_core::test_support::skip("the shared pbmc68k_reduced.h5ad is absent");
         return None;
     };
     h.step();
@@ -506,11 +523,15 @@ fn wgpu_harness() -> Option<Harness<'static, StudioApp>> {
 #[test]
 fn gpu_scatter_draws_the_points_and_hides_categories() {
     let Some(mut h) = wgpu_harness() else {
-        eprintln!("skipped: no wgpu adapter");
+        c2s_core::test_support::skip("no wgpu adapter");
         return;
     };
     open_demo(&mut h);
-    let rect = h.state().explorer.canvas_rect.expect("canvas drawn");
+    let rect = h.state().views[0]
+        .panels
+        .explorer
+        .canvas_rect
+        .expect("canvas drawn");
     // CD4 T cells are drawn in the uns palette's first colour, #1f77b4.
     let count_blue = |h: &mut Harness<'_, StudioApp>| {
         let image = h.render().expect("render");
@@ -626,7 +647,7 @@ fn overlapping_spots() -> (c2s_core::dataset::Dataset, Vec<[f32; 2]>) {
 #[test]
 fn gpu_scatter_draws_selected_cells_on_top() {
     let Some(mut h) = wgpu_harness() else {
-        eprintln!("skipped: no wgpu adapter");
+        c2s_core::test_support::skip("no wgpu adapter");
         return;
     };
     h.run_steps(2);
@@ -639,7 +660,11 @@ fn gpu_scatter_draws_selected_cells_on_top() {
     // (a spot off the canvas or under an overlay).
     let spot_colours = |h: &mut Harness<'_, StudioApp>| -> Vec<i32> {
         let image = h.render().expect("render");
-        let rect = h.state().explorer.canvas_rect.expect("canvas drawn");
+        let rect = h.state().views[0]
+            .panels
+            .explorer
+            .canvas_rect
+            .expect("canvas drawn");
         let camera = h.state().views[0].camera.expect("camera fitted");
         spots
             .iter()
@@ -666,5 +691,345 @@ fn gpu_scatter_draws_selected_cells_on_top() {
     assert!(
         still_red.is_empty(),
         "spots not blue after selecting: {still_red:?}"
+    );
+}
+
+/// Eframe storage in memory, to save and restore the app as a restart would.
+#[derive(Default)]
+struct MemoryStorage(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+fn open_demo_of(h: &mut Harness<'_, StudioApp>, cells: usize) -> u64 {
+    let ctx = h.ctx.clone();
+    h.state_mut().apply(&ctx, vec![Action::OpenDemo(cells)]);
+    wait_for_jobs(h);
+    h.state().views.last().expect("a view opened").id
+}
+
+#[test]
+fn two_datasets_side_by_side_each_with_its_own_camera() {
+    let mut h = harness();
+    h.run_steps(2);
+    let a = open_demo_of(&mut h, 2_000);
+    let b = open_demo_of(&mut h, 3_000);
+    assert_ne!(a, b);
+    // Both explorers are tabs; the second opened next to the first, then goes to the right.
+    let ctx = h.ctx.clone();
+    h.state_mut().apply(&ctx, vec![Action::SplitRight(b)]);
+    h.run_steps(3);
+    let rect_of = |h: &Harness<'_, StudioApp>, id: u64| {
+        let v = h.state().views.iter().find(|v| v.id == id).unwrap();
+        v.panels.explorer.canvas_rect.expect("both canvases drawn")
+    };
+    let (ra, rb) = (rect_of(&h, a), rect_of(&h, b));
+    assert!(
+        ra.max.x <= rb.min.x + 1.0,
+        "side by side: {ra:?} left of {rb:?}"
+    );
+    // Panning the left view moves its camera only.
+    let camera_of = |h: &Harness<'_, StudioApp>, id: u64| {
+        h.state()
+            .views
+            .iter()
+            .find(|v| v.id == id)
+            .unwrap()
+            .camera
+            .expect("fitted")
+    };
+    let before_b = camera_of(&h, b);
+    let before_a = camera_of(&h, a);
+    let start = ra.center();
+    h.hover_at(start);
+    h.drag_at(start);
+    h.hover_at(start + Vec2::new(40.0, 25.0));
+    h.drop_at(start + Vec2::new(60.0, 30.0));
+    h.run_steps(2);
+    assert_ne!(
+        camera_of(&h, a).center,
+        before_a.center,
+        "the left view panned"
+    );
+    assert_eq!(
+        camera_of(&h, b).center,
+        before_b.center,
+        "the right one did not"
+    );
+    assert_eq!(
+        h.state().active,
+        Some(a),
+        "the explorer used last is active"
+    );
+}
+
+#[test]
+fn closing_a_dataset_cancels_its_jobs_and_brings_back_the_start_page() {
+    let mut h = harness();
+    h.run_steps(2);
+    let id = open_demo_of(&mut h, 5_000);
+    let ctx = h.ctx.clone();
+    h.state_mut().apply(&ctx, vec![Action::ComputeEmbedding]);
+    h.run_steps(1);
+    let job = h
+        .state()
+        .jobs
+        .records()
+        .iter()
+        .find(|r| r.title.starts_with("Computing UMAP"))
+        .cloned()
+        .expect("the embedding job started");
+    h.state_mut().apply(&ctx, vec![Action::Close(id)]);
+    wait_for_jobs(&mut h);
+    assert!(h.state().views.is_empty());
+    assert!(job.is_abandoned(), "closing the view cancelled its job");
+    assert!(matches!(job.status(), Status::Ended(Outcome::Cancelled, _)));
+    assert!(
+        h.state().notices.is_empty(),
+        "a job cancelled by closing its view needs no notice: {:?}",
+        h.state().notices
+    );
+    assert!(h.state().workbench.has_tab(&Tab::Welcome));
+    h.get_by_label("Open demo dataset");
+}
+
+#[test]
+fn picking_another_gene_cancels_the_stale_read() {
+    let mut h = harness();
+    h.run_steps(2);
+    let id = open_demo_of(&mut h, 2_000);
+    let ctx = h.ctx.clone();
+    let genes = h.state().views[0].dataset.var_names.clone();
+    h.state_mut().apply(
+        &ctx,
+        vec![
+            Action::ColorByGene(id, genes[0].clone()),
+            Action::ColorByGene(id, genes[1].clone()),
+        ],
+    );
+    wait_for_jobs(&mut h);
+    let view = &h.state().views[0];
+    assert_eq!(view.color_source, ColorSource::Gene(genes[1].clone()));
+    let first = h
+        .state()
+        .jobs
+        .records()
+        .iter()
+        .find(|r| r.title == format!("Reading {}", genes[0]))
+        .expect("listed");
+    // Either it was cancelled as stale, or it had already finished; it never recoloured.
+    assert!(first.is_abandoned() || matches!(first.status(), Status::Ended(Outcome::Finished, _)));
+}
+
+#[test]
+fn a_second_accelerator_job_waits_in_the_lane() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut h = harness();
+    h.run_steps(2);
+    let gate = Arc::new(AtomicBool::new(false));
+    let g = gate.clone();
+    let mut first: JobHandle<()> = h.state_mut().jobs.spawn(
+        "Inference A",
+        Lane::Accelerator,
+        move |cx: &JobContext<()>| {
+            while !g.load(Ordering::Acquire) {
+                cx.check()?;
+                std::thread::yield_now();
+            }
+            Ok(())
+        },
+    );
+    let started = Arc::new(AtomicBool::new(false));
+    let s = started.clone();
+    let mut second: JobHandle<()> = h.state_mut().jobs.spawn(
+        "Inference B",
+        Lane::Accelerator,
+        move |_: &JobContext<()>| {
+            s.store(true, Ordering::Release);
+            Ok(())
+        },
+    );
+    while h.state().jobs.queued() != vec![second.id()] {
+        std::thread::yield_now();
+    }
+    h.run_steps(2);
+    h.get_by_label_contains("waiting for the accelerator (#1 in the queue)");
+    assert!(
+        !started.load(Ordering::Acquire),
+        "B waits while A holds the device"
+    );
+    gate.store(true, Ordering::Release);
+    wait_for_jobs(&mut h);
+    assert!(started.load(Ordering::Acquire), "B ran once A ended");
+    assert!(first.poll().result.unwrap().is_ok());
+    assert!(second.poll().result.unwrap().is_ok());
+}
+
+#[test]
+fn the_layout_and_recent_files_survive_a_restart() {
+    let mut storage = MemoryStorage::default();
+    {
+        let mut app = StudioApp::new(PersistedState::default(), None);
+        app.state
+            .add_recent(std::path::Path::new("/data/pbmc.h5ad"));
+        // The user moves the Model tab into a leaf of its own on the right.
+        let wb = &mut app.workbench;
+        let path = wb.dock.find_tab(&Tab::Panel("model".into())).unwrap();
+        let tab = wb.dock.remove_tab(path).unwrap();
+        wb.dock
+            .main_surface_mut()
+            .split_right(egui_dock::NodeIndex::root(), 0.7, vec![tab]);
+        app.persist(&mut storage);
+    }
+    let restored = StudioApp::restore(Some(&storage), None);
+    assert_eq!(
+        restored.state.recent_files,
+        vec![PathBuf::from("/data/pbmc.h5ad")]
+    );
+    let saved = storage.get_string(super::app::LAYOUT_KEY).unwrap();
+    assert_eq!(
+        restored.workbench.to_ron(),
+        saved,
+        "same layout after a restart"
+    );
+    let model_leaf = restored
+        .workbench
+        .dock
+        .find_tab(&Tab::Panel("model".into()))
+        .unwrap();
+    let table_leaf = restored
+        .workbench
+        .dock
+        .find_tab(&Tab::Panel("table".into()))
+        .unwrap();
+    assert_ne!(model_leaf.node, table_leaf.node, "Model kept its own leaf");
+}
+
+#[test]
+fn a_state_file_of_the_previous_version_keeps_its_recent_files() {
+    let mut storage = MemoryStorage::default();
+    // Exactly what version 1 (before the workbench) stored.
+    storage.set_string(
+        super::state::STATE_KEY,
+        r#"(version:1,recent_files:["/data/lung.h5ad"],layout:(show_left:true,show_right:false,show_table:true,show_summary:true),point_scale:1.0,opacity:0.85,continuous:(colormap:Viridis,clip_low:0.0,clip_high:99.0))"#.into(),
+    );
+    let app = StudioApp::restore(Some(&storage), None);
+    assert_eq!(
+        app.state.recent_files,
+        vec![PathBuf::from("/data/lung.h5ad")]
+    );
+    assert!(!app.state.layout.show_right);
+    assert!(
+        app.workbench.has_tab(&Tab::Welcome),
+        "no saved layout: the default one"
+    );
+}
+
+/// A prompt whose greedy continuation by [`tiny_model`] is 16 tokens with no end-of-text.
+const PROMPT: &str = "The cell type is CD3E IL7R LTB MALAT1 B2M";
+
+/// The tiny random GPT-NeoX checkpoint the engine tests use.
+fn tiny_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gpt_neox_sequential")
+}
+
+/// Moves the Model tab into a full-height leaf on the right, as a user would drag it, so the
+/// whole panel is on screen.
+fn model_tab_on_the_right(h: &mut Harness<'_, StudioApp>) {
+    let wb = &mut h.state_mut().workbench;
+    let path = wb.dock.find_tab(&Tab::Panel("model".into())).unwrap();
+    let tab = wb.dock.remove_tab(path).unwrap();
+    wb.dock
+        .main_surface_mut()
+        .split_right(egui_dock::NodeIndex::root(), 0.4, vec![tab]);
+    h.run_steps(2);
+}
+
+#[test]
+fn load_a_model_and_stream_a_generation_from_the_model_tab() {
+    let mut h = harness();
+    h.run_steps(2);
+    model_tab_on_the_right(&mut h);
+    h.get_by_label("Model folder or id").focus();
+    h.run_steps(1);
+    h.get_by_label("Model folder or id")
+        .type_text(&tiny_model().display().to_string());
+    h.run_steps(2);
+    h.get_by_label("Load model").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    assert_eq!(
+        h.state().models.models().len(),
+        1,
+        "{:?}",
+        h.state().notices
+    );
+    assert!(
+        h.get_all_by_label("gpt_neox_sequential").next().is_some(),
+        "listed among the loaded models"
+    );
+    h.get_by_label("Prompt").focus();
+    h.run_steps(1);
+    h.get_by_label("Prompt").type_text(PROMPT);
+    h.run_steps(2);
+    h.get_by_label("Generate").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    // The text shown equals the engine's own greedy generation of the same prompt.
+    let engine = h.state().models.models()[0].engine.clone();
+    let (expected, _) = engine
+        .generate(
+            &[PROMPT],
+            &c2s_core::engine::GenerateOptions::default(),
+            &mut |_| {},
+            None,
+        )
+        .unwrap();
+    // The tiny random model writes some bytes that are not text; look for its first words.
+    let shown: String = expected[0]
+        .text
+        .chars()
+        .take_while(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(24)
+        .collect();
+    assert!(shown.trim().len() >= 4, "{:?}", expected[0].text);
+    h.get_by_label_contains(shown.trim());
+    h.get_by_label_contains("tokens/s");
+    // Unloading removes it from the registry.
+    h.get_by_label("Unload").click();
+    h.run_steps(2);
+    assert!(h.state().models.models().is_empty());
+}
+
+#[test]
+fn a_folder_that_is_not_a_model_gives_a_clear_error() {
+    let mut h = harness();
+    h.run_steps(2);
+    let dir = tempfile::tempdir().unwrap();
+    model_tab_on_the_right(&mut h);
+    h.get_by_label("Model folder or id").focus();
+    h.run_steps(1);
+    h.get_by_label("Model folder or id")
+        .type_text(&dir.path().display().to_string());
+    h.run_steps(2);
+    h.get_by_label("Load model").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    assert!(h.state().models.models().is_empty());
+    let notice = &h.state().notices[0];
+    assert!(
+        notice.is_error && notice.text.contains("config.json"),
+        "{notice:?}"
     );
 }

@@ -4,10 +4,16 @@
 
 use std::sync::{Arc, OnceLock};
 
-use c2s_core::dataset::{ColumnData, Dataset, ObsColumn};
+use c2s_core::dataset::{ColumnData, Dataset, Embedding, ObsColumn};
 use c2s_core::sentence::CellSentencer;
 
 use super::coloring::{self, ColorSource, ContinuousStyle, Legend};
+use super::jobs::JobHandle;
+use super::panels::explorer::ExplorerState;
+use super::panels::gene_search::GeneSearchState;
+use super::panels::legend::LegendState;
+use super::panels::selection::SelectionPanelState;
+use super::panels::table::TableState;
 use super::render::camera::Camera;
 use super::render::scatter::{PointData, next_generation};
 use super::selection::{GridIndex, SelectMode, Selection};
@@ -49,6 +55,73 @@ pub struct DatasetView {
     pub added_obsm: Vec<String>,
     /// Gene spellings and hashes for [`DatasetView::sentence`], made on first use.
     sentencer: OnceLock<CellSentencer>,
+    /// Gene names lower-cased for the gene search, made on first use.
+    gene_keys: OnceLock<Vec<String>>,
+    /// Panel state that belongs to this dataset.
+    pub panels: ViewPanels,
+    /// Jobs working for this view; closing the view drops them, which cancels them.
+    pub jobs: ViewJobs,
+}
+
+/// The state of the panels showing a view, kept per dataset: a table sort column, a legend
+/// filter or a lasso in progress never carries over to another file.
+#[derive(Debug, Default)]
+pub struct ViewPanels {
+    /// Explorer tool, lasso and canvas.
+    pub explorer: ExplorerState,
+    /// Legend filter and order.
+    pub legend: LegendState,
+    /// Gene search box.
+    pub genes: GeneSearchState,
+    /// "Save selection as label" form.
+    pub selection: SelectionPanelState,
+    /// Obs table sort, filter and rows.
+    pub table: TableState,
+}
+
+/// The jobs a view owns. Each slot holds the latest request only: a new one replaces (and so
+/// cancels) the stale one.
+#[derive(Debug, Default)]
+pub struct ViewJobs {
+    /// Building the legend of a colouring (reading a gene's expression for a gene).
+    pub legend: Option<(ColorSource, JobHandle<Legend>)>,
+    /// Computing a PCA and UMAP.
+    pub embedding: Option<JobHandle<Vec<Embedding>>>,
+    /// Building the positions and spatial index of another embedding to show.
+    pub layout: Option<JobHandle<EmbeddingLayout>>,
+}
+
+/// What showing an embedding needs: its first two components per cell and a spatial index for
+/// lasso and hover (built in a job for large datasets).
+#[derive(Debug)]
+pub struct EmbeddingLayout {
+    /// The `obsm` key.
+    pub name: String,
+    /// Positions per cell.
+    pub positions: Arc<Vec<[f32; 2]>>,
+    /// Grid index over them.
+    pub index: GridIndex,
+}
+
+impl EmbeddingLayout {
+    /// The layout of embedding `name`, if it exists with at least two components.
+    pub fn build(dataset: &Dataset, name: &str) -> Option<Self> {
+        let e = dataset.embedding(name)?;
+        if e.n_cols < 2 {
+            return None;
+        }
+        let positions: Vec<[f32; 2]> = e
+            .data
+            .chunks_exact(e.n_cols)
+            .map(|row| [row[0], row[1]])
+            .collect();
+        let positions = Arc::new(positions);
+        Some(Self {
+            name: name.to_string(),
+            index: GridIndex::build(positions.clone()),
+            positions,
+        })
+    }
 }
 
 impl DatasetView {
@@ -81,6 +154,9 @@ impl DatasetView {
             added_obs: Vec::new(),
             added_obsm: Vec::new(),
             sentencer: OnceLock::new(),
+            gene_keys: OnceLock::new(),
+            panels: ViewPanels::default(),
+            jobs: ViewJobs::default(),
         };
         if let Some(e) = embedding {
             view.set_embedding(&e);
@@ -95,25 +171,71 @@ impl DatasetView {
         self.dataset.n_cells()
     }
 
-    /// Shows embedding `name` (its first two components).
+    /// Shows embedding `name` (its first two components), building its layout here; the app
+    /// builds it in a job instead ([`EmbeddingLayout::build`]) and hands it to
+    /// [`DatasetView::apply_layout`].
     pub fn set_embedding(&mut self, name: &str) {
-        let Some(e) = self.dataset.embedding(name) else {
-            return;
-        };
-        if e.n_cols < 2 {
+        if let Some(layout) = EmbeddingLayout::build(&self.dataset, name) {
+            self.apply_layout(layout);
+        }
+    }
+
+    /// Shows an embedding whose layout was built elsewhere.
+    pub fn apply_layout(&mut self, layout: EmbeddingLayout) {
+        if layout.positions.len() != self.n_cells() {
             return;
         }
-        let positions: Vec<[f32; 2]> = e
-            .data
-            .chunks_exact(e.n_cols)
-            .map(|row| [row[0], row[1]])
-            .collect();
-        let positions = Arc::new(positions);
-        self.index = Some(GridIndex::build(positions.clone()));
-        self.points.positions = (next_generation(), positions);
-        self.embedding = Some(name.to_string());
+        self.index = Some(layout.index);
+        self.points.positions = (next_generation(), layout.positions);
+        self.embedding = Some(layout.name);
         self.camera = None;
         self.hovered = None;
+    }
+
+    /// Takes the results of this view's jobs (failures are reported by the job list).
+    pub fn poll_jobs(&mut self) {
+        if let Some((source, job)) = &mut self.jobs.legend
+            && let Some(result) = job.poll().result
+        {
+            let source = std::mem::take(source);
+            self.jobs.legend = None;
+            if let Ok(legend) = result {
+                self.apply_legend(source, legend);
+            }
+        }
+        if let Some(job) = &mut self.jobs.layout
+            && let Some(result) = job.poll().result
+        {
+            self.jobs.layout = None;
+            if let Ok(layout) = result {
+                self.apply_layout(layout);
+            }
+        }
+        if let Some(job) = &mut self.jobs.embedding
+            && let Some(result) = job.poll().result
+        {
+            self.jobs.embedding = None;
+            if let Ok(embeddings) = result {
+                self.add_embeddings(embeddings);
+            }
+        }
+    }
+
+    /// Adds computed embeddings (replacing any of the same name) and shows the last one.
+    pub fn add_embeddings(&mut self, embeddings: Vec<Embedding>) {
+        let shown = embeddings.last().map(|e| e.name.clone());
+        for embedding in embeddings {
+            let name = embedding.name.clone();
+            let obsm = &mut Arc::make_mut(&mut self.dataset).obsm;
+            obsm.retain(|e| e.name != name);
+            obsm.push(embedding);
+            if !self.added_obsm.contains(&name) {
+                self.added_obsm.push(name);
+            }
+        }
+        if let Some(name) = shown {
+            self.set_embedding(&name);
+        }
     }
 
     /// Colours by `source`; on error the colouring is unchanged.
@@ -125,13 +247,10 @@ impl DatasetView {
         Ok(())
     }
 
-    /// Colours by gene `gene` whose per-cell values were computed elsewhere (in a job).
-    pub fn set_gene_values(&mut self, gene: String, values: Vec<f32>) {
-        if values.len() != self.n_cells() {
-            return;
-        }
-        self.legend = coloring::continuous(values);
-        self.color_source = ColorSource::Gene(gene);
+    /// Colours by `source` with a legend built elsewhere (in a job).
+    pub fn apply_legend(&mut self, source: ColorSource, legend: Legend) {
+        self.legend = legend;
+        self.color_source = source;
         self.colored_with = None;
         self.refresh_flags();
     }
@@ -239,6 +358,17 @@ impl DatasetView {
             .sentence(&d.expression, i, &d.obs_names[i], 0, Some(n))
     }
 
+    /// The gene names lower-cased, in `var_names` order (for case-blind search).
+    pub fn gene_keys(&self) -> &[String] {
+        self.gene_keys.get_or_init(|| {
+            self.dataset
+                .var_names
+                .iter()
+                .map(|g| g.to_lowercase())
+                .collect()
+        })
+    }
+
     /// Replaces the data (e.g. after loading another matrix of the same file), keeping the
     /// session's annotations, embedding, colouring, camera and selection.
     pub fn replace_dataset(&mut self, mut dataset: Dataset) {
@@ -269,6 +399,9 @@ impl DatasetView {
             let _ = fresh.set_color_source(ColorSource::None);
         }
         fresh.selection = std::mem::take(&mut self.selection);
+        // Same file, so the panels keep their state; a gene read from the old matrix is dropped.
+        fresh.panels = std::mem::take(&mut self.panels);
+        fresh.jobs.embedding = self.jobs.embedding.take();
         fresh.refresh_flags();
         *self = fresh;
     }

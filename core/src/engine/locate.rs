@@ -48,7 +48,8 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf, EngineError> {
         }
         return Err(EngineError::NotFound {
             message: format!(
-                "{} has no config.json; point --model at a Hugging Face model directory",
+                "{} has no config.json; choose the folder of a Hugging Face model (the one that \
+                 holds config.json, tokenizer.json and the *.safetensors weights)",
                 path.display()
             ),
         });

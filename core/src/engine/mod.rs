@@ -146,6 +146,15 @@ pub struct ModelInfo {
     pub hidden_size: usize,
     /// Context length.
     pub context: usize,
+    /// Number of parameters in the checkpoint (every stored tensor's elements).
+    pub parameters: u64,
+}
+
+impl ModelInfo {
+    /// Bytes the weights take on the device in the compute dtype.
+    pub fn weight_bytes(&self) -> u64 {
+        self.parameters * self.dtype.size() as u64
+    }
 }
 
 /// One monomorphisation of the model per backend (boxed: the variants differ in size).
@@ -217,7 +226,8 @@ impl Engine {
             }));
             match loaded {
                 Ok(Ok(backend)) => {
-                    let info = model_info(dir, &config, &backend, dtype, selection, options)?;
+                    let mut info = model_info(dir, &config, &backend, dtype, selection, options)?;
+                    info.parameters = weights.parameter_count();
                     return Ok(Self {
                         backend,
                         tokenizer,
@@ -426,6 +436,7 @@ fn model_info(
         vocab_rows,
         hidden_size,
         context,
+        parameters: 0,
     })
 }
 

@@ -141,6 +141,14 @@ impl Weights {
         self.entries.get(name).map(|e| e.shape.as_slice())
     }
 
+    /// Number of parameters: the elements of every stored tensor.
+    pub fn parameter_count(&self) -> u64 {
+        self.names()
+            .filter_map(|n| self.shape(n))
+            .map(|shape| shape.iter().map(|&d| d as u64).product::<u64>())
+            .sum()
+    }
+
     /// The most common float dtype among the stored tensors (the checkpoint's dtype).
     pub fn dominant_dtype(&self) -> StoredDType {
         let mut counts = [0usize; 3];

@@ -49,7 +49,8 @@ pub fn show(
             }
         });
     if let Some(source) = pick {
-        genes.error = view.set_color_source(source).err();
+        genes.error = None;
+        actions.push(Action::ColorBy(view.id, source));
     }
     ui.separator();
     gene_search::show(ui, view, genes, actions);

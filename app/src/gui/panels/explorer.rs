@@ -93,7 +93,7 @@ fn toolbar(
                         .selectable_label(Some(name) == view.embedding.as_ref(), name)
                         .clicked()
                     {
-                        view.set_embedding(name);
+                        actions.push(Action::ShowEmbedding(view.id, name.clone()));
                     }
                 }
             });

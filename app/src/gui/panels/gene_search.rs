@@ -17,23 +17,25 @@ pub struct GeneSearchState {
     pub query: String,
     /// Error from the last pick, shown under the box.
     pub error: Option<String>,
+    /// The suggestions for the query they were computed for (searched again only when the
+    /// query changes, not every frame).
+    suggestions: Option<(String, Vec<String>)>,
 }
 
-/// Match score of `gene` for `query` (lower is better): exact, prefix, substring, then
-/// in-order subsequence ("ms41" finds "MS4A1"); `None` when it does not match.
-pub fn score(gene: &str, query: &str) -> Option<u32> {
-    let g = gene.to_lowercase();
-    let q = query.trim().to_lowercase();
+/// Match score of `gene` (lower-cased) for `query` (lower-cased, trimmed); lower is better:
+/// exact, prefix, substring, then in-order subsequence ("ms41" finds "ms4a1"); `None` when it
+/// does not match.
+pub fn score(g: &str, q: &str) -> Option<u32> {
     if q.is_empty() {
         return None;
     }
     if g == q {
         return Some(0);
     }
-    if g.starts_with(&q) {
+    if g.starts_with(q) {
         return Some(1 + (g.len() - q.len()) as u32);
     }
-    if let Some(pos) = g.find(&q) {
+    if let Some(pos) = g.find(q) {
         return Some(100 + pos as u32 + (g.len() - q.len()) as u32);
     }
     let mut chars = g.chars();
@@ -50,14 +52,20 @@ pub fn score(gene: &str, query: &str) -> Option<u32> {
     Some(1_000 + gaps)
 }
 
-/// The best `limit` genes for `query`, best first (ties by name).
-pub fn search<'a>(genes: &'a [String], query: &str, limit: usize) -> Vec<&'a str> {
+/// The best `limit` of `genes` for `query`, best first (ties by name); `lower` holds the
+/// genes lower-cased, in the same order (see `DatasetView::gene_keys`).
+pub fn search(genes: &[String], lower: &[String], query: &str, limit: usize) -> Vec<String> {
+    let q = query.trim().to_lowercase();
     let mut hits: Vec<(u32, &str)> = genes
         .iter()
-        .filter_map(|g| score(g, query).map(|s| (s, g.as_str())))
+        .zip(lower)
+        .filter_map(|(g, l)| score(l, &q).map(|s| (s, g.as_str())))
         .collect();
     hits.sort_unstable();
-    hits.into_iter().take(limit).map(|(_, g)| g).collect()
+    hits.into_iter()
+        .take(limit)
+        .map(|(_, g)| g.to_string())
+        .collect()
 }
 
 /// Shows the search box and suggestions; picking one colours `view` by the gene.
@@ -75,7 +83,24 @@ pub fn show(
                 .desired_width(f32::INFINITY),
         )
         .labelled_by(label.id);
-    let suggestions = search(&view.dataset.var_names, &state.query, MAX_SUGGESTIONS);
+    if state
+        .suggestions
+        .as_ref()
+        .is_none_or(|(q, _)| *q != state.query)
+    {
+        let found = search(
+            &view.dataset.var_names,
+            view.gene_keys(),
+            &state.query,
+            MAX_SUGGESTIONS,
+        );
+        state.suggestions = Some((state.query.clone(), found));
+    }
+    let suggestions = state
+        .suggestions
+        .as_ref()
+        .map(|(_, s)| s.clone())
+        .unwrap_or_default();
     let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
     let mut pick: Option<String> = None;
     if enter && let Some(first) = suggestions.first() {
@@ -88,7 +113,7 @@ pub fn show(
         ui.horizontal_wrapped(|ui| {
             for gene in &suggestions {
                 let current = view.color_source == ColorSource::Gene(gene.to_string());
-                if ui.selectable_label(current, *gene).clicked() {
+                if ui.selectable_label(current, gene).clicked() {
                     pick = Some(gene.to_string());
                 }
             }
@@ -114,12 +139,14 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(search(&genes, "cd3", 3), vec!["CD3D", "CD3E"]);
-        assert_eq!(search(&genes, "ms4a1", 3)[0], "MS4A1");
+        let lower: Vec<String> = genes.iter().map(|g| g.to_lowercase()).collect();
+        let search = |q: &str, n: usize| search(&genes, &lower, q, n);
+        assert_eq!(search("cd3", 3), vec!["CD3D", "CD3E"]);
+        assert_eq!(search("MS4a1", 3)[0], "MS4A1");
         // Subsequence match.
-        assert_eq!(search(&genes, "ptc", 3), vec!["PTPRC"]);
-        assert!(search(&genes, "zzz", 3).is_empty());
-        assert!(search(&genes, "  ", 3).is_empty());
-        assert!(score("CD14", "cd14") < score("CD14", "cd1"));
+        assert_eq!(search("ptc", 3), vec!["PTPRC"]);
+        assert!(search("zzz", 3).is_empty());
+        assert!(search("  ", 3).is_empty());
+        assert!(score("cd14", "cd14") < score("cd14", "cd1"));
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use egui::{Sense, Ui, Vec2};
 
+use super::{Panel, PanelContext};
 use crate::gui::selection::SelectMode;
 use crate::gui::table_model::{Query, Sort};
 use crate::gui::table_worker::{Request, Rows, TableWorker};
@@ -106,6 +107,31 @@ impl TableState {
 /// Identifies a view's obs contents: its id and obs generation.
 fn table_key(view: &DatasetView) -> (u64, u64) {
     (view.id, view.obs_generation)
+}
+
+/// The Table tab: the active dataset's obs table. Its sort, filter and scroll belong to that
+/// dataset ([`DatasetView::panels`]), so switching files never carries a sort column over.
+#[derive(Debug, Default)]
+pub struct TablePanel;
+
+impl Panel for TablePanel {
+    fn id(&self) -> &'static str {
+        "table"
+    }
+
+    fn title(&self) -> &'static str {
+        "Table"
+    }
+
+    fn ui(&mut self, ui: &mut Ui, cx: &mut PanelContext<'_>) {
+        let Some(view) = cx.active_view() else {
+            ui.weak("Open a dataset to see its cells.");
+            return;
+        };
+        let mut state = std::mem::take(&mut view.panels.table);
+        show(ui, view, &mut state);
+        view.panels.table = state;
+    }
 }
 
 /// Shows the table for `view`.

@@ -474,7 +474,7 @@ mod tests {
         let pbmc = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/data/expression/pbmc68k_reduced.h5ad");
         if !pbmc.exists() {
-            eprintln!("skipped: shared PBMC file absent");
+            crate::test_support::skip("the shared PBMC file is absent");
             return;
         }
         let ds = read(&pbmc);

@@ -1,10 +1,8 @@
 //! Batched results equal one-at-a-time results: scoring, embeddings and greedy generation of
 //! prompts of different lengths in one left-padded batch, on the CPU engine.
 
-mod common;
-
+use crate::common::{FIXTURES, fixtures_dir, reference};
 use c2s_core::engine::{DTypeRequest, DeviceRequest, Engine, GenerateOptions, LoadOptions};
-use common::{FIXTURES, fixtures_dir, reference};
 
 fn cpu_engine(name: &str) -> Engine {
     Engine::load_dir(
@@ -107,7 +105,7 @@ fn scoring_matches_transformers_log_probs() {
                 s.token_ids, r.prompts[i],
                 "{name}: tokenization of prompt {i}"
             );
-            let lp = common::log_softmax(&r.logits[i]);
+            let lp = crate::common::log_softmax(&r.logits[i]);
             for (k, v) in s.logprobs.iter().enumerate() {
                 let expected = lp[k][s.token_ids[k + 1] as usize];
                 assert!(

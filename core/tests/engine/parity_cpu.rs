@@ -4,12 +4,10 @@
 //! Gemma-2 (sliding window shorter than the prompts, soft-capping) and Gemma-3 (local/global
 //! layers, per-type RoPE, nested `text_config` with vision weights to skip).
 
-mod common;
-
+use crate::common::{FIXTURES, assert_f32_parity, parity};
 use burn::backend::Flex;
 use burn::backend::flex::FlexDevice;
 use burn::tensor::DType;
-use common::{FIXTURES, assert_f32_parity, parity};
 
 #[test]
 fn gpt_neox_parallel_residual_partial_rotary_matches_transformers() {

@@ -1,12 +1,10 @@
 //! Generation controls through the CPU engine: seeded sampling, top-k/top-p, stop strings,
 //! streaming to a callback, cancellation from another thread, EOS handling, context limits.
 
-mod common;
-
+use crate::common::{fixtures_dir, reference};
 use c2s_core::engine::{
     DTypeRequest, DeviceRequest, Engine, GenerateOptions, LoadOptions, SamplingParams, StopReason,
 };
-use common::{fixtures_dir, reference};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;

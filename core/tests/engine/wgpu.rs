@@ -2,20 +2,18 @@
 //! adapter, including Mesa's software Vulkan (lavapipe, Debian `mesa-vulkan-drivers`); skips with
 //! a message when no adapter exists.
 
-mod common;
-
+use crate::common::{FIXTURES, assert_f32_parity, parity};
 use burn::backend::Wgpu;
 use burn::backend::wgpu::WgpuDevice;
 use burn::tensor::DType;
 use c2s_core::engine::WgpuNoFusion;
 use c2s_core::engine::device::probe_wgpu;
-use common::{FIXTURES, assert_f32_parity, parity};
 
 fn adapter() -> Option<String> {
     match probe_wgpu() {
         Ok(adapter) => Some(adapter.name),
         Err(why) => {
-            eprintln!("skipping wgpu parity: {why}");
+            c2s_core::test_support::skip(&format!("no wgpu adapter for the parity check ({why})"));
             None
         }
     }

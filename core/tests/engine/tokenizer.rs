@@ -2,10 +2,8 @@
 //! tokenizer) matches the Python tokenizer's ids, recorded by `tools/models/make_fixtures.sh`.
 //! Skips when `../shared/data` is absent (a user's clone has none).
 
-mod common;
-
+use crate::common::fixtures_dir;
 use c2s_core::engine::tokenizer::TextTokenizer;
-use common::fixtures_dir;
 use std::path::PathBuf;
 
 fn shared_tokenizer() -> Option<PathBuf> {
@@ -17,7 +15,9 @@ fn shared_tokenizer() -> Option<PathBuf> {
 #[test]
 fn gpt_neox_20b_tokenizer_matches_python_ids() {
     let Some(path) = shared_tokenizer() else {
-        eprintln!("skipping: ../shared/data/tokenizers/gpt-neox-20b/tokenizer.json is absent");
+        c2s_core::test_support::skip(
+            "../shared/data/tokenizers/gpt-neox-20b/tokenizer.json is absent",
+        );
         return;
     };
     let tok = TextTokenizer::from_file(&path).expect("tokenizer");

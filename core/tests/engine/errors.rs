@@ -2,12 +2,10 @@
 //! mismatches, unknown architectures, foreign tokenizers, prompts longer than the context and
 //! meaningless sampling settings.
 
-mod common;
-
+use crate::common::fixtures_dir;
 use c2s_core::engine::{
     DTypeRequest, DeviceRequest, Engine, EngineError, GenerateOptions, LoadOptions, SamplingParams,
 };
-use common::fixtures_dir;
 use std::path::Path;
 
 fn cpu() -> LoadOptions {

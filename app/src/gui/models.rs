@@ -1,0 +1,110 @@
+//! The model registry: models loaded once, shared by every panel that runs them (`Arc`), listed
+//! with their device, dtype and memory, and unloaded on request.
+//!
+//! Loading runs in the accelerator lane (it fills the device's memory, so it waits for the
+//! inference or training job before it). A model is freed when it is unloaded and the last job
+//! using it has ended.
+
+use std::sync::Arc;
+
+use c2s_core::engine::{Engine, LoadOptions};
+
+use super::jobs::{JobContext, JobHandle, Jobs, Lane};
+
+/// A model in memory.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    /// Registry id (unique in this run).
+    pub id: u64,
+    /// What the user asked for: a directory or a Hugging Face id.
+    pub source: String,
+    /// The engine, shared with the jobs that run it.
+    pub engine: Arc<Engine>,
+}
+
+impl LoadedModel {
+    /// A short name: the id or the directory's last component.
+    pub fn name(&self) -> String {
+        let trimmed = self.source.trim_end_matches(['/', '\\']);
+        if std::path::Path::new(trimmed).is_dir() {
+            super::loader::display_name(std::path::Path::new(trimmed))
+        } else {
+            trimmed.to_string()
+        }
+    }
+}
+
+/// A load in progress.
+#[derive(Debug)]
+struct Loading {
+    source: String,
+    job: JobHandle<Engine>,
+}
+
+/// Every loaded model, and the loads in progress.
+#[derive(Debug, Default)]
+pub struct ModelRegistry {
+    models: Vec<LoadedModel>,
+    loading: Vec<Loading>,
+    next_id: u64,
+}
+
+impl ModelRegistry {
+    /// The loaded models, in load order.
+    pub fn models(&self) -> &[LoadedModel] {
+        &self.models
+    }
+
+    /// The model with registry id `id`.
+    pub fn get(&self, id: u64) -> Option<&LoadedModel> {
+        self.models.iter().find(|m| m.id == id)
+    }
+
+    /// Sources being loaded, with their job ids.
+    pub fn loading(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.loading.iter().map(|l| (l.source.as_str(), l.job.id()))
+    }
+
+    /// Starts loading `source` (a model directory or a Hugging Face id in the local cache).
+    pub fn start_load(&mut self, jobs: &mut Jobs, source: &str, options: LoadOptions) {
+        let source = source.trim().to_string();
+        let what = source.clone();
+        let job = jobs.spawn(
+            format!("Loading model {source}"),
+            Lane::Accelerator,
+            move |cx: &JobContext<()>| {
+                cx.set(0.0, "reading the checkpoint");
+                let engine = Engine::load(&what, &options).map_err(|e| e.to_string())?;
+                cx.set(1.0, "loaded");
+                Ok(engine)
+            },
+        );
+        self.loading.push(Loading { source, job });
+    }
+
+    /// Takes finished loads into the registry (a failed load is reported by the job list).
+    pub fn poll(&mut self) {
+        let mut k = 0;
+        while k < self.loading.len() {
+            let Some(result) = self.loading[k].job.poll().result else {
+                k += 1;
+                continue;
+            };
+            let source = self.loading.remove(k).source;
+            if let Ok(engine) = result {
+                self.next_id += 1;
+                self.models.push(LoadedModel {
+                    id: self.next_id,
+                    source,
+                    engine: Arc::new(engine),
+                });
+            }
+        }
+    }
+
+    /// Removes model `id` from the registry; its memory is freed once no job uses it.
+    pub fn unload(&mut self, id: u64) -> Option<LoadedModel> {
+        let k = self.models.iter().position(|m| m.id == id)?;
+        Some(self.models.remove(k))
+    }
+}

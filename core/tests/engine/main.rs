@@ -1,0 +1,12 @@
+//! The engine's integration tests, in one binary (one link, one build of the shared helpers):
+//! parity with `transformers` on the CPU and wgpu, batching, generation controls, tokenization
+//! and bad input.
+
+mod common;
+
+mod batching;
+mod errors;
+mod generation;
+mod parity_cpu;
+mod tokenizer;
+mod wgpu;
