@@ -237,6 +237,24 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    /// A job in `lane` that returns `value` once `gate` opens (to hold a lane, or to finish
+    /// on cue).
+    fn gated<O: Send + 'static>(
+        jobs: &mut Jobs,
+        lane: Lane,
+        value: O,
+    ) -> (JobHandle<O>, Arc<AtomicBool>) {
+        let gate = Arc::new(AtomicBool::new(false));
+        let g = gate.clone();
+        let handle = jobs.spawn("gated", lane, move |_: &JobContext<()>| {
+            while !g.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+            Ok(value)
+        });
+        (handle, gate)
+    }
+
     /// Polls `handle` until its result arrives, collecting its partials.
     fn finish<O, P>(handle: &mut JobHandle<O, P>) -> (Vec<P>, Result<O, JobError>) {
         let mut partials = Vec::new();
@@ -305,14 +323,7 @@ mod tests {
     #[test]
     fn a_result_that_beat_the_cancel_is_kept_and_said_so() {
         let mut jobs = Jobs::default();
-        let gate = Arc::new(AtomicBool::new(false));
-        let g = gate.clone();
-        let mut h = jobs.spawn("quick", Lane::Cpu, move |_: &JobContext<()>| {
-            while !g.load(Ordering::Acquire) {
-                std::thread::yield_now();
-            }
-            Ok(42)
-        });
+        let (mut h, gate) = gated(&mut jobs, Lane::Cpu, 42);
         while !matches!(jobs.records()[0].status(), Status::Running(_)) {
             std::thread::yield_now();
         }
@@ -332,14 +343,7 @@ mod tests {
     #[test]
     fn accelerator_jobs_run_one_at_a_time_in_queue_order() {
         let mut jobs = Jobs::default();
-        let gate = Arc::new(AtomicBool::new(false));
-        let g = gate.clone();
-        let mut first = jobs.spawn("first", Lane::Accelerator, move |_: &JobContext<()>| {
-            while !g.load(Ordering::Acquire) {
-                std::thread::yield_now();
-            }
-            Ok(1)
-        });
+        let (mut first, gate) = gated(&mut jobs, Lane::Accelerator, 1);
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut spawn = |name: &'static str| {
             let order = order.clone();
@@ -371,14 +375,7 @@ mod tests {
     #[test]
     fn cancelling_a_queued_job_takes_it_out_of_the_queue() {
         let mut jobs = Jobs::default();
-        let gate = Arc::new(AtomicBool::new(false));
-        let g = gate.clone();
-        let mut first = jobs.spawn("first", Lane::Accelerator, move |_: &JobContext<()>| {
-            while !g.load(Ordering::Acquire) {
-                std::thread::yield_now();
-            }
-            Ok(())
-        });
+        let (mut first, gate) = gated(&mut jobs, Lane::Accelerator, ());
         let ran = Arc::new(AtomicBool::new(false));
         let r = ran.clone();
         let mut waiting = jobs.spawn("waiting", Lane::Accelerator, move |_: &JobContext<()>| {

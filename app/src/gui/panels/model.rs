@@ -128,7 +128,7 @@ impl Panel for ModelPanel {
     }
 
     fn ui(&mut self, ui: &mut Ui, cx: &mut PanelContext<'_>) {
-        egui::ScrollArea::vertical()
+        egui::ScrollArea::both()
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 self.load_form(ui, cx);
@@ -273,13 +273,13 @@ impl ModelPanel {
             .show(ui, |ui| {
                 for title in [
                     "model",
+                    "",
                     "architecture",
                     "device",
                     "dtype",
                     "parameters",
                     "weights in memory",
                     "context",
-                    "",
                 ] {
                     ui.strong(title);
                 }
@@ -288,6 +288,9 @@ impl ModelPanel {
                     let info = m.engine.info();
                     ui.label(m.name())
                         .on_hover_text(info.dir.display().to_string());
+                    if ui.small_button("Unload").clicked() {
+                        unload = Some(m.id);
+                    }
                     ui.label(&info.architecture);
                     let device = ui.label(format!(
                         "{} ({})",
@@ -300,9 +303,6 @@ impl ModelPanel {
                     ui.label(human_count(info.parameters));
                     ui.label(human_bytes(info.weight_bytes()));
                     ui.label(format!("{} tokens", info.context));
-                    if ui.small_button("Unload").clicked() {
-                        unload = Some(m.id);
-                    }
                     ui.end_row();
                 }
             });
