@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages C2S Studio needs to build, test and run, idempotently.
-# Debian/Ubuntu: apt packages (mold links the large test binaries much faster than ld); CMake
-# >= 3.26 (for the static HDF5 build) from PyPI if the system one is older. Safe to run again:
-# it only installs what is missing.
+# Debian/Ubuntu: apt packages; CMake >= 3.26 (for the static HDF5 build) from PyPI if the
+# system one is older. Safe to run again: it only installs what is missing.
 set -euo pipefail
 
 need_apt=()
-for pkg in build-essential pkg-config mold libvulkan1 mesa-vulkan-drivers libxkbcommon-x11-0 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libwayland-client0 libegl1 xvfb; do
+for pkg in build-essential pkg-config libvulkan1 mesa-vulkan-drivers libxkbcommon-x11-0 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libwayland-client0 libegl1 xvfb; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
