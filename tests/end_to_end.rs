@@ -5,5 +5,7 @@ mod common;
 
 mod cli_bad_input;
 mod cli_convert;
+mod cli_download;
 mod cli_engine;
+mod cli_tasks;
 mod reference_parity;

@@ -73,6 +73,65 @@ pub enum ColumnData {
     Text(Vec<String>),
 }
 
+impl ColumnData {
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Categorical { codes, .. } => codes.len(),
+            Self::Numeric(v) => v.len(),
+            Self::Bool(v) => v.len(),
+            Self::Text(v) => v.len(),
+        }
+    }
+
+    /// Whether the column has no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cell `i`'s value as text, `None` when missing (numbers as Rust prints them, booleans as
+    /// Python does: `True`, `False`).
+    pub fn text_at(&self, i: usize) -> Option<String> {
+        match self {
+            Self::Categorical { codes, categories } => {
+                let k = *codes.get(i)?;
+                (k >= 0).then(|| categories[k as usize].clone())
+            }
+            Self::Numeric(v) => v.get(i).filter(|x| !x.is_nan()).map(|x| x.to_string()),
+            Self::Bool(v) => v
+                .get(i)
+                .map(|&b| if b { "True" } else { "False" }.to_string()),
+            Self::Text(v) => v.get(i).cloned(),
+        }
+    }
+
+    /// The distinct values that occur, as text: categories in stored order, other values
+    /// sorted.
+    pub fn distinct_values(&self) -> Vec<String> {
+        match self {
+            Self::Categorical { codes, categories } => {
+                let mut used = vec![false; categories.len()];
+                for &k in codes {
+                    if k >= 0 {
+                        used[k as usize] = true;
+                    }
+                }
+                categories
+                    .iter()
+                    .zip(used)
+                    .filter(|(_, u)| *u)
+                    .map(|(c, _)| c.clone())
+                    .collect()
+            }
+            _ => {
+                let set: std::collections::BTreeSet<String> =
+                    (0..self.len()).filter_map(|i| self.text_at(i)).collect();
+                set.into_iter().collect()
+            }
+        }
+    }
+}
+
 /// A named `obs` column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObsColumn {
@@ -131,16 +190,38 @@ impl Dataset {
 
     /// Checks that every named `obs` column exists, naming the missing one and the alternatives.
     pub fn require_obs_columns(&self, names: &[String]) -> crate::Result<()> {
-        for name in names {
-            if self.obs_column(name).is_none() {
-                let available: Vec<&str> = self.obs.iter().map(|c| c.name.as_str()).collect();
-                return Err(crate::Error::InvalidArgument(format!(
-                    "obs has no column '{name}'; available: {}",
-                    available.join(", ")
-                )));
-            }
+        match names.iter().find(|n| self.obs_column(n).is_none()) {
+            Some(name) => Err(self.missing_column(name)),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    fn missing_column(&self, name: &str) -> crate::Error {
+        let available: Vec<&str> = self.obs.iter().map(|c| c.name.as_str()).collect();
+        crate::Error::InvalidArgument(format!(
+            "obs has no column '{name}'; available: {}",
+            available.join(", ")
+        ))
+    }
+
+    /// The cells whose `column` reads `value` (as [`ColumnData::text_at`] spells it).
+    pub fn rows_where(&self, column: &str, value: &str) -> crate::Result<Vec<usize>> {
+        let Some(ObsColumn { data, .. }) = self.obs_column(column) else {
+            return Err(self.missing_column(column));
+        };
+        let rows: Vec<usize> = (0..data.len())
+            .filter(|&i| data.text_at(i).as_deref() == Some(value))
+            .collect();
+        if rows.is_empty() {
+            let values = data.distinct_values();
+            let shown: Vec<&str> = values.iter().take(12).map(String::as_str).collect();
+            return Err(crate::Error::InvalidArgument(format!(
+                "no cell has {column} = '{value}'; its values include: {}{}",
+                shown.join(", "),
+                if values.len() > 12 { ", ..." } else { "" }
+            )));
+        }
+        Ok(rows)
     }
 
     /// The embedding called `name`.

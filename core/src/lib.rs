@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod hub;
 pub mod inverse;
 pub mod io;
 pub mod matrix;

@@ -5,6 +5,7 @@
 #   tools/sentences/run.sh                 # all fixtures except the anndata-0.7 one (kept as committed)
 #   tools/sentences/run.sh --legacy        # also rebuild legacy_anndata07.h5ad in .venv/legacy07
 #   tools/sentences/run.sh --pbmc PATH     # other arguments go to make_fixtures.py
+#   tools/sentences/run.sh --prompts       # tests/fixtures/prompts/ (make_prompt_fixtures.py) only
 #
 # Needs Python 3.11 (set PYTHON=/path/to/python3.11 to choose) and PyPI. The PBMC fixtures are skipped
 # when ../shared/data/expression/pbmc68k_reduced.h5ad (relative to the repo root) is absent.
@@ -36,13 +37,17 @@ make_venv() {
   fi
 }
 
+make_venv .venv requirements.txt
+if [ "${1:-}" = "--prompts" ]; then
+  exec .venv/bin/python make_prompt_fixtures.py
+fi
+
 legacy=0
 args=()
 for a in "$@"; do
   if [ "$a" = "--legacy" ]; then legacy=1; else args+=("$a"); fi
 done
 
-make_venv .venv requirements.txt
 if [ "$legacy" = 1 ]; then
   make_venv .venv/legacy07 requirements-legacy07.txt
   .venv/legacy07/bin/python make_legacy_h5ad.py

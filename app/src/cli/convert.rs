@@ -1,45 +1,13 @@
 //! `c2s-studio convert`: an `.h5ad` file to a table of cell sentences (Parquet or CSV).
 
-use super::parse_matrix;
+use super::data_args::DataArgs;
 use c2s_core::Progress;
-use c2s_core::convert::{ConvertOptions, Prepared, prepare_h5ad};
+use c2s_core::convert::{Prepared, prepare_h5ad};
 use c2s_core::dataset::{ColumnData, ObsColumn};
 use c2s_core::io::atomic::{ensure_not_input, write_atomically};
 use c2s_core::io::export::write_sentence_table;
-use c2s_core::io::h5ad::ReadOptions;
 use c2s_core::io::h5ad::{Additions, describe_kind, write_annotated_h5ad};
-use c2s_core::preprocess::{LogBase, PreprocessOptions};
-use c2s_core::sentence::{SentenceOptions, TieBreak};
-use clap::ValueEnum;
 use std::path::PathBuf;
-
-/// Preprocessing presets.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Preset {
-    /// The C2S tutorial's steps (filter cells, filter genes, normalize total, log1p).
-    C2s,
-    /// Use the matrix as it is.
-    None,
-}
-
-/// Tie-break rules.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Ties {
-    /// Identical to the cell2sentence 1.2.0 package (depends on the whole file).
-    Reference,
-    /// Per-cell order from --seed; stable when the dataset is subset.
-    Seeded,
-}
-
-/// Log bases for log1p.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Base {
-    /// log10 (C2S tutorials).
-    #[value(name = "10")]
-    Ten,
-    /// Natural log (scanpy).
-    E,
-}
 
 /// Arguments of `convert`.
 #[derive(Debug, clap::Args)]
@@ -49,36 +17,12 @@ pub struct Args {
     /// Output table (`.parquet` or `.csv`); must not exist as the input.
     #[arg(long)]
     pub out: PathBuf,
-    /// Matrix to use: x, raw or layer:NAME (default: raw counts when the file has them).
-    #[arg(long, value_parser = parse_matrix)]
-    pub matrix: Option<c2s_core::dataset::MatrixChoice>,
-    /// Preprocessing preset.
-    #[arg(long, value_enum, default_value = "c2s")]
-    pub preprocess: Preset,
-    /// Minimum expressed genes per cell (with --preprocess c2s).
-    #[arg(long, default_value_t = 200)]
-    pub min_genes: usize,
-    /// Minimum expressing cells per gene (with --preprocess c2s).
-    #[arg(long, default_value_t = 3)]
-    pub min_cells: usize,
-    /// Total each cell is normalized to (with --preprocess c2s).
-    #[arg(long, default_value_t = 1e4)]
-    pub target_sum: f64,
-    /// Base of log1p (with --preprocess c2s).
-    #[arg(long, value_enum, default_value = "10")]
-    pub log_base: Base,
+    /// Matrix, gene names, preprocessing and tie-break.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Keep only the top K genes of each sentence.
     #[arg(long)]
     pub top_k: Option<usize>,
-    /// Tie-break rule for equal expression values.
-    #[arg(long, value_enum, default_value = "seeded")]
-    pub ties: Ties,
-    /// Seed for --ties seeded and for the fit's cell sample.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u32,
-    /// `var` column holding gene names (default: symbols when the index holds Ensembl ids).
-    #[arg(long)]
-    pub gene_column: Option<String>,
     /// obs columns to copy into the output, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub obs: Vec<String>,
@@ -98,36 +42,11 @@ pub fn run(args: Args) -> Result<(), String> {
         ensure_not_input(extra, &[&args.input]).map_err(|e| e.to_string())?;
     }
     c2s_core::io::export::TableFormat::from_path(&args.out).map_err(|e| e.to_string())?;
-    let preprocess = match args.preprocess {
-        Preset::None => PreprocessOptions::none(),
-        Preset::C2s => PreprocessOptions {
-            min_genes: Some(args.min_genes),
-            min_cells: Some(args.min_cells),
-            target_sum: Some(args.target_sum),
-            log_base: Some(match args.log_base {
-                Base::Ten => LogBase::Ten,
-                Base::E => LogBase::E,
-            }),
-        },
-    };
-    let options = ConvertOptions {
-        read: ReadOptions {
-            matrix: args.matrix.clone(),
-            gene_column: args.gene_column.clone(),
-            load_matrix: true,
-        },
-        preprocess,
-        sentences: SentenceOptions {
-            top_k: args.top_k,
-            ties: match args.ties {
-                Ties::Reference => TieBreak::Reference,
-                Ties::Seeded => TieBreak::Seeded(u64::from(args.seed)),
-            },
-        },
-        fit: args.fit_out.is_some() || args.h5ad_out.is_some(),
-        seed: args.seed,
-        obs_columns: args.obs.clone(),
-    };
+    let options = args.data.convert_options(
+        args.top_k,
+        args.fit_out.is_some() || args.h5ad_out.is_some(),
+        args.obs.clone(),
+    );
     let progress = Progress::new();
     let prepared = prepare_h5ad(&args.input, &options, &progress).map_err(|e| e.to_string())?;
     for w in &prepared.warnings {

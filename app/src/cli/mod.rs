@@ -1,16 +1,23 @@
 //! The headless command line: one module per subcommand, each with its own `Args` and `run`.
 
+mod annotate;
 pub mod bench_convert;
 mod bench_engine;
 mod bench_gui;
 mod bench_umap;
 mod convert;
+mod data_args;
+mod describe;
+mod download;
 mod embed;
+mod embed_cells;
 mod engine_args;
 mod generate;
 mod inspect;
 mod models;
+mod prompt;
 mod score;
+mod task_args;
 
 use c2s_core::dataset::MatrixChoice;
 use clap::{Parser, Subcommand};
@@ -37,6 +44,16 @@ pub struct Cli {
 pub enum Command {
     /// Convert an .h5ad file to cell sentences (Parquet or CSV).
     Convert(convert::Args),
+    /// Build a C2S task's prompts for the cells of an .h5ad file (Parquet or CSV).
+    Prompt(prompt::Args),
+    /// Predict cell types with a C2S model (free generation or ranking candidate labels).
+    Annotate(annotate::Args),
+    /// Embed the cells of an .h5ad file with a C2S model into obsm X_c2s of a copy.
+    EmbedCells(embed_cells::Args),
+    /// Summarise chosen cells in prose with a C2S model (streamed to stdout).
+    Summarize(describe::DescribeArgs),
+    /// Ask a C2S model a question about chosen cells (streamed to stdout).
+    Ask(describe::AskArgs),
     /// Print a summary of an .h5ad file.
     Inspect(inspect::Args),
     /// Benchmark conversion against the cell2sentence Python package on a generated file.
@@ -49,6 +66,8 @@ pub enum Command {
     Embed(embed::Args),
     /// List local models (a directory or the Hugging Face cache).
     Models(models::Args),
+    /// Download a model from the Hugging Face hub into its cache (resumable, checksummed).
+    Download(download::Args),
     /// Prefill/decode throughput of the engine vs. transformers on a Pythia-160M-sized model.
     BenchEngine(bench_engine::Args),
     /// kNN + UMAP time and quality vs. umap-learn on a generated clustered dataset.
@@ -61,12 +80,18 @@ pub enum Command {
 pub fn run(command: Command) -> ExitCode {
     let result = match command {
         Command::Convert(args) => convert::run(args),
+        Command::Prompt(args) => prompt::run(args),
+        Command::Annotate(args) => annotate::run(args),
+        Command::EmbedCells(args) => embed_cells::run(args),
+        Command::Summarize(args) => describe::summarize(args),
+        Command::Ask(args) => describe::ask(args),
         Command::Inspect(args) => inspect::run(args),
         Command::BenchConvert(args) => bench_convert::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Score(args) => score::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Models(args) => models::run(args),
+        Command::Download(args) => download::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
         Command::BenchUmap(args) => bench_umap::run(args),
         Command::BenchGui(args) => bench_gui::run(args),

@@ -232,8 +232,9 @@ impl StudioApp {
     }
 
     /// Takes the results of finished jobs: loads, view jobs, models, panels, writes, and the
-    /// notices for jobs that failed or were cancelled.
-    pub fn poll_jobs(&mut self) {
+    /// notices for jobs that failed or were cancelled. Returns what the panels asked for while
+    /// taking their results (e.g. colouring by a column a job just wrote).
+    pub fn poll_jobs(&mut self) -> Vec<Action> {
         let mut k = 0;
         while k < self.loads.len() {
             let Some(result) = self.loads[k].job.poll().result else {
@@ -268,7 +269,6 @@ impl StudioApp {
             actions: &mut actions,
         };
         self.workbench.update_panels(&mut cx);
-        debug_assert!(actions.is_empty(), "panels act from ui(), not update()");
         let notices = &mut self.notices;
         self.writes.retain_mut(|job| match job.poll().result {
             Some(Ok(message)) => {
@@ -303,6 +303,7 @@ impl StudioApp {
                 }
             }
         }
+        actions
     }
 
     fn poll_dialogs(&mut self, ctx: &Context) {
@@ -411,12 +412,13 @@ impl StudioApp {
                 .iter()
                 .filter_map(|n| d.embedding(n).cloned())
                 .collect(),
-            uns: Vec::new(),
+            uns: view.added_uns.clone(),
         };
         let what = format!(
-            "{} obs column(s), {} embedding(s)",
+            "{} obs column(s), {} embedding(s), {} model answer(s)",
             additions.obs.len(),
-            additions.obsm.len()
+            additions.obsm.len(),
+            additions.uns.len()
         );
         self.write(&output.clone(), move |cx| {
             cx.set(0.0, "copying and annotating");
@@ -674,14 +676,13 @@ impl StudioApp {
             self.jobs.set_repaint_context(ctx.clone());
             self.repaint_set = true;
         }
-        self.poll_jobs();
+        let mut actions = self.poll_jobs();
         self.poll_dialogs(&ctx);
         self.handle_screenshots(&ctx);
         if self.jobs.is_busy() {
             // Keep progress bars moving even when a job reports nothing for a while.
             ctx.request_repaint_after(std::time::Duration::from_millis(100));
         }
-        let mut actions = Vec::new();
         let dropped = drop_overlay::show(&ctx);
         if !dropped.is_empty() {
             actions.push(Action::OpenPaths(dropped));
@@ -805,7 +806,9 @@ impl StudioApp {
                 }
                 let can_annotate = self.active_view().is_some_and(|v| {
                     v.dataset.source.is_some()
-                        && !(v.added_obs.is_empty() && v.added_obsm.is_empty())
+                        && !(v.added_obs.is_empty()
+                            && v.added_obsm.is_empty()
+                            && v.added_uns.is_empty())
                 });
                 if ui
                     .add_enabled(

@@ -944,11 +944,11 @@ fn tiny_model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gpt_neox_sequential")
 }
 
-/// Moves the Model tab into a full-height leaf on the right, as a user would drag it, so the
+/// Moves tool panel `id` into a full-height leaf on the right, as a user would drag it, so the
 /// whole panel is on screen.
-fn model_tab_on_the_right(h: &mut Harness<'_, StudioApp>) {
+fn panel_on_the_right(h: &mut Harness<'_, StudioApp>, id: &str) {
     let wb = &mut h.state_mut().workbench;
-    let path = wb.dock.find_tab(&Tab::Panel("model".into())).unwrap();
+    let path = wb.dock.find_tab(&Tab::Panel(id.into())).unwrap();
     let tab = wb.dock.remove_tab(path).unwrap();
     wb.dock
         .main_surface_mut()
@@ -960,7 +960,7 @@ fn model_tab_on_the_right(h: &mut Harness<'_, StudioApp>) {
 fn load_a_model_and_stream_a_generation_from_the_model_tab() {
     let mut h = harness();
     h.run_steps(2);
-    model_tab_on_the_right(&mut h);
+    panel_on_the_right(&mut h, "model");
     h.get_by_label("Model folder or id").focus();
     h.run_steps(1);
     h.get_by_label("Model folder or id")
@@ -1017,7 +1017,7 @@ fn a_folder_that_is_not_a_model_gives_a_clear_error() {
     let mut h = harness();
     h.run_steps(2);
     let dir = tempfile::tempdir().unwrap();
-    model_tab_on_the_right(&mut h);
+    panel_on_the_right(&mut h, "model");
     h.get_by_label("Model folder or id").focus();
     h.run_steps(1);
     h.get_by_label("Model folder or id")
@@ -1032,4 +1032,227 @@ fn a_folder_that_is_not_a_model_gives_a_clear_error() {
         notice.is_error && notice.text.contains("config.json"),
         "{notice:?}"
     );
+}
+
+/// A 12-cell, 8-gene `.h5ad` with obs `cell_type` (T, B, NK cells) and a UMAP: sentences short
+/// enough for the tiny checkpoints' 64-token context.
+fn tiny_h5ad(dir: &std::path::Path) -> PathBuf {
+    use c2s_core::dataset::{Dataset, Embedding, ObsColumn};
+    use c2s_core::io::h5ad::{CreateOptions, Storage, ValueType, write_dataset_h5ad};
+    use c2s_core::matrix::CsrMatrix;
+    let genes = [
+        "CD3E", "IL7R", "LTB", "MS4A1", "CD79A", "NKG7", "GNLY", "B2M",
+    ];
+    let (n, g) = (12usize, genes.len());
+    let mut m = CsrMatrix {
+        n_rows: n,
+        n_cols: g,
+        indptr: vec![0],
+        ..Default::default()
+    };
+    for i in 0..n {
+        for j in 0..g {
+            if (i + j) % 3 != 0 {
+                m.indices.push(j as u32);
+                m.data.push(((i * 7 + j * 3) % 11 + 1) as f32);
+            }
+        }
+        m.indptr.push(m.data.len() as u64);
+    }
+    let ds = Dataset {
+        obs_names: (0..n).map(|i| format!("cell{i}")).collect(),
+        var_names: genes.map(String::from).to_vec(),
+        obs: vec![ObsColumn {
+            name: "cell_type".into(),
+            data: ColumnData::Categorical {
+                codes: (0..n).map(|i| (i % 3) as i32).collect(),
+                categories: ["T cell", "B cell", "NK cell"].map(String::from).to_vec(),
+            },
+        }],
+        obsm: vec![Embedding {
+            name: "X_umap".into(),
+            n_cols: 2,
+            data: (0..n).flat_map(|i| [i as f32, (i % 4) as f32]).collect(),
+        }],
+        expression: m,
+        ..Default::default()
+    };
+    let path = dir.join("tiny.h5ad");
+    write_dataset_h5ad(
+        &path,
+        &ds,
+        &CreateOptions {
+            x: Some((Storage::Csr, ValueType::F32)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    path
+}
+
+/// Opens [`tiny_h5ad`], loads [`tiny_model`] on the CPU and moves tool panel `panel` into a
+/// leaf on the right, as a user would drag it; returns the folder holding the file.
+fn tiny_session(h: &mut Harness<'_, StudioApp>, panel: &str) -> tempfile::TempDir {
+    h.run_steps(2);
+    let dir = tempfile::tempdir().unwrap();
+    drop_file(h, tiny_h5ad(dir.path()));
+    wait_for_jobs(h);
+    assert_eq!(h.state().views.len(), 1, "{:?}", h.state().notices);
+    {
+        let app = h.state_mut();
+        app.models.start_load(
+            &mut app.jobs,
+            &tiny_model().display().to_string(),
+            c2s_core::engine::LoadOptions {
+                device: c2s_core::engine::DeviceRequest::Cpu,
+                ..Default::default()
+            },
+        );
+    }
+    wait_for_jobs(h);
+    assert_eq!(h.state().models.models().len(), 1);
+    panel_on_the_right(h, panel);
+    // The Jobs tab in front of the Table, whose cell ids would repeat the panel's.
+    h.state_mut().workbench.focus(&Tab::Panel("jobs".into()));
+    h.run_steps(2);
+    dir
+}
+
+#[test]
+fn annotate_all_cells_by_ranking_labels_colours_the_plot() {
+    let mut h = harness();
+    let dir = tiny_session(&mut h, "annotate");
+    let template = dir.path().join("short.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{cell_sentence}:"], "response": ["{cell_type}."]}"#,
+    )
+    .unwrap();
+    // An empty selection is refused with a clear message.
+    h.get_by_label("Annotate").click();
+    h.run_steps(2);
+    h.get_by_label_contains("no cell is selected");
+    h.get_by_label("all (12)").click();
+    h.get_by_label("rank the values of").click();
+    h.run_steps(2);
+    h.get_by_label("Template file").focus();
+    h.run_steps(1);
+    h.get_by_label("Template file")
+        .type_text(&template.display().to_string());
+    h.run_steps(2);
+    h.get_by_label("Annotate").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    let view = &h.state().views[0];
+    let labels = view.dataset.obs_column("c2s_cell_type").expect("labels");
+    let ColumnData::Categorical { codes, categories } = &labels.data else {
+        panic!("labels are categorical")
+    };
+    assert!(codes.iter().all(|&c| c >= 0), "every cell got a label");
+    assert!(
+        categories
+            .iter()
+            .all(|c| ["T cell", "B cell", "NK cell"].contains(&c.as_str()))
+    );
+    assert!(view.dataset.obs_column("c2s_cell_type_score").is_some());
+    assert_eq!(view.color_source, ColorSource::Obs("c2s_cell_type".into()));
+    h.get_by_label_contains("12 cells annotated with gpt_neox_sequential");
+    // Each cell's prompt and answer can be inspected.
+    let prompt = format!("{}:", h.state().views[0].sentence(0, 200));
+    h.get_by_label("cell0").click();
+    h.run_steps(2);
+    h.get_by_label(&prompt);
+}
+
+#[test]
+fn embedding_cells_with_a_model_adds_a_umap_of_model_space() {
+    let mut h = harness();
+    let dir = tiny_session(&mut h, "embed_cells");
+    let template = dir.path().join("short.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{cell_sentence}:"], "response": ["{cell_type}."]}"#,
+    )
+    .unwrap();
+    h.get_by_label("Template file").focus();
+    h.run_steps(1);
+    h.get_by_label("Template file")
+        .type_text(&template.display().to_string());
+    h.run_steps(2);
+    h.get_by_label("Embed all cells").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.run_steps(2);
+    let view = &h.state().views[0];
+    let emb = view.dataset.embedding("X_c2s").expect("model embedding");
+    assert_eq!(emb.n_cols, 64);
+    assert!(emb.data.iter().all(|v| v.is_finite()));
+    let umap = view.dataset.embedding("X_c2s_umap").expect("its UMAP");
+    assert_eq!(umap.data.len(), 24);
+    assert_eq!(
+        view.embedding.as_deref(),
+        Some("X_c2s_umap"),
+        "shown at once"
+    );
+}
+
+#[test]
+fn asking_about_selected_cells_streams_an_answer_kept_for_export() {
+    let mut h = harness();
+    let dir = tiny_session(&mut h, "ask");
+    let template = dir.path().join("question.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{multi_cell_sentences}Q: {question}\nA:"], "response": ["{answer}"]}"#,
+    )
+    .unwrap();
+    h.get_by_label("Question").focus();
+    h.run_steps(1);
+    h.get_by_label("Question").type_text("Which?");
+    h.get_by_label("Template file").focus();
+    h.run_steps(1);
+    h.get_by_label("Template file")
+        .type_text(&template.display().to_string());
+    h.run_steps(2);
+    h.get_by_label("Ask").click();
+    h.run_steps(2);
+    h.get_by_label_contains("no cell is selected");
+    // One cell: two already overflow the tiny model's 64-token context.
+    h.state_mut().views[0].select(vec![0], SelectMode::Replace);
+    h.run_steps(1);
+    h.get_by_label("Ask").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.run_steps(2);
+    let view = &h.state().views[0];
+    assert_eq!(
+        view.added_uns.len(),
+        1,
+        "the answer is kept; notices: {:?}",
+        h.state().notices
+    );
+    let (key, record) = &view.added_uns[0];
+    assert_eq!(key, "c2s_answer_1");
+    assert_eq!(record["task"], "question");
+    assert_eq!(record["question"], "Which?");
+    let prompt = record["prompt"].as_str().unwrap().to_string();
+    assert!(prompt.ends_with("Q: Which?\nA:"), "{prompt:?}");
+    assert_eq!(record["cells"], "cell0");
+    // The kept answer is the model's greedy continuation of that prompt.
+    let engine = h.state().models.models()[0].engine.clone();
+    let (expected, _) = engine
+        .generate(
+            &[prompt.as_str()],
+            &c2s_core::engine::GenerateOptions {
+                max_new_tokens: 200,
+                ..Default::default()
+            },
+            &mut |_| {},
+            None,
+        )
+        .unwrap();
+    assert_eq!(record["answer"].as_str().unwrap(), expected[0].text);
+    h.get_by_label_contains("c2s_answer_1: Which?");
 }

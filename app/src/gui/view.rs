@@ -53,6 +53,8 @@ pub struct DatasetView {
     pub added_obs: Vec<String>,
     /// `obsm` embeddings computed in this session, for export.
     pub added_obsm: Vec<String>,
+    /// `uns` entries made in this session (model answers with their provenance), for export.
+    pub added_uns: Vec<(String, serde_json::Value)>,
     /// Gene spellings and hashes for [`DatasetView::sentence`], made on first use.
     sentencer: OnceLock<CellSentencer>,
     /// Gene names lower-cased for the gene search, made on first use.
@@ -153,6 +155,7 @@ impl DatasetView {
             hovered: None,
             added_obs: Vec::new(),
             added_obsm: Vec::new(),
+            added_uns: Vec::new(),
             sentencer: OnceLock::new(),
             gene_keys: OnceLock::new(),
             panels: ViewPanels::default(),
@@ -346,6 +349,32 @@ impl DatasetView {
         Ok(())
     }
 
+    /// Adds obs column `column` (replacing one of the same name), as a session annotation that
+    /// exports with the dataset; the colours follow when the view is coloured by it.
+    pub fn set_obs_column(&mut self, column: ObsColumn) -> Result<(), String> {
+        if column.data.len() != self.n_cells() {
+            return Err(format!(
+                "column '{}' has {} values for {} cells",
+                column.name,
+                column.data.len(),
+                self.n_cells()
+            ));
+        }
+        let name = column.name.clone();
+        let dataset = Arc::make_mut(&mut self.dataset);
+        dataset.obs.retain(|c| c.name != name);
+        dataset.obs.push(column);
+        dataset.palettes.remove(&name);
+        self.obs_generation = next_generation();
+        if !self.added_obs.contains(&name) {
+            self.added_obs.push(name.clone());
+        }
+        if self.color_source == ColorSource::Obs(name) {
+            self.set_color_source(self.color_source.clone())?;
+        }
+        Ok(())
+    }
+
     /// The first `n` genes of cell `i`'s cell sentence (genes by decreasing expression in the
     /// loaded matrix, ties broken as the core does), upper-cased as the C2S models read them.
     pub fn sentence(&self, i: usize, n: usize) -> String {
@@ -391,6 +420,7 @@ impl DatasetView {
         let mut fresh = Self::new(self.id, self.title.clone(), dataset);
         fresh.added_obs = std::mem::take(&mut self.added_obs);
         fresh.added_obsm = std::mem::take(&mut self.added_obsm);
+        fresh.added_uns = std::mem::take(&mut self.added_uns);
         if let Some(e) = &self.embedding {
             fresh.set_embedding(e);
         }

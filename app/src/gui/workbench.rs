@@ -47,9 +47,17 @@ impl Default for Workbench {
 /// The first-run layout: the start page (later the explorers) above, the tool panels below.
 pub fn default_layout() -> DockState<Tab> {
     let mut dock = DockState::new(vec![Tab::Welcome]);
-    let below = ["table", "summary", "model", "jobs"]
-        .map(|id| Tab::Panel(id.into()))
-        .to_vec();
+    let below = [
+        "table",
+        "summary",
+        "model",
+        "annotate",
+        "ask",
+        "embed_cells",
+        "jobs",
+    ]
+    .map(|id| Tab::Panel(id.into()))
+    .to_vec();
     dock.main_surface_mut()
         .split_below(NodeIndex::root(), 0.68, below);
     dock

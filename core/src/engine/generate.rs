@@ -77,6 +77,9 @@ pub struct Generation {
     pub prompt_tokens: usize,
     /// Why the row stopped.
     pub stop_reason: StopReason,
+    /// Sum of the new tokens' log-probabilities under the model (before temperature and
+    /// top-k/top-p), EOS included.
+    pub logprob: f64,
 }
 
 /// Timing of a generation call (for benchmarks and progress displays).
@@ -109,6 +112,7 @@ struct RowState {
     emitted: usize,
     position: i64,
     done: Option<StopReason>,
+    logprob: f64,
 }
 
 /// Generates continuations of already tokenized `prompts`.
@@ -164,6 +168,7 @@ pub fn generate<B: Backend>(
             emitted: 0,
             position: l as i64,
             done: None,
+            logprob: 0.0,
         })
         .collect();
     if options.max_new_tokens == 0 {
@@ -209,6 +214,7 @@ pub fn generate<B: Backend>(
             let row_logits = &logits[row * vocab_rows..(row + 1) * vocab_rows];
             let id = choose(row_logits, &options.sampling, &mut rng, allowed);
             next_ids[row] = id;
+            state.logprob += token_logprob(row_logits, id);
             state.ids.push(id);
             state.position += 1;
             state.text = tokenizer.decode(&state.ids)?;
@@ -271,8 +277,23 @@ fn finish(states: Vec<RowState>, lengths: &[usize]) -> Vec<Generation> {
             token_ids: s.ids,
             prompt_tokens: l,
             stop_reason: s.done.unwrap_or(StopReason::MaxTokens),
+            logprob: s.logprob,
         })
         .collect()
+}
+
+/// `log softmax(logits)[id]`, in f64 (NaN logits count as impossible).
+fn token_logprob(logits: &[f32], id: u32) -> f64 {
+    let max = logits
+        .iter()
+        .filter(|v| !v.is_nan())
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let total: f64 = logits
+        .iter()
+        .filter(|v| !v.is_nan())
+        .map(|&v| f64::from(v - max).exp())
+        .sum();
+    f64::from(logits[id as usize] - max) - total.ln()
 }
 
 /// Byte offset of the earliest stop string in `text`.

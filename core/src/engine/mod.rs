@@ -16,6 +16,7 @@ pub mod batch;
 pub mod device;
 pub mod generate;
 pub mod locate;
+pub mod memory;
 pub mod sampling;
 pub mod score;
 pub mod tokenizer;
@@ -214,6 +215,14 @@ impl Engine {
             if let Some(note) = note {
                 selection.notes.push(note);
             }
+            if selection.kind == DeviceKind::Cpu {
+                let needed = memory::load_bytes(&config, weights.parameter_count(), dtype.size());
+                memory::check_fits(
+                    needed,
+                    memory::available_host_bytes(),
+                    &format!("{} in {dtype:?}", dir.display()),
+                )?;
+            }
             let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 load_backend(
                     selection.kind,
@@ -305,6 +314,35 @@ impl Engine {
         let mut out = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(SCORE_BATCH) {
             out.extend(with_model!(&self.backend, m => score::score(m, chunk, self.info.pad_id))?);
+        }
+        Ok(out)
+    }
+
+    /// Summed log-probability of each continuation after its prompt (token ids; see
+    /// [`score::score_continuations`]): each prompt runs once and its cache is shared by its
+    /// continuations.
+    pub fn score_continuations(
+        &self,
+        prompts: &[Vec<u32>],
+        continuations: &[Vec<Vec<u32>>],
+    ) -> Result<Vec<Vec<f64>>, EngineError> {
+        if prompts.len() != continuations.len() {
+            return Err(EngineError::Input {
+                message: format!(
+                    "{} prompts but {} lists of continuations",
+                    prompts.len(),
+                    continuations.len()
+                ),
+            });
+        }
+        let mut out = Vec::with_capacity(prompts.len());
+        for (p, c) in prompts
+            .chunks(SCORE_BATCH)
+            .zip(continuations.chunks(SCORE_BATCH))
+        {
+            out.extend(with_model!(&self.backend, m => score::score_continuations(
+                m, p, c, self.info.pad_id
+            ))?);
         }
         Ok(out)
     }

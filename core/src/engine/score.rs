@@ -149,3 +149,173 @@ pub fn embed<B: Backend>(
         })?;
     Ok(values.chunks_exact(h).map(<[f32]>::to_vec).collect())
 }
+
+/// Rows of continuations run through the model in one step (bounds the `[rows, T, V]` logits).
+const CONTINUATION_ROWS: usize = 64;
+
+/// Sum of log-probabilities of each continuation after its prompt:
+/// `out[p][c] = Σ_j log p(continuations[p][c][j] | prompts[p], continuations[p][c][..j])`.
+///
+/// The prompts run once, as one left-padded batch; their keys and values are then shared by all
+/// of their continuations, which run together, right-padded, in chunks of
+/// [`CONTINUATION_ROWS`] rows. Equal (to rounding) to scoring each `prompt + continuation`
+/// alone with [`score`].
+pub fn score_continuations<B: Backend>(
+    model: &LanguageModel<B>,
+    prompts: &[Vec<u32>],
+    continuations: &[Vec<Vec<u32>>],
+    pad_id: u32,
+) -> Result<Vec<Vec<f64>>, EngineError> {
+    if prompts.len() != continuations.len() {
+        return Err(EngineError::Input {
+            message: format!(
+                "{} prompts but {} lists of continuations",
+                prompts.len(),
+                continuations.len()
+            ),
+        });
+    }
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    check_rows(prompts, model.max_positions())?;
+    let longest = continuations
+        .iter()
+        .flatten()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
+    if continuations.iter().flatten().any(Vec::is_empty) {
+        return Err(EngineError::Input {
+            message: "a continuation is empty after tokenization".into(),
+        });
+    }
+    if let Some(bad) = continuations
+        .iter()
+        .flatten()
+        .flatten()
+        .find(|&&id| id as usize >= model.vocab_rows())
+    {
+        return Err(EngineError::Input {
+            message: format!(
+                "token id {bad} is outside the model's vocabulary of {} rows",
+                model.vocab_rows()
+            ),
+        });
+    }
+    let batch = PaddedBatch::left_pad(prompts, pad_id);
+    let (p, t) = (batch.batch, batch.seq);
+    if let Some(long) = batch
+        .lengths
+        .iter()
+        .map(|l| l + longest)
+        .find(|&l| l > model.max_positions())
+    {
+        return Err(EngineError::Input {
+            message: format!(
+                "a prompt with its longest continuation has {long} tokens but the model's \
+                 context is {}; shorten the prompt (fewer genes) or the candidates",
+                model.max_positions()
+            ),
+        });
+    }
+    let mut cache = model.new_cache(p, t + longest.saturating_sub(1).max(1));
+    let hidden = model.forward(
+        &Step {
+            ids: &batch.ids,
+            positions: &batch.positions,
+            valid: &batch.valid,
+            batch: p,
+            seq: t,
+        },
+        &mut cache,
+    )?;
+    // Each prompt's next-token distribution scores the first token of its continuations.
+    let last = log_softmax(
+        model
+            .logits(hidden.narrow(1, t - 1, 1))
+            .cast(FloatDType::F32),
+        2,
+    );
+    let vocab = model.vocab_rows();
+    let first = read_f32(last.reshape([p * vocab]), "scores")?;
+    let mut out: Vec<Vec<f64>> = continuations
+        .iter()
+        .enumerate()
+        .map(|(r, conts)| {
+            conts
+                .iter()
+                .map(|c| f64::from(first[r * vocab + c[0] as usize]))
+                .collect()
+        })
+        .collect();
+    if longest < 2 {
+        return Ok(out);
+    }
+    // The remaining tokens: (prompt row, continuation index) pairs in chunks.
+    let pairs: Vec<(usize, usize)> = continuations
+        .iter()
+        .enumerate()
+        .flat_map(|(r, conts)| (0..conts.len()).map(move |c| (r, c)))
+        .filter(|&(r, c)| continuations[r][c].len() > 1)
+        .collect();
+    for chunk in pairs.chunks(CONTINUATION_ROWS) {
+        let rows: Vec<usize> = chunk.iter().map(|&(r, _)| r).collect();
+        let mut shared = cache.select_rows(&rows);
+        let seq = chunk
+            .iter()
+            .map(|&(r, c)| continuations[r][c].len() - 1)
+            .max()
+            .unwrap_or(1);
+        let n = chunk.len();
+        let mut ids = vec![pad_id; n * seq];
+        let mut positions = vec![0i64; n * seq];
+        let mut valid = vec![false; n * seq];
+        let mut targets = vec![0i64; n * seq];
+        for (i, &(r, c)) in chunk.iter().enumerate() {
+            let cont = &continuations[r][c];
+            let start = batch.lengths[r] as i64;
+            for j in 0..seq {
+                let at = i * seq + j;
+                positions[at] = start + j as i64;
+                if j + 1 < cont.len() {
+                    ids[at] = cont[j];
+                    valid[at] = true;
+                    targets[at] = i64::from(cont[j + 1]);
+                }
+            }
+        }
+        let hidden = model.forward(
+            &Step {
+                ids: &ids,
+                positions: &positions,
+                valid: &valid,
+                batch: n,
+                seq,
+            },
+            &mut shared,
+        )?;
+        let device = hidden.device();
+        let logp = log_softmax(model.logits(hidden).cast(FloatDType::F32), 2);
+        let targets =
+            Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [n, seq, 1]), &device);
+        let picked = read_f32(logp.gather(2, targets).reshape([n * seq]), "scores")?;
+        for (i, &(r, c)) in chunk.iter().enumerate() {
+            let used = continuations[r][c].len() - 1;
+            out[r][c] += picked[i * seq..i * seq + used]
+                .iter()
+                .map(|&v| f64::from(v))
+                .sum::<f64>();
+        }
+    }
+    Ok(out)
+}
+
+fn read_f32<B: Backend>(tensor: Tensor<B, 1>, what: &str) -> Result<Vec<f32>, EngineError> {
+    tensor
+        .into_data()
+        .into_vec::<f32>()
+        .map_err(|e| EngineError::Backend {
+            message: format!("cannot read {what} back from the device: {e:?}"),
+        })
+}

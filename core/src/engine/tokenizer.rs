@@ -59,6 +59,17 @@ impl TextTokenizer {
             })
     }
 
+    /// Token ids of `text` alone, without the post-processor's special tokens (a continuation
+    /// appended to a prompt must not start with a BOS token).
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        self.inner
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| EngineError::Tokenizer {
+                message: format!("cannot tokenize the input: {e}"),
+            })
+    }
+
     /// Text of `ids`, skipping special tokens (as `batch_decode(skip_special_tokens=True)`).
     pub fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
         self.inner

@@ -1,8 +1,8 @@
 //! A preallocated key/value cache per layer, plus the host-side key validity (padding) mask.
 
 use super::ModelError;
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
 
 /// Keys and values of every layer for a batch, `[B, n_kv, capacity, Dh]` each.
 #[derive(Debug)]
@@ -105,6 +105,32 @@ impl<B: Backend> KvCache<B> {
         let v_all = vc.clone().slice([0..b, 0..h, 0..end, 0..d]);
         *slot = Some((kc, vc));
         (k_all, v_all)
+    }
+
+    /// A cache whose row `i` is a copy of this cache's row `rows[i]` (rows may repeat): one
+    /// prompt's keys and values shared by several continuations.
+    pub fn select_rows(&self, rows: &[usize]) -> Self {
+        let layers = self
+            .layers
+            .iter()
+            .map(|slot| {
+                slot.as_ref().map(|(k, v)| {
+                    let ids: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+                    let ids = Tensor::<B, 1, Int>::from_data(
+                        TensorData::new(ids, [rows.len()]),
+                        &k.device(),
+                    );
+                    (k.clone().select(0, ids.clone()), v.clone().select(0, ids))
+                })
+            })
+            .collect();
+        Self {
+            layers,
+            batch: rows.len(),
+            capacity: self.capacity,
+            len: self.len,
+            key_valid: rows.iter().map(|&r| self.key_valid[r].clone()).collect(),
+        }
     }
 
     /// Marks the step's tokens as cached; call after all layers ran.

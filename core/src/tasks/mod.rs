@@ -4,6 +4,11 @@
 //! built-in ones are ours (`resources/prompts/`, one file per task), and a user's file in that
 //! format replaces them.
 
+pub mod annotate;
+pub mod embed;
+pub mod postprocess;
+pub mod prompt;
+pub mod sample;
 pub mod template;
 
 use template::{PromptTemplate, TemplateError};

@@ -1,20 +1,8 @@
 //! Batched results equal one-at-a-time results: scoring, embeddings and greedy generation of
 //! prompts of different lengths in one left-padded batch, on the CPU engine.
 
-use crate::common::{FIXTURES, fixtures_dir, reference};
-use c2s_core::engine::{DTypeRequest, DeviceRequest, Engine, GenerateOptions, LoadOptions};
-
-fn cpu_engine(name: &str) -> Engine {
-    Engine::load_dir(
-        &fixtures_dir().join(name),
-        &LoadOptions {
-            device: DeviceRequest::Cpu,
-            dtype: DTypeRequest::F32,
-            fusion: false,
-        },
-    )
-    .expect("engine loads")
-}
+use crate::common::{FIXTURES, cpu_engine, reference};
+use c2s_core::engine::GenerateOptions;
 
 #[test]
 fn batched_scores_and_embeddings_equal_single_rows() {
@@ -111,6 +99,54 @@ fn scoring_matches_transformers_log_probs() {
                 assert!(
                     (*v as f64 - expected).abs() <= 1e-4,
                     "{name} prompt {i} token {k}: {v} vs {expected}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn continuations_sharing_a_prompt_cache_match_transformers_and_scoring_alone() {
+    for name in FIXTURES {
+        let engine = cpu_engine(name);
+        let r = reference(name);
+        // Each reference prompt split into a prefix and continuations of 1, 2 and all the
+        // remaining tokens: their log-probabilities are in transformers' logits of the whole.
+        let mut prefixes = Vec::new();
+        let mut continuations = Vec::new();
+        for ids in &r.prompts {
+            let k = ids.len() / 2;
+            prefixes.push(ids[..k].to_vec());
+            continuations.push(vec![
+                ids[k..].to_vec(),
+                ids[k..k + 1].to_vec(),
+                ids[k..(k + 2).min(ids.len())].to_vec(),
+            ]);
+        }
+        let shared = engine
+            .score_continuations(&prefixes, &continuations)
+            .expect("continuations");
+        for (i, ids) in r.prompts.iter().enumerate() {
+            let lp = crate::common::log_softmax(&r.logits[i]);
+            let k = prefixes[i].len();
+            for (c, cont) in continuations[i].iter().enumerate() {
+                let expected: f64 = (0..cont.len())
+                    .map(|j| lp[k + j - 1][ids[k + j] as usize])
+                    .sum();
+                let got = shared[i][c];
+                assert!(
+                    (got - expected).abs() <= 1e-4 * cont.len() as f64,
+                    "{name} prompt {i} continuation {c}: {got} vs transformers {expected}"
+                );
+                let mut whole = prefixes[i].clone();
+                whole.extend_from_slice(cont);
+                let alone: f64 = engine.score_ids(&[whole]).expect("score")[0].logprobs[k - 1..]
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .sum();
+                assert!(
+                    (got - alone).abs() <= 1e-4,
+                    "{name} prompt {i} continuation {c}: shared {got} vs alone {alone}"
                 );
             }
         }

@@ -1,25 +1,11 @@
 //! Generation controls through the CPU engine: seeded sampling, top-k/top-p, stop strings,
 //! streaming to a callback, cancellation from another thread, EOS handling, context limits.
 
-use crate::common::{fixtures_dir, reference};
-use c2s_core::engine::{
-    DTypeRequest, DeviceRequest, Engine, GenerateOptions, LoadOptions, SamplingParams, StopReason,
-};
+use crate::common::{cpu_engine, reference};
+use c2s_core::engine::{GenerateOptions, SamplingParams, StopReason};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-
-fn cpu_engine(name: &str) -> Engine {
-    Engine::load_dir(
-        &fixtures_dir().join(name),
-        &LoadOptions {
-            device: DeviceRequest::Cpu,
-            dtype: DTypeRequest::F32,
-            fusion: false,
-        },
-    )
-    .expect("engine loads")
-}
 
 fn sampled(seed: u64) -> GenerateOptions {
     GenerateOptions {

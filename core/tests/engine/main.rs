@@ -4,6 +4,7 @@
 
 mod common;
 
+mod annotate;
 mod batching;
 mod errors;
 mod generation;

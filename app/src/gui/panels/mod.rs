@@ -9,16 +9,22 @@
 //! Adding a panel: write `panels/<name>.rs` with a type implementing [`Panel`], and add one line
 //! to [`registry`].
 
+pub mod annotate;
+pub mod ask;
+pub mod cell_prompts;
 pub mod color_by;
 pub mod colorbar;
 pub mod datasets;
 pub mod drop_overlay;
+pub mod embed_cells;
 pub mod explorer;
 pub mod gene_search;
 pub mod hover;
 pub mod jobs;
 pub mod legend;
 pub mod model;
+pub mod model_catalogue;
+pub mod model_choice;
 pub mod selection;
 pub mod status;
 pub mod summary;
@@ -67,6 +73,7 @@ pub trait Panel {
     fn title(&self) -> &'static str;
 
     /// Takes job results and other updates; called every frame, also while the tab is hidden.
+    /// Actions queued here run in the same frame.
     fn update(&mut self, _cx: &mut PanelContext<'_>) {}
 
     /// Draws the panel. Long work is started as a job, never done here.
@@ -79,6 +86,9 @@ pub fn registry() -> Vec<Box<dyn Panel>> {
         Box::new(table::TablePanel),
         Box::new(summary::SummaryPanel::default()),
         Box::new(model::ModelPanel::default()),
+        Box::new(annotate::AnnotatePanel::default()),
+        Box::new(ask::AskPanel::default()),
+        Box::new(embed_cells::EmbedCellsPanel::default()),
         Box::new(jobs::JobsPanel),
     ]
 }

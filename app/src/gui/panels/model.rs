@@ -12,6 +12,8 @@ use c2s_core::engine::locate::{LocalModel, list_models};
 use c2s_core::engine::{DTypeRequest, DeviceRequest, GenerateOptions, LoadOptions, SamplingParams};
 use egui::Ui;
 
+use super::model_catalogue::CatalogueSection;
+use super::model_choice::keep_loaded;
 use super::{Panel, PanelContext};
 use crate::format::{human_bytes, human_count};
 use crate::gui::jobs::{JobContext, JobError, JobHandle, Jobs, Lane};
@@ -56,6 +58,8 @@ pub struct ModelPanel {
     pub run: Option<JobHandle<TryOutcome, String>>,
     /// A line on the last generation (tokens, speed, why it stopped).
     pub last: Option<String>,
+    /// The published checkpoints to download.
+    pub catalogue: CatalogueSection,
 }
 
 impl Default for ModelPanel {
@@ -74,6 +78,7 @@ impl Default for ModelPanel {
             output: String::new(),
             run: None,
             last: None,
+            catalogue: CatalogueSection::default(),
         }
     }
 }
@@ -88,6 +93,12 @@ impl Panel for ModelPanel {
     }
 
     fn update(&mut self, cx: &mut PanelContext<'_>) {
+        let options = LoadOptions {
+            device: self.device,
+            dtype: self.dtype,
+            ..LoadOptions::default()
+        };
+        self.catalogue.update(cx, options);
         if let Some(job) = &mut self.run {
             let polled = job.poll();
             for piece in polled.partials {
@@ -122,9 +133,7 @@ impl Panel for ModelPanel {
             self.source = path.display().to_string();
             self.browse = None;
         }
-        if self.try_model.is_none_or(|id| cx.models.get(id).is_none()) {
-            self.try_model = cx.models.models().last().map(|m| m.id);
-        }
+        keep_loaded(&mut self.try_model, cx.models);
     }
 
     fn ui(&mut self, ui: &mut Ui, cx: &mut PanelContext<'_>) {
@@ -132,6 +141,7 @@ impl Panel for ModelPanel {
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 self.load_form(ui, cx);
+                self.catalogue.ui(ui, cx);
                 ui.separator();
                 self.loaded_list(ui, cx);
                 ui.separator();

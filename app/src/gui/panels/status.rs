@@ -84,7 +84,13 @@ pub fn job_row(ui: &mut Ui, jobs: &Jobs, job: &JobRecord, queued: &[u64], cancel
             }
         }
     }
-    if ui.button(cancel_label).clicked() {
+    // A stable id: the widgets before the button come and go (an ETA, the queue place), and
+    // an id counted from them would change between frames and lose a click.
+    if ui
+        .push_id(("cancel-job", job.id), |ui| ui.button(cancel_label))
+        .inner
+        .clicked()
+    {
         jobs.cancel(job.id);
     }
 }

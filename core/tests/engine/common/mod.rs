@@ -16,6 +16,20 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models")
 }
 
+/// The fixture `name` loaded on the CPU in f32.
+pub fn cpu_engine(name: &str) -> c2s_core::engine::Engine {
+    use c2s_core::engine::{DTypeRequest, DeviceRequest, Engine, LoadOptions};
+    Engine::load_dir(
+        &fixtures_dir().join(name),
+        &LoadOptions {
+            device: DeviceRequest::Cpu,
+            dtype: DTypeRequest::F32,
+            fusion: false,
+        },
+    )
+    .expect("engine loads")
+}
+
 /// Every fixture model, with the architecture feature it covers.
 pub const FIXTURES: [&str; 5] = [
     "gpt_neox_parallel",

@@ -1,0 +1,465 @@
+//! The task commands end to end: `prompt` against the `cell2sentence` package's formatter on
+//! the shared PBMC file, and `annotate` on the committed tiny checkpoints.
+
+use crate::common::*;
+use c2s_core::io::h5ad::{ReadOptions, Storage, ValueType, read_h5ad};
+use std::path::{Path, PathBuf};
+
+fn prompt_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/prompts")
+        .join(name)
+}
+
+fn model(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models")
+        .join(name)
+}
+
+fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("fixture")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn assert_same_prompts(out: &Path, fixture: &str) {
+    let df = read_parquet(out);
+    let expected = jsonl(&prompt_fixture(fixture));
+    let (ids, inputs, responses) = (
+        strings(&df, "cell_id"),
+        strings(&df, "model_input"),
+        strings(&df, "response"),
+    );
+    assert_eq!(ids.len(), expected.len(), "{fixture}: number of prompts");
+    for (i, e) in expected.iter().enumerate() {
+        assert_eq!(ids[i], e["cell_id"].as_str().unwrap(), "{fixture} row {i}");
+        assert_eq!(
+            inputs[i],
+            e["model_input"].as_str().unwrap(),
+            "{fixture} row {i}"
+        );
+        assert_eq!(
+            responses[i],
+            e["response"].as_str().unwrap(),
+            "{fixture} row {i}"
+        );
+    }
+}
+
+#[test]
+fn prompts_equal_the_packages_formatter_with_reference_choice() {
+    let Some(data) = shared_data() else {
+        c2s_core::test_support::skip("../shared/data is absent");
+        return;
+    };
+    let input = data.join("expression/pbmc68k_reduced.h5ad");
+    let dir = tempfile::tempdir().unwrap();
+    let common = [
+        "--matrix",
+        "raw",
+        "--preprocess",
+        "none",
+        "--ties",
+        "reference",
+        "--template-choice",
+        "reference",
+        "--label-column",
+        "bulk_labels",
+    ];
+    let single = dir.path().join("single.parquet");
+    let template = prompt_fixture("cell_type_prediction_15.json");
+    let mut args = vec![
+        "prompt",
+        input.to_str().unwrap(),
+        "--task",
+        "cell_type_prediction",
+        "--template-file",
+        template.to_str().unwrap(),
+        "--top-k-genes",
+        "100",
+        "--out",
+        single.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let run = cli(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_same_prompts(&single, "pbmc_cell_type_prediction.jsonl");
+
+    let multi = dir.path().join("multi.parquet");
+    let template = prompt_fixture("tissue_prediction_14.json");
+    let mut args = vec![
+        "prompt",
+        input.to_str().unwrap(),
+        "--task",
+        "tissue_prediction",
+        "--template-file",
+        template.to_str().unwrap(),
+        "--top-k-genes",
+        "20",
+        "--cells-per-prompt",
+        "5",
+        "--out",
+        multi.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let run = cli(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_same_prompts(&multi, "pbmc_tissue_prediction.jsonl");
+}
+
+/// A tiny dataset (genes Gene0.., obs `cell_type`) and a template short enough for the tiny
+/// checkpoints' 64-token context.
+fn tiny_inputs(dir: &Path) -> (PathBuf, PathBuf) {
+    let ds = annotated(tied_counts(12, 8, 3), genes(8));
+    let h5ad = write(dir, "tiny.h5ad", &ds, Storage::Csr, ValueType::F32);
+    let template = dir.join("short.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{cell_sentence}:"], "response": ["{cell_type}."]}"#,
+    )
+    .unwrap();
+    (h5ad, template)
+}
+
+fn annotate(h5ad: &Path, template: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let m = model("gpt_neox_parallel");
+    let mut args = vec![
+        "annotate",
+        h5ad.to_str().unwrap(),
+        "--model",
+        m.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--template-file",
+        template.to_str().unwrap(),
+        "--top-k-genes",
+        "3",
+        "--preprocess",
+        "none",
+        "--batch",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    cli(&args)
+}
+
+#[test]
+fn annotate_ranks_candidates_into_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h5ad, template) = tiny_inputs(dir.path());
+    let out = dir.path().join("ranked.parquet");
+    let run = annotate(
+        &h5ad,
+        &template,
+        &out,
+        &["--labels-from", "cell_type", "--compare", "cell_type"],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("accuracy against cell_type: "), "{stderr}");
+    let df = read_parquet(&out);
+    assert_eq!(df.height(), 12);
+    let labels = strings(&df, "label");
+    let candidates = ["T cell", "B cell", "NK cell"];
+    let score = df.column("score").unwrap().f64().unwrap();
+    let lls: Vec<Vec<f64>> = candidates
+        .iter()
+        .map(|c| {
+            df.column(&format!("ll:{c}"))
+                .unwrap()
+                .f64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect()
+        })
+        .collect();
+    for (row, label) in labels.iter().enumerate() {
+        let ll: Vec<f64> = lls.iter().map(|v| v[row]).collect();
+        assert!(ll.iter().all(|v| v.is_finite() && *v < 0.0), "{ll:?}");
+        let best = (0..3).max_by(|&a, &b| ll[a].total_cmp(&ll[b])).unwrap();
+        assert_eq!(label, candidates[best], "row {row}");
+        let total: f64 = ll.iter().map(|v| (v - ll[best]).exp()).sum();
+        assert!((score.get(row).unwrap() - 1.0 / total).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn annotate_generates_labels_into_an_h5ad_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h5ad, template) = tiny_inputs(dir.path());
+    let before = std::fs::read(&h5ad).unwrap();
+    let out = dir.path().join("annotated.h5ad");
+    let run = annotate(
+        &h5ad,
+        &template,
+        &out,
+        &["--max-new-tokens", "4", "--cells", "cell_type=B cell"],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&h5ad).unwrap(),
+        before,
+        "the input is untouched"
+    );
+    let ds = read_h5ad(&out, &ReadOptions::default(), &c2s_core::Progress::new()).unwrap();
+    let labels = ds.obs_column("c2s_cell_type").expect("label column");
+    let scores = ds.obs_column("c2s_cell_type_score").expect("score column");
+    let kind = ds.obs_column("cell_type").unwrap();
+    for i in 0..ds.n_cells() {
+        let chosen = kind.data.text_at(i).as_deref() == Some("B cell");
+        let score = scores.data.text_at(i);
+        assert_eq!(
+            score.is_some(),
+            chosen,
+            "cell {i}: only chosen cells get a score"
+        );
+        if let Some(s) = score {
+            let s: f64 = s.parse().unwrap();
+            assert!(s > 0.0 && s <= 1.0, "cell {i}: probability {s}");
+        } else {
+            assert_eq!(labels.data.text_at(i).unwrap_or_default(), "");
+        }
+    }
+}
+
+#[test]
+fn annotate_and_prompt_refuse_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h5ad, template) = tiny_inputs(dir.path());
+    let out = dir.path().join("x.parquet");
+    let run = annotate(
+        &h5ad,
+        &template,
+        &out,
+        &["--labels", "B cell,T cell,B cell"],
+    );
+    assert_clean_error(&run, "'B cell' is listed twice");
+    let run = annotate(&h5ad, &template, &out, &["--cells", "cell_type=Neuron"]);
+    assert_clean_error(&run, "no cell has cell_type = 'Neuron'");
+    let run = annotate(&h5ad, &template, &out, &["--labels-from", "tissue"]);
+    assert_clean_error(&run, "obs has no column 'tissue'");
+    let run = cli(&[
+        "annotate",
+        h5ad.to_str().unwrap(),
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--preprocess",
+        "none",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_error(&run, "config.json");
+    // The default template with 200 genes does not fit a 64-token context.
+    let long = cli(&[
+        "annotate",
+        h5ad.to_str().unwrap(),
+        "--model",
+        model("gpt_neox_parallel").to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--preprocess",
+        "none",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_error(&long, "context");
+    let bad_template = dir.path().join("bad.json");
+    std::fs::write(
+        &bad_template,
+        r#"{"model_input": ["{tissue}"], "response": ["{cell_type}."]}"#,
+    )
+    .unwrap();
+    let run = cli(&[
+        "prompt",
+        h5ad.to_str().unwrap(),
+        "--task",
+        "cell_type_prediction",
+        "--template-file",
+        bad_template.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_error(&run, "{tissue}");
+    assert!(!out.exists(), "nothing is written on an error");
+}
+
+#[test]
+fn embed_cells_writes_each_cells_prompt_embedding_to_obsm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h5ad, template) = tiny_inputs(dir.path());
+    let m = model("gpt_neox_parallel");
+    let flags = [
+        "--template-file",
+        template.to_str().unwrap(),
+        "--top-k-genes",
+        "3",
+        "--preprocess",
+        "none",
+    ];
+    let out = dir.path().join("embedded.h5ad");
+    let mut args = vec![
+        "embed-cells",
+        h5ad.to_str().unwrap(),
+        "--model",
+        m.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--batch",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(flags);
+    let run = cli(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let ds = read_h5ad(&out, &ReadOptions::default(), &c2s_core::Progress::new()).unwrap();
+    let emb = ds.embedding("X_c2s").expect("obsm X_c2s");
+    assert_eq!(emb.n_cols, 64);
+    assert_eq!(emb.data.len(), 12 * 64);
+    // Row 7 equals `embed` of that cell's prompt alone (batched with others or not).
+    let prompts = dir.path().join("prompts.parquet");
+    let mut args = vec![
+        "prompt",
+        h5ad.to_str().unwrap(),
+        "--task",
+        "cell_type_prediction",
+        "--out",
+        prompts.to_str().unwrap(),
+    ];
+    args.extend(flags);
+    let run = cli(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = strings(&read_parquet(&prompts), "model_input")[7].clone();
+    let run = cli(&[
+        "embed",
+        "--model",
+        m.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--text",
+        &text,
+        "--json",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let alone: Vec<f64> = v["embedding"]
+        .as_array()
+        .expect("embedding array")
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let row = &emb.data[7 * 64..8 * 64];
+    let d = row
+        .iter()
+        .zip(&alone)
+        .map(|(a, b)| (f64::from(*a) - b).abs())
+        .fold(0.0, f64::max);
+    assert!(d < 1e-4, "batched vs alone |Δ| {d}");
+}
+
+#[test]
+fn ask_streams_the_models_answer_about_sampled_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h5ad, _) = tiny_inputs(dir.path());
+    let template = dir.path().join("question.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{multi_cell_sentences}Q: {question}\nA:"], "response": ["{answer}"]}"#,
+    )
+    .unwrap();
+    let m = model("gpt_neox_parallel");
+    let run = cli(&[
+        "ask",
+        h5ad.to_str().unwrap(),
+        "--model",
+        m.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--question",
+        "Which?",
+        "--n-cells",
+        "2",
+        "--sample-seed",
+        "3",
+        "--top-k-genes",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--template-file",
+        template.to_str().unwrap(),
+        "--preprocess",
+        "none",
+        "--cells",
+        "cell_type=T cell",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("cells (2 of 4, seed 3): cell"), "{stderr}");
+    let prompt = stderr
+        .split_once("prompt:\n")
+        .and_then(|(_, rest)| rest.split_once("\n---"))
+        .map(|(p, _)| p.to_string())
+        .expect("the prompt is shown");
+    assert!(
+        prompt.starts_with("Cell 1:\n") && prompt.ends_with("Q: Which?\nA:"),
+        "{prompt:?}"
+    );
+    // The streamed answer is the model's greedy continuation of that exact prompt.
+    let reference = cli(&[
+        "generate",
+        "--model",
+        m.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--prompt",
+        &prompt,
+        "--max-new-tokens",
+        "8",
+        "--json",
+    ]);
+    assert!(reference.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&reference.stdout).unwrap();
+    let answer = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        answer.strip_suffix('\n').unwrap(),
+        v["text"].as_str().unwrap()
+    );
+    let empty = cli(&[
+        "ask",
+        h5ad.to_str().unwrap(),
+        "--model",
+        m.to_str().unwrap(),
+        "--question",
+        " ",
+    ]);
+    assert_clean_error(&empty, "--question is empty");
+}
