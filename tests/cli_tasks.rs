@@ -118,6 +118,14 @@ fn prompts_equal_the_packages_formatter_with_reference_choice() {
     assert_same_prompts(&multi, "pbmc_tissue_prediction.jsonl");
 }
 
+/// Read options that load `X`.
+fn with_matrix() -> ReadOptions {
+    ReadOptions {
+        load_matrix: true,
+        ..Default::default()
+    }
+}
+
 /// A tiny dataset (genes Gene0.., obs `cell_type`) and a template short enough for the tiny
 /// checkpoints' 64-token context.
 fn tiny_inputs(dir: &Path) -> (PathBuf, PathBuf) {
@@ -462,4 +470,219 @@ fn ask_streams_the_models_answer_about_sampled_cells() {
         " ",
     ]);
     assert_clean_error(&empty, "--question is empty");
+}
+
+/// A 30-cell `.h5ad` whose genes are named like whole tokens of the tiny checkpoint's
+/// tokenizer, so that some of the random model's words are genes; and those names.
+fn token_named_h5ad(dir: &Path) -> (PathBuf, Vec<String>) {
+    let tokenizer: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(model("gpt_neox_parallel").join("tokenizer.json")).unwrap(),
+    )
+    .unwrap();
+    let mut names: Vec<String> = tokenizer["model"]["vocab"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| {
+            k.len() >= 3
+                && k.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+        .cloned()
+        .collect();
+    names.sort();
+    names.truncate(40);
+    assert!(names.len() >= 10, "{names:?}");
+    let ds = annotated(tied_counts(30, names.len(), 5), names.clone());
+    (
+        write(dir, "like.h5ad", &ds, Storage::Csr, ValueType::F32),
+        names,
+    )
+}
+
+#[test]
+fn generated_cells_take_their_expression_from_their_sentences() {
+    let dir = tempfile::tempdir().unwrap();
+    let (like, names) = token_named_h5ad(dir.path());
+    let template = dir.path().join("gen.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{cell_type}:"], "response": ["{cell_sentence}."]}"#,
+    )
+    .unwrap();
+    let run = |out: &Path| {
+        cli(&[
+            "generate-cells",
+            "--model",
+            model("gpt_neox_parallel").to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--cell-type",
+            "T cell",
+            "--cell-type",
+            "B cell",
+            "--n",
+            "3",
+            "--like",
+            like.to_str().unwrap(),
+            "--preprocess",
+            "none",
+            "--template-file",
+            template.to_str().unwrap(),
+            "--max-new-tokens",
+            "16",
+            "--sampling-seed",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (a, b) = (dir.path().join("a.h5ad"), dir.path().join("b.h5ad"));
+    for out in [&a, &b] {
+        let r = run(out);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let read = |p: &Path| read_h5ad(p, &with_matrix(), &c2s_core::Progress::new()).unwrap();
+    let (ga, gb) = (read(&a), read(&b));
+    assert_eq!(ga.n_cells(), 6);
+    assert_eq!(ga.var_names, names);
+    let text = |d: &c2s_core::dataset::Dataset, col: &str| -> Vec<String> {
+        (0..d.n_cells())
+            .map(|i| {
+                d.obs_column(col)
+                    .unwrap()
+                    .data
+                    .text_at(i)
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    assert_eq!(
+        text(&ga, "c2s_generated_text"),
+        text(&gb, "c2s_generated_text"),
+        "seeded"
+    );
+    assert_eq!(
+        &text(&ga, "cell_type")[..4],
+        ["T cell", "T cell", "T cell", "B cell"]
+    );
+    let sentences = text(&ga, "c2s_cell_sentence");
+    for (i, s) in sentences.iter().enumerate() {
+        let (cols, vals) = ga.expression.row(i);
+        let words: Vec<&str> = s.split_whitespace().collect();
+        assert_eq!(
+            cols.len(),
+            words.len(),
+            "cell {i}: one value per gene of {s:?}"
+        );
+        // Earlier genes are more expressed.
+        let by_position: Vec<f32> = words
+            .iter()
+            .map(|w| {
+                let j = names.iter().position(|n| n == w).unwrap() as u32;
+                vals[cols.iter().position(|&c| c == j).unwrap()]
+            })
+            .collect();
+        let sorted = {
+            let mut v = by_position.clone();
+            v.sort_by(|x, y| y.total_cmp(x));
+            v
+        };
+        assert_eq!(by_position, sorted, "cell {i}");
+    }
+}
+
+#[test]
+fn perturbation_changes_are_predicted_means_against_the_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, names) = token_named_h5ad(dir.path());
+    let template = dir.path().join("pert.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{control_cell_sentence} + {perturbation_name}:"], "response": ["{perturbed_cell_sentence}."]}"#,
+    )
+    .unwrap();
+    let (out, table) = (dir.path().join("pred.h5ad"), dir.path().join("lfc.parquet"));
+    let run = cli(&[
+        "perturb",
+        input.to_str().unwrap(),
+        "--model",
+        model("gpt_neox_parallel").to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--perturbation",
+        "DrugA",
+        "--perturbation",
+        "DrugB",
+        "--n-controls",
+        "4",
+        "--top-k-genes",
+        "3",
+        "--max-new-tokens",
+        "12",
+        "--template-file",
+        template.to_str().unwrap(),
+        "--preprocess",
+        "none",
+        "--table",
+        table.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("DrugA (4 cells vs 4 controls):"),
+        "{stderr}"
+    );
+    let read = |p: &Path| read_h5ad(p, &with_matrix(), &c2s_core::Progress::new()).unwrap();
+    let (pred, real) = (read(&out), read(&input));
+    assert_eq!(pred.n_cells(), 8);
+    let col = |d: &c2s_core::dataset::Dataset, c: &str, i: usize| {
+        d.obs_column(c).unwrap().data.text_at(i).unwrap()
+    };
+    let df = read_parquet(&table);
+    assert_eq!(df.height(), 2 * names.len());
+    let genes = strings(&df, "gene");
+    let perts = strings(&df, "perturbation");
+    let num = |c: &str| -> Vec<f64> {
+        df.column(c)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    };
+    let (lfc, pm, cm) = (
+        num("log_fold_change"),
+        num("predicted_mean"),
+        num("control_mean"),
+    );
+    let mean = |d: &c2s_core::dataset::Dataset, rows: &[usize], g: usize| -> f64 {
+        rows.iter()
+            .map(|&r| {
+                let (cols, vals) = d.expression.row(r);
+                cols.iter()
+                    .position(|&c| c as usize == g)
+                    .map_or(0.0, |k| f64::from(vals[k]))
+            })
+            .sum::<f64>()
+            / rows.len() as f64
+    };
+    for k in 0..df.height() {
+        let g = names.iter().position(|n| *n == genes[k]).unwrap();
+        let rows: Vec<usize> = (0..8)
+            .filter(|&i| col(&pred, "perturbation", i) == perts[k])
+            .collect();
+        let controls: Vec<usize> = rows
+            .iter()
+            .map(|&i| {
+                let id = col(&pred, "control_cell", i);
+                real.obs_names.iter().position(|n| *n == id).unwrap()
+            })
+            .collect();
+        assert!((pm[k] - mean(&pred, &rows, g)).abs() < 1e-6, "row {k}");
+        assert!((cm[k] - mean(&real, &controls, g)).abs() < 1e-6, "row {k}");
+        assert!((lfc[k] - (pm[k] - cm[k])).abs() < 1e-9);
+    }
 }

@@ -13,8 +13,11 @@ mod embed;
 mod embed_cells;
 mod engine_args;
 mod generate;
+mod generate_cells;
+mod generated;
 mod inspect;
 mod models;
+mod perturb;
 mod prompt;
 mod score;
 mod task_args;
@@ -54,6 +57,10 @@ pub enum Command {
     Summarize(describe::DescribeArgs),
     /// Ask a C2S model a question about chosen cells (streamed to stdout).
     Ask(describe::AskArgs),
+    /// Generate cells of given types with a C2S model into a new .h5ad.
+    GenerateCells(generate_cells::Args),
+    /// Predict how control cells respond to perturbations with a C2S model.
+    Perturb(perturb::Args),
     /// Print a summary of an .h5ad file.
     Inspect(inspect::Args),
     /// Benchmark conversion against the cell2sentence Python package on a generated file.
@@ -85,6 +92,8 @@ pub fn run(command: Command) -> ExitCode {
         Command::EmbedCells(args) => embed_cells::run(args),
         Command::Summarize(args) => describe::summarize(args),
         Command::Ask(args) => describe::ask(args),
+        Command::GenerateCells(args) => generate_cells::run(args),
+        Command::Perturb(args) => perturb::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::BenchConvert(args) => bench_convert::run(args),
         Command::Generate(args) => generate::run(args),

@@ -6,6 +6,8 @@
 
 pub mod annotate;
 pub mod embed;
+pub mod generate;
+pub mod perturb;
 pub mod postprocess;
 pub mod prompt;
 pub mod sample;

@@ -31,8 +31,15 @@ fn e(err: impl std::fmt::Display) -> String {
     err.to_string()
 }
 
+/// HDF5 text ends at a NUL byte, so a NUL inside a text (a model's raw output can hold one) is
+/// stored as U+FFFD, the replacement character.
 fn vlen(s: &str) -> H5Result<VarLenUnicode> {
-    VarLenUnicode::from_str(s).map_err(|err| format!("text {s:?} cannot be stored: {err}"))
+    let text = if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
+    VarLenUnicode::from_str(&text).map_err(|err| format!("text {s:?} cannot be stored: {err}"))
 }
 
 pub(super) fn set_str_attr(loc: &Location, name: &str, value: &str) -> H5Result<()> {
@@ -277,6 +284,12 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fixtures/sentences")
             .join(name)
+    }
+
+    #[test]
+    fn nul_bytes_in_text_become_replacement_characters() {
+        assert_eq!(vlen("a\0b").unwrap().as_str(), "a\u{FFFD}b");
+        assert_eq!(vlen("plain").unwrap().as_str(), "plain");
     }
 
     fn additions(n: usize) -> Additions {
