@@ -69,53 +69,47 @@ fn prompts_equal_the_packages_formatter_with_reference_choice() {
         "--label-column",
         "bulk_labels",
     ];
+    let prompt = |task: &str, template: &str, extra: &[&str], out: &Path| {
+        let template = prompt_fixture(template);
+        let mut args = vec![
+            "prompt",
+            input.to_str().unwrap(),
+            "--task",
+            task,
+            "--template-file",
+            template.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(common);
+        args.extend(extra);
+        assert_ok(&cli(&args));
+    };
     let single = dir.path().join("single.parquet");
-    let template = prompt_fixture("cell_type_prediction_15.json");
-    let mut args = vec![
-        "prompt",
-        input.to_str().unwrap(),
-        "--task",
+    prompt(
         "cell_type_prediction",
-        "--template-file",
-        template.to_str().unwrap(),
-        "--top-k-genes",
-        "100",
-        "--out",
-        single.to_str().unwrap(),
-    ];
-    args.extend(common);
-    let run = cli(&args);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+        "cell_type_prediction_15.json",
+        &["--top-k-genes", "100"],
+        &single,
     );
     assert_same_prompts(&single, "pbmc_cell_type_prediction.jsonl");
-
     let multi = dir.path().join("multi.parquet");
-    let template = prompt_fixture("tissue_prediction_14.json");
-    let mut args = vec![
-        "prompt",
-        input.to_str().unwrap(),
-        "--task",
+    prompt(
         "tissue_prediction",
-        "--template-file",
-        template.to_str().unwrap(),
-        "--top-k-genes",
-        "20",
-        "--cells-per-prompt",
-        "5",
-        "--out",
-        multi.to_str().unwrap(),
-    ];
-    args.extend(common);
-    let run = cli(&args);
+        "tissue_prediction_14.json",
+        &["--top-k-genes", "20", "--cells-per-prompt", "5"],
+        &multi,
+    );
+    assert_same_prompts(&multi, "pbmc_tissue_prediction.jsonl");
+}
+
+/// Asserts that a run succeeded, showing its stderr when it did not.
+fn assert_ok(run: &std::process::Output) {
     assert!(
         run.status.success(),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert_same_prompts(&multi, "pbmc_tissue_prediction.jsonl");
 }
 
 /// Read options that load `X`.
@@ -216,11 +210,7 @@ fn annotate_generates_labels_into_an_h5ad_copy() {
         &out,
         &["--max-new-tokens", "4", "--cells", "cell_type=B cell"],
     );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     assert_eq!(
         std::fs::read(&h5ad).unwrap(),
         before,
@@ -336,11 +326,7 @@ fn embed_cells_writes_each_cells_prompt_embedding_to_obsm() {
     ];
     args.extend(flags);
     let run = cli(&args);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let ds = read_h5ad(&out, &ReadOptions::default(), &c2s_core::Progress::new()).unwrap();
     let emb = ds.embedding("X_c2s").expect("obsm X_c2s");
     assert_eq!(emb.n_cols, 64);
@@ -357,11 +343,7 @@ fn embed_cells_writes_each_cells_prompt_embedding_to_obsm() {
     ];
     args.extend(flags);
     let run = cli(&args);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let text = strings(&read_parquet(&prompts), "model_input")[7].clone();
     let run = cli(&[
         "embed",
@@ -373,11 +355,7 @@ fn embed_cells_writes_each_cells_prompt_embedding_to_obsm() {
         &text,
         "--json",
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let alone: Vec<f64> = v["embedding"]
         .as_array()
@@ -540,7 +518,7 @@ fn generated_cells_take_their_expression_from_their_sentences() {
     let (a, b) = (dir.path().join("a.h5ad"), dir.path().join("b.h5ad"));
     for out in [&a, &b] {
         let r = run(out);
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_ok(&r);
     }
     let read = |p: &Path| read_h5ad(p, &with_matrix(), &c2s_core::Progress::new()).unwrap();
     let (ga, gb) = (read(&a), read(&b));
