@@ -12,7 +12,6 @@ use c2s_core::dataset::{ColumnData, ObsColumn};
 use c2s_core::engine::{GenerateOptions, SamplingParams};
 use c2s_core::io::atomic::ensure_not_input;
 use c2s_core::io::export::write_table;
-use c2s_core::matrix::CsrMatrix;
 use c2s_core::tasks::Task;
 use c2s_core::tasks::generate::expression;
 use c2s_core::tasks::perturb::gene_changes;
@@ -132,7 +131,7 @@ pub fn run(args: Args) -> Result<(), String> {
         let rows: Vec<usize> = (0..out.cells.len())
             .filter(|&i| labels[i].0 == p.trim())
             .collect();
-        let changes = gene_changes(&rows_of(&predicted, &rows), &ds.expression, &controls);
+        let changes = gene_changes(&predicted, &rows, &ds.expression, &controls);
         eprintln!(
             "{} ({} cells vs {} controls):",
             p.trim(),
@@ -190,21 +189,4 @@ pub fn run(args: Args) -> Result<(), String> {
     write_generated(&args.out, "predicted", &ds.var_names, &out, obs, predicted)?;
     eprintln!("wrote {n} predicted cells to {}", args.out.display());
     Ok(())
-}
-
-/// The rows `rows` of `m` as a matrix of their own.
-fn rows_of(m: &CsrMatrix, rows: &[usize]) -> CsrMatrix {
-    let mut out = CsrMatrix {
-        n_rows: rows.len(),
-        n_cols: m.n_cols,
-        indptr: vec![0],
-        ..Default::default()
-    };
-    for &r in rows {
-        let (cols, vals) = m.row(r);
-        out.indices.extend_from_slice(cols);
-        out.data.extend_from_slice(vals);
-        out.indptr.push(out.data.len() as u64);
-    }
-    out
 }

@@ -6,10 +6,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::engine::{Engine, EngineError, GenerateOptions, StopReason};
-use crate::inverse::{InverseFit, reconstruct};
+use crate::inverse::InverseFit;
 use crate::matrix::CsrMatrix;
 
-use super::postprocess::{GeneList, GeneVocab, PostProcess, post_process};
+use super::postprocess::{GeneList, GeneVocab, PLACEHOLDER, PostProcess, post_process};
 
 /// One generated cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,8 +69,11 @@ pub fn generate_cells(
 }
 
 /// The expression of generated cells over `genes` (the fit's matrix columns), one CSR row per
-/// cell: each gene's value from its position through `fit`, clipped at 0.
+/// cell: the gene at position `p` of a cell's post-processed sentence gets `fit`'s value at
+/// rank `p`, clipped at 0, as [`crate::inverse::reconstruct`] gives it (post-processed lists
+/// name each gene once). The gene index is built once for all cells.
 pub fn expression(cells: &[GeneratedCell], genes: &[String], fit: &InverseFit) -> CsrMatrix {
+    let vocab = GeneVocab::new(genes);
     let mut m = CsrMatrix {
         n_rows: cells.len(),
         n_cols: genes.len(),
@@ -78,12 +81,21 @@ pub fn expression(cells: &[GeneratedCell], genes: &[String], fit: &InverseFit) -
         ..Default::default()
     };
     for cell in cells {
-        let values = reconstruct(&cell.genes.sentence(), genes, fit);
-        for (j, v) in values.into_iter().enumerate() {
-            if v > 0.0 {
-                m.indices.push(j as u32);
-                m.data.push(v);
-            }
+        let mut row: Vec<(u32, f32)> = cell
+            .genes
+            .genes
+            .iter()
+            .filter(|g| g.as_str() != PLACEHOLDER)
+            .enumerate()
+            .filter_map(|(rank, g)| {
+                let v = fit.expression_at(rank) as f32;
+                vocab.column(g).filter(|_| v > 0.0).map(|j| (j as u32, v))
+            })
+            .collect();
+        row.sort_unstable_by_key(|&(j, _)| j);
+        for (j, v) in row {
+            m.indices.push(j);
+            m.data.push(v);
         }
         m.indptr.push(m.data.len() as u64);
     }

@@ -17,17 +17,9 @@ pub struct GeneChange {
     pub control_mean: f64,
 }
 
-/// Column means of the rows `rows` of `m` (all rows when `None`).
-pub fn column_means(m: &CsrMatrix, rows: Option<&[usize]>) -> Vec<f64> {
+/// Column means of the rows `rows` of `m`.
+pub fn column_means(m: &CsrMatrix, rows: &[usize]) -> Vec<f64> {
     let mut sums = vec![0f64; m.n_cols];
-    let all: Vec<usize>;
-    let rows = match rows {
-        Some(r) => r,
-        None => {
-            all = (0..m.n_rows).collect();
-            &all
-        }
-    };
     for &r in rows {
         let (cols, vals) = m.row(r);
         for (&c, &v) in cols.iter().zip(vals) {
@@ -39,14 +31,15 @@ pub fn column_means(m: &CsrMatrix, rows: Option<&[usize]>) -> Vec<f64> {
 }
 
 /// Every gene's change from `control` (rows `control_rows` of the real data) to `predicted`
-/// (all rows), sorted by log-fold change, largest increase first.
+/// (rows `predicted_rows`), sorted by log-fold change, largest increase first.
 pub fn gene_changes(
     predicted: &CsrMatrix,
+    predicted_rows: &[usize],
     control: &CsrMatrix,
     control_rows: &[usize],
 ) -> Vec<GeneChange> {
-    let p = column_means(predicted, None);
-    let c = column_means(control, Some(control_rows));
+    let p = column_means(predicted, predicted_rows);
+    let c = column_means(control, control_rows);
     let mut out: Vec<GeneChange> = p
         .iter()
         .zip(&c)
@@ -92,7 +85,7 @@ mod tests {
         let control = csr(&[&[(0, 1.0), (1, 2.0)], &[(0, 3.0)], &[(2, 9.0)]], 3);
         let predicted = csr(&[&[(1, 4.0), (2, 1.0)], &[(1, 2.0), (2, 1.0)]], 3);
         // Controls are rows 0 and 1: means [2, 1, 0]; predicted means [0, 3, 1].
-        let changes = gene_changes(&predicted, &control, &[0, 1]);
+        let changes = gene_changes(&predicted, &[0, 1], &control, &[0, 1]);
         let order: Vec<usize> = changes.iter().map(|c| c.gene).collect();
         assert_eq!(order, [1, 2, 0]);
         assert_eq!(changes[0].log_fold_change, 2.0);
