@@ -14,6 +14,7 @@ pub mod hub;
 pub mod inverse;
 pub mod io;
 pub mod matrix;
+pub mod metrics;
 pub mod model;
 pub mod preprocess;
 pub mod progress;

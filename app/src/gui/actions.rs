@@ -33,6 +33,8 @@ pub enum Action {
     /// Write the session's annotations (saved labels, computed embeddings) into a copy of the
     /// active dataset's `.h5ad` (asks for a path).
     ExportH5ad,
+    /// Export generated set `.1` of view `.0` as a new `.h5ad` (asks for a path).
+    ExportGenerated(u64, u64),
     /// Reload view `.0` with another matrix of its file (X, raw, a layer).
     ReloadMatrix(u64, c2s_core::dataset::MatrixChoice),
     /// Colour view `.0` by `.1` (the legend is built in a job: a text column of a million

@@ -39,6 +39,7 @@ enum DialogResult {
     SaveSvg(PathBuf),
     SaveCsv(PathBuf),
     SaveH5ad(PathBuf),
+    SaveGenerated(u64, u64, PathBuf),
 }
 
 /// What a load job hands back: a view built off the UI thread, or a dataset replacing an open
@@ -324,6 +325,9 @@ impl StudioApp {
                 DialogResult::SaveSvg(path) => self.export_svg(path),
                 DialogResult::SaveCsv(path) => self.export_csv(path),
                 DialogResult::SaveH5ad(path) => self.export_h5ad(path),
+                DialogResult::SaveGenerated(view, set, path) => {
+                    self.export_generated(view, set, path)
+                }
             }
         }
     }
@@ -424,6 +428,26 @@ impl StudioApp {
             cx.set(0.0, "copying and annotating");
             c2s_core::io::h5ad::write_annotated_h5ad(&input, &output, &additions)?;
             Ok(format!("{what} saved to {}", output.display()))
+        });
+    }
+
+    /// Writes generated set `set` of view `view` to a new `.h5ad` at `output`, in a CPU job.
+    pub fn export_generated(&mut self, view: u64, set: u64, output: PathBuf) {
+        let Some(view) = self.views.iter().find(|v| v.id == view) else {
+            return;
+        };
+        let Some(set) = view.generated.iter().find(|s| s.id == set).cloned() else {
+            return;
+        };
+        let genes = view.dataset.var_names.clone();
+        self.write(&output.clone(), move |cx| {
+            cx.set(0.0, "writing the generated cells");
+            set.write_h5ad(&genes, &output)?;
+            Ok(format!(
+                "{} generated cells saved to {}",
+                set.cells.len(),
+                output.display()
+            ))
         });
     }
 
@@ -543,6 +567,13 @@ impl StudioApp {
                 Action::ExportH5ad => {
                     self.save_dialog("annotated.h5ad", "h5ad", DialogResult::SaveH5ad)
                 }
+                Action::ExportGenerated(view, set) => self.dialog(move || {
+                    rfd::FileDialog::new()
+                        .add_filter("H5AD", &["h5ad"])
+                        .set_file_name("generated.h5ad")
+                        .save_file()
+                        .map(|path| DialogResult::SaveGenerated(view, set, path))
+                }),
                 Action::ReloadMatrix(id, matrix) => {
                     let source = self
                         .views

@@ -1159,6 +1159,19 @@ fn annotate_all_cells_by_ranking_labels_colours_the_plot() {
     assert!(view.dataset.obs_column("c2s_cell_type_score").is_some());
     assert_eq!(view.color_source, ColorSource::Obs("c2s_cell_type".into()));
     h.get_by_label_contains("12 cells annotated with gpt_neox_sequential");
+    // Compared with the known labels: the accuracy and a confusion table.
+    h.get_by_label("Compare with").click();
+    h.run_steps(2);
+    h.get_all_by_label("cell_type").last().unwrap().click();
+    h.run_steps(2);
+    let view = &h.state().views[0];
+    let truth = view.dataset.obs_column("cell_type").unwrap();
+    let predicted = view.dataset.obs_column("c2s_cell_type").unwrap();
+    let right = (0..12)
+        .filter(|&i| truth.data.text_at(i) == predicted.data.text_at(i))
+        .count();
+    h.get_by_label_contains(&format!("accuracy against cell_type: {right} of 12"));
+    h.get_by_label("recall");
     // Each cell's prompt and answer can be inspected.
     let prompt = format!("{}:", h.state().views[0].sentence(0, 200));
     h.get_by_label("cell0").click();
@@ -1255,4 +1268,134 @@ fn asking_about_selected_cells_streams_an_answer_kept_for_export() {
         .unwrap();
     assert_eq!(record["answer"].as_str().unwrap(), expected[0].text);
     h.get_by_label_contains("c2s_answer_1: Which?");
+}
+
+/// Types `text` into the text field labelled `label`.
+fn type_into(h: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
+    h.get_by_label(label).focus();
+    h.run_steps(1);
+    h.get_by_label(label).type_text(text);
+    h.run_steps(2);
+}
+
+/// Whether the explorer painted a text starting with `prefix` this frame.
+fn painted_text(h: &Harness<'_, StudioApp>, prefix: &str) -> bool {
+    h.output()
+        .shapes
+        .iter()
+        .any(|s| matches!(&s.shape, egui::Shape::Text(t) if t.galley.text().starts_with(prefix)))
+}
+
+#[test]
+fn generated_cells_appear_on_the_embedding_and_export_to_h5ad() {
+    let mut h = harness();
+    let dir = tiny_session(&mut h, "generate");
+    let template = dir.path().join("generate.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{cell_type}:"], "response": ["{cell_sentence}."]}"#,
+    )
+    .unwrap();
+    // No cell type: a clear message, nothing started.
+    h.get_by_label("Generate").click();
+    h.run_steps(2);
+    h.get_by_label_contains("name at least one cell type");
+    type_into(&mut h, "Cell types", "T cell, B cell");
+    type_into(&mut h, "Template file", &template.display().to_string());
+    h.get_by_label("Generate").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.run_steps(2);
+    let view = &h.state().views[0];
+    assert_eq!(view.generated.len(), 1, "{:?}", h.state().notices);
+    let set = &view.generated[0];
+    assert_eq!(set.cells.len(), 20, "10 cells of each type");
+    assert_eq!(set.labels.iter().filter(|l| *l == "B cell").count(), 10);
+    assert_eq!(set.prompts[0], "T cell:");
+    let placed = set
+        .positions
+        .get("X_umap")
+        .unwrap_or_else(|| panic!("not placed: {:?}", set.placement_error));
+    assert_eq!(placed.len(), 20);
+    // Placed among the real cells (x 0..11, y 0..3), as umap's transform keeps them near
+    // their neighbours.
+    assert!(
+        placed
+            .iter()
+            .all(|p| p[0] > -3.0 && p[0] < 14.0 && p[1] > -3.0 && p[1] < 6.0),
+        "{placed:?}"
+    );
+    assert!(painted_text(&h, "2 cell types × 10 (20 cells)"));
+    let (view_id, set_id) = (view.id, set.id);
+    // Each cell's prompt and raw output can be inspected.
+    h.get_by_label("cells").click();
+    h.run_steps(2);
+    h.get_by_label("B cell #10").click();
+    h.run_steps(2);
+    h.get_by_label("B cell:");
+    // Export: a new .h5ad with the cells, their labels, positions and provenance.
+    let out = dir.path().join("generated.h5ad");
+    h.state_mut().export_generated(view_id, set_id, out.clone());
+    wait_for_jobs(&mut h);
+    let read = c2s_core::io::h5ad::read_h5ad(
+        &out,
+        &c2s_core::io::h5ad::ReadOptions {
+            load_matrix: true,
+            ..Default::default()
+        },
+        &c2s_core::Progress::new(),
+    )
+    .unwrap();
+    assert_eq!(read.n_cells(), 20);
+    assert_eq!(read.var_names.len(), 8);
+    assert_eq!(
+        read.obs_column("cell_type")
+            .unwrap()
+            .data
+            .text_at(15)
+            .as_deref(),
+        Some("B cell")
+    );
+    assert!(read.obs_column("c2s_generated_text").is_some());
+    assert_eq!(read.embedding("X_umap").unwrap().data.len(), 40);
+}
+
+#[test]
+fn predicted_perturbations_list_gene_changes_and_appear_on_the_plot() {
+    let mut h = harness();
+    let dir = tiny_session(&mut h, "perturb");
+    let template = dir.path().join("perturb.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{control_cell_sentence} {perturbation_name}:"], "response": ["{perturbed_cell_sentence}."]}"#,
+    )
+    .unwrap();
+    type_into(&mut h, "Perturbations", "drugA");
+    type_into(&mut h, "Template file", &template.display().to_string());
+    // No selection: a clear message.
+    h.get_by_label("Predict").click();
+    h.run_steps(2);
+    h.get_by_label_contains("no cell is selected");
+    h.state_mut().views[0].select(vec![0, 3, 6], SelectMode::Replace);
+    h.run_steps(1);
+    h.get_by_label("Predict").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.run_steps(2);
+    let view = &h.state().views[0];
+    assert_eq!(view.generated.len(), 1, "{:?}", h.state().notices);
+    let set = &view.generated[0];
+    assert_eq!(set.cells.len(), 3, "one prediction per control");
+    let mut controls = set.controls.clone();
+    controls.sort();
+    assert_eq!(controls, ["cell0", "cell3", "cell6"]);
+    assert!(set.prompts[0].ends_with(" drugA:"), "{:?}", set.prompts[0]);
+    assert_eq!(
+        set.positions.get("X_umap").map(Vec::len),
+        Some(3),
+        "{:?}",
+        set.placement_error
+    );
+    h.get_by_label_contains("drugA (3 predicted cells)");
+    assert!(painted_text(&h, "drugA on 3 cells (3 cells)"));
 }

@@ -8,6 +8,7 @@ use c2s_core::dataset::{ColumnData, Dataset, Embedding, ObsColumn};
 use c2s_core::sentence::CellSentencer;
 
 use super::coloring::{self, ColorSource, ContinuousStyle, Legend};
+use super::generated::GeneratedSet;
 use super::jobs::JobHandle;
 use super::panels::explorer::ExplorerState;
 use super::panels::gene_search::GeneSearchState;
@@ -55,6 +56,8 @@ pub struct DatasetView {
     pub added_obsm: Vec<String>,
     /// `uns` entries made in this session (model answers with their provenance), for export.
     pub added_uns: Vec<(String, serde_json::Value)>,
+    /// Cells a model generated or predicted for this dataset, drawn over the real ones.
+    pub generated: Vec<GeneratedSet>,
     /// Gene spellings and hashes for [`DatasetView::sentence`], made on first use.
     sentencer: OnceLock<CellSentencer>,
     /// Gene names lower-cased for the gene search, made on first use.
@@ -156,6 +159,7 @@ impl DatasetView {
             added_obs: Vec::new(),
             added_obsm: Vec::new(),
             added_uns: Vec::new(),
+            generated: Vec::new(),
             sentencer: OnceLock::new(),
             gene_keys: OnceLock::new(),
             panels: ViewPanels::default(),

@@ -54,6 +54,8 @@ pub fn default_layout() -> DockState<Tab> {
         "annotate",
         "ask",
         "embed_cells",
+        "generate",
+        "perturb",
         "jobs",
     ]
     .map(|id| Tab::Panel(id.into()))

@@ -33,15 +33,25 @@ pub struct Graph {
 /// `(σ, ρ)` of one row of kNN distances (ascending, the row itself first at distance 0).
 /// `mean_distance` is the mean over all rows, the floor of `σ` for rows whose `ρ` is 0.
 pub fn smooth_knn_dist(distances: &[f32], mean_distance: f64) -> (f64, f64) {
-    let k = distances.len();
-    let target = (k as f64).log2();
     let rho = distances
         .iter()
         .find(|&&d| d > 0.0)
         .map_or(0.0, |&d| f64::from(d));
+    (bandwidth(distances, rho, mean_distance), rho)
+}
+
+/// `σ` of one row of kNN distances (ascending) for a given `ρ`: the solution of
+/// `Σ_{j ≥ 1} exp(-max(0, d_j - ρ) / σ) = log2(k)` by bisection, as umap-learn's
+/// `smooth_knn_dist` (which skips the first column, the row itself when fitting), floored at
+/// 10⁻³ of the row's mean distance when `ρ > 0`, else of `mean_distance`. umap-learn's
+/// `transform` calls it with `ρ = 0` (local connectivity 0) on distances to the reference
+/// points.
+pub fn bandwidth(distances: &[f32], rho: f64, mean_distance: f64) -> f64 {
+    let k = distances.len();
+    let target = (k as f64).log2();
     let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
     for _ in 0..SMOOTH_K_ITERATIONS {
-        let psum: f64 = distances[1..]
+        let psum: f64 = distances[1.min(k)..]
             .iter()
             .map(|&d| {
                 let d = f64::from(d) - rho;
@@ -68,7 +78,18 @@ pub fn smooth_knn_dist(distances: &[f32], mean_distance: f64) -> (f64, f64) {
     } else {
         MIN_K_DIST_SCALE * mean_distance
     };
-    (mid.max(floor), rho)
+    mid.max(floor)
+}
+
+/// Membership strength of a neighbour at distance `d` for a row with `(σ, ρ)`
+/// (umap-learn's `compute_membership_strengths`): 1 within `ρ`, else `exp(-(d - ρ) / σ)`.
+pub fn membership(d: f32, sigma: f64, rho: f64) -> f32 {
+    let excess = f64::from(d) - rho;
+    if excess <= 0.0 || sigma == 0.0 {
+        1.0
+    } else {
+        (-excess / sigma).exp() as f32
+    }
 }
 
 /// The fuzzy simplicial set of a kNN graph (umap-learn's `fuzzy_simplicial_set`).
@@ -89,12 +110,7 @@ pub fn fuzzy_simplicial_set(knn: &Knn) -> Graph {
                     if j as usize == i {
                         return None;
                     }
-                    let excess = f64::from(d) - rho;
-                    let w = if excess <= 0.0 || sigma == 0.0 {
-                        1.0
-                    } else {
-                        (-excess / sigma).exp() as f32
-                    };
+                    let w = membership(d, sigma, rho);
                     (w > 0.0).then_some([(i as u32, j, w, 0.0), (j, i as u32, 0.0, w)])
                 })
                 .flatten()

@@ -61,11 +61,58 @@ pub struct Pca {
     pub variance: Vec<f64>,
     /// Fraction of the total variance of the genes used that each component explains.
     pub variance_ratio: Vec<f64>,
+    /// Mean of each gene used (after `transform`), in the order of `genes`: the centre.
+    pub mean: Vec<f64>,
+    /// How stored values were transformed before the PCA.
+    pub transform: Transform,
+}
+
+impl Pca {
+    /// Coordinates of the rows of `matrix` (cells × the same genes as the PCA's input, values of
+    /// the same kind) in this PCA's space: `rows × n_components`, row-major. Projecting the
+    /// PCA's own input gives its `scores`.
+    pub fn project(&self, matrix: &CsrMatrix) -> Vec<f32> {
+        let k = self.n_components;
+        let mut column = vec![usize::MAX; matrix.n_cols];
+        for (slot, &j) in self.genes.iter().enumerate() {
+            if let Some(c) = column.get_mut(j) {
+                *c = slot;
+            }
+        }
+        // The centre's own coordinates, subtracted from every row.
+        let mut shift = vec![0f64; k];
+        for (slot, m) in self.mean.iter().enumerate() {
+            let row = &self.loadings[slot * k..(slot + 1) * k];
+            shift
+                .iter_mut()
+                .zip(row)
+                .for_each(|(s, &l)| *s += m * f64::from(l));
+        }
+        let values = transformed_values(matrix, self.transform);
+        let mut out = vec![0f32; matrix.n_rows * k];
+        out.par_chunks_mut(k).enumerate().for_each(|(i, o)| {
+            let start = matrix.indptr[i] as usize;
+            let mut acc = vec![0f64; k];
+            for (&j, &v) in matrix.row(i).0.iter().zip(&values[start..]) {
+                let slot = column[j as usize];
+                if slot != usize::MAX {
+                    let row = &self.loadings[slot * k..(slot + 1) * k];
+                    acc.iter_mut()
+                        .zip(row)
+                        .for_each(|(a, &l)| *a += f64::from(v) * f64::from(l));
+                }
+            }
+            for ((o, a), s) in o.iter_mut().zip(&acc).zip(&shift) {
+                *o = (a - s) as f32;
+            }
+        });
+        out
+    }
 }
 
 /// How stored values become the values the PCA sees.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Transform {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
     /// `log1p(v · 10⁴ / cell total)`.
     NormalizeLog,
     /// `log1p(v)`.
@@ -127,6 +174,7 @@ pub fn pca(
     let mean: Vec<f64> = genes.iter().map(|&j| stats.mean[j]).collect();
     let total_variance: f64 = genes.iter().map(|&j| stats.var[j]).sum();
     let mut out = randomized_pca(&x, &mean, options, progress)?;
+    out.transform = transform;
     out.variance_ratio = out
         .variance
         .iter()
@@ -509,6 +557,8 @@ pub fn randomized_pca(
         genes: Vec::new(),
         variance,
         variance_ratio: Vec::new(),
+        mean: mean.to_vec(),
+        transform: Transform::Identity,
     })
 }
 
@@ -549,6 +599,27 @@ mod tests {
             m.indptr.push(m.data.len() as u64);
         }
         (m, dense)
+    }
+
+    #[test]
+    fn projecting_the_input_gives_its_scores() {
+        // Rank-4 data: the randomized SVD is exact, so Xc·V equals the stored scores.
+        let (n, g) = (80, 30);
+        let (m, dense) = low_rank(n, g, 7);
+        let mean: Vec<f64> = (0..g)
+            .map(|j| (0..n).map(|i| dense[i * g + j]).sum::<f64>() / n as f64)
+            .collect();
+        let options = PcaOptions {
+            n_components: 4,
+            ..Default::default()
+        };
+        let mut p = randomized_pca(&m, &mean, &options, &Progress::new()).unwrap();
+        p.genes = (0..g).collect();
+        let projected = p.project(&m);
+        let scale = p.scores.iter().fold(0f32, |a, v| a.max(v.abs()));
+        for (x, s) in projected.iter().zip(&p.scores) {
+            assert!((x - s).abs() < 1e-4 * scale, "{x} vs {s}");
+        }
     }
 
     #[test]

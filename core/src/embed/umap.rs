@@ -145,6 +145,115 @@ pub fn layout(
         .collect())
 }
 
+/// Refines the positions of new points (`positions`, `n_new × nc`, initialised near their
+/// neighbours) against a fixed reference layout (`reference`, `n_ref × nc`), as umap-learn's
+/// `transform` does: `graph` holds the memberships from new points (heads) to reference points
+/// (tails); each edge pulls its new point towards its reference point and random reference
+/// points push it away, with learning rate `learning_rate / 4` decaying to 0 over `n_epochs`.
+/// Only the new points move. Deterministic for a given `options.seed`.
+pub fn transform_layout(
+    positions: &mut [f32],
+    reference: &[f32],
+    nc: usize,
+    graph: &Graph,
+    options: &LayoutOptions,
+    n_epochs: usize,
+    progress: &Progress,
+) -> Result<()> {
+    let n_ref = reference.len() / nc.max(1);
+    if nc == 0 || n_ref == 0 || !positions.len().is_multiple_of(nc) {
+        return Err(Error::InvalidArgument(format!(
+            "cannot place {} values among {n_ref} reference points of {nc} coordinates",
+            positions.len()
+        )));
+    }
+    let n_epochs = n_epochs.max(1);
+    let edges = Edges::new(graph, n_epochs);
+    let (a, b) = find_ab_params(options.spread, options.min_dist);
+    let (a, b) = (a as f32, b as f32);
+    let negative_rate = options.negative_sample_rate.max(1) as f64;
+    let mut next: Vec<EdgeState> = edges
+        .epochs_per_sample
+        .iter()
+        .map(|&e| EdgeState {
+            next: e,
+            next_negative: e / negative_rate,
+        })
+        .collect();
+    let mut rng = SplitMix64::new(options.seed);
+    let initial_alpha = options.learning_rate / 4.0;
+    for epoch in 0..n_epochs {
+        progress.check()?;
+        let alpha = initial_alpha * (1.0 - epoch as f32 / n_epochs as f32);
+        for (e, s) in next.iter_mut().enumerate() {
+            if s.next > epoch as f64 {
+                continue;
+            }
+            let j = edges.head[e] as usize;
+            let point = &mut positions[j * nc..(j + 1) * nc];
+            let k = edges.tail[e] as usize;
+            pull(point, &reference[k * nc..(k + 1) * nc], a, b, alpha);
+            s.next += edges.epochs_per_sample[e];
+            let per_negative = edges.epochs_per_sample[e] / negative_rate;
+            let n_negative = ((epoch as f64 - s.next_negative) / per_negative).max(0.0) as usize;
+            for _ in 0..n_negative {
+                let other = (((rng.next_u64() >> 32) * n_ref as u64) >> 32) as usize;
+                let gamma = options.repulsion_strength;
+                push(
+                    point,
+                    &reference[other * nc..(other + 1) * nc],
+                    a,
+                    b,
+                    gamma,
+                    alpha,
+                );
+            }
+            s.next_negative += n_negative as f64 * per_negative;
+        }
+        progress.set_fraction((epoch + 1) as f32 / n_epochs as f32);
+    }
+    Ok(())
+}
+
+/// Moves `point` along the attractive gradient towards `other`.
+fn pull(point: &mut [f32], other: &[f32], a: f32, b: f32, alpha: f32) {
+    let d2: f32 = point
+        .iter()
+        .zip(other)
+        .map(|(p, o)| (p - o) * (p - o))
+        .sum();
+    if d2 > 0.0 {
+        let d2b = pow_positive(d2, b);
+        let coeff = -2.0 * a * b * (d2b / d2) / (a * d2b + 1.0);
+        for (p, o) in point.iter_mut().zip(other) {
+            *p += (coeff * (*p - o)).clamp(-CLIP, CLIP) * alpha;
+        }
+    }
+}
+
+/// Moves `point` along the repulsive gradient away from `other` (a point on top of it is
+/// pushed by the full clip, as umap-learn does).
+fn push(point: &mut [f32], other: &[f32], a: f32, b: f32, gamma: f32, alpha: f32) {
+    let d2: f32 = point
+        .iter()
+        .zip(other)
+        .map(|(p, o)| (p - o) * (p - o))
+        .sum();
+    let coeff = if d2 > 0.0 {
+        2.0 * gamma * b / ((0.001 + d2) * (a * pow_positive(d2, b) + 1.0))
+    } else {
+        0.0
+    };
+    for (p, o) in point.iter_mut().zip(other) {
+        let g = if coeff > 0.0 {
+            (coeff * (*p - o)).clamp(-CLIP, CLIP)
+        } else {
+            CLIP
+        };
+        *p += g * alpha;
+    }
+}
+
 /// Edges kept for the optimisation and how often each is sampled.
 struct Edges {
     head: Vec<u32>,

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::dataset::{ColumnData, Dataset, ObsColumn};
 use crate::engine::{Engine, EngineError, GenerateOptions, StopReason};
 use crate::inverse::InverseFit;
 use crate::matrix::CsrMatrix;
@@ -100,6 +101,39 @@ pub fn expression(cells: &[GeneratedCell], genes: &[String], fit: &InverseFit) -
         m.indptr.push(m.data.len() as u64);
     }
     m
+}
+
+/// Generated cells as a dataset (for an `.h5ad`): ids `{prefix}_{i}`, the given obs columns
+/// followed by `c2s_cell_sentence` (the genes), `c2s_generated_text` (the model's text) and
+/// `c2s_unknown_words`, and `expression` over `genes` as the matrix.
+pub fn generated_dataset(
+    prefix: &str,
+    genes: &[String],
+    cells: &[GeneratedCell],
+    mut obs: Vec<ObsColumn>,
+    expression: CsrMatrix,
+) -> Dataset {
+    obs.extend([
+        ObsColumn {
+            name: "c2s_cell_sentence".into(),
+            data: ColumnData::Text(cells.iter().map(|c| c.genes.sentence()).collect()),
+        },
+        ObsColumn {
+            name: "c2s_generated_text".into(),
+            data: ColumnData::Text(cells.iter().map(|c| c.text.clone()).collect()),
+        },
+        ObsColumn {
+            name: "c2s_unknown_words".into(),
+            data: ColumnData::Numeric(cells.iter().map(|c| c.genes.unknown as f64).collect()),
+        },
+    ]);
+    Dataset {
+        obs_names: (0..cells.len()).map(|i| format!("{prefix}_{i}")).collect(),
+        var_names: genes.to_vec(),
+        obs,
+        expression,
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

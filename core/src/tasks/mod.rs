@@ -10,6 +10,7 @@ pub mod generate;
 pub mod perturb;
 pub mod postprocess;
 pub mod prompt;
+pub mod real_cells;
 pub mod sample;
 pub mod template;
 

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use c2s_core::dataset::{ColumnData, Dataset, ObsColumn};
 use c2s_core::engine::Engine;
+use c2s_core::metrics::Confusion;
 use c2s_core::tasks::annotate::{
     AnnotateMode, AnnotateRequest, Annotations, CellAnnotation, annotate, check_labels,
 };
@@ -278,7 +279,7 @@ impl AnnotatePanel {
                 )
                 .labelled_by(label.id);
                 ui.end_row();
-                ui.label("Compare with");
+                let label = ui.label("Compare with");
                 egui::ComboBox::from_id_salt("annotate-compare")
                     .selected_text(self.compare.as_deref().unwrap_or("(none)"))
                     .show_ui(ui, |ui| {
@@ -286,7 +287,9 @@ impl AnnotatePanel {
                         for c in columns.iter().filter(|c| c.as_str() != LABEL_COLUMN) {
                             ui.selectable_value(&mut self.compare, Some(c.clone()), c);
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(label.id);
                 ui.end_row();
             });
         ui.horizontal(|ui| {
@@ -394,17 +397,14 @@ impl AnnotatePanel {
         if let (Some(col), Some(view)) = (&self.compare, view)
             && let Some(truth) = view.dataset.obs_column(col)
         {
-            let right = run
+            let truths: Vec<Option<String>> =
+                run.rows.iter().map(|&r| truth.data.text_at(r)).collect();
+            let pairs = run
                 .cells
                 .iter()
-                .zip(&run.rows)
-                .filter(|(a, r)| truth.data.text_at(**r).as_deref() == Some(a.label.as_str()))
-                .count();
-            ui.label(format!(
-                "accuracy against {col}: {right} of {} ({:.1} %)",
-                run.cells.len(),
-                100.0 * right as f64 / run.cells.len().max(1) as f64
-            ));
+                .zip(&truths)
+                .filter_map(|(a, t)| Some((t.as_deref()?, a.label.as_str())));
+            confusion_ui(ui, col, &Confusion::new(pairs));
         }
         let ids = view
             .map(|v| v.dataset.obs_names.clone())
@@ -446,6 +446,56 @@ impl AnnotatePanel {
             }
         }
     }
+}
+
+/// Labels shown per side of the confusion table; the rest are summed up in words.
+const CONFUSION_MAX: usize = 25;
+
+/// The accuracy against column `col` and the confusion table (true labels as rows, predicted
+/// as columns, each row's recall at its end).
+fn confusion_ui(ui: &mut Ui, col: &str, c: &Confusion) {
+    ui.label(format!(
+        "accuracy against {col}: {} of {} ({:.1} %)",
+        c.correct,
+        c.total,
+        100.0 * c.accuracy()
+    ));
+    if c.truth.len() > CONFUSION_MAX || c.predicted.len() > CONFUSION_MAX {
+        ui.weak(format!(
+            "{} true and {} predicted labels: too many for a table",
+            c.truth.len(),
+            c.predicted.len()
+        ));
+        return;
+    }
+    egui::CollapsingHeader::new("confusion table")
+        .default_open(true)
+        .show(ui, |ui| {
+            egui::Grid::new("annotate-confusion")
+                .striped(true)
+                .show(ui, |ui| {
+                    ui.weak(format!("{col} ↓ / predicted →"));
+                    for p in &c.predicted {
+                        ui.strong(p);
+                    }
+                    ui.strong("recall");
+                    ui.end_row();
+                    for (row, t) in c.truth.iter().enumerate() {
+                        ui.strong(t);
+                        for col in 0..c.predicted.len() {
+                            let n = c.count(row, col);
+                            let text = egui::RichText::new(n.to_string());
+                            ui.label(if row == col && n > 0 {
+                                text.strong()
+                            } else {
+                                text
+                            });
+                        }
+                        ui.label(format!("{:.0} %", 100.0 * c.recall(row)));
+                        ui.end_row();
+                    }
+                });
+        });
 }
 
 /// Starts the annotation job in the accelerator lane: it builds the prompts of `cells` (a

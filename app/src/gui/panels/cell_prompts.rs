@@ -32,31 +32,43 @@ pub fn cell_type_settings(
     Ok(settings)
 }
 
+/// The cell sentences (top `top_k` genes, seeded tie-break) of `rows`, and how many of those
+/// cells express no gene.
+pub fn cell_sentences(dataset: &Dataset, rows: &[usize], top_k: usize) -> (Vec<String>, usize) {
+    let sentencer = CellSentencer::new(&dataset.var_names);
+    let sentences: Vec<String> = rows
+        .iter()
+        .map(|&r| {
+            sentencer.sentence(
+                &dataset.expression,
+                r,
+                &dataset.obs_names[r],
+                0,
+                Some(top_k),
+            )
+        })
+        .collect();
+    let empty = sentences.iter().filter(|s| s.is_empty()).count();
+    (sentences, empty)
+}
+
 /// The prompts of `rows`, and how many of those cells express no gene.
 pub fn cell_type_prompts(
     dataset: &Dataset,
     rows: &[usize],
     settings: &PromptSettings,
 ) -> Result<(Vec<String>, usize), String> {
-    let sentencer = CellSentencer::new(&dataset.var_names);
+    let (sentences, empty) = cell_sentences(dataset, rows, settings.top_k);
     let mut builder = PromptBuilder::new(settings.clone()).map_err(|e| e.to_string())?;
-    let mut prompts = Vec::with_capacity(rows.len());
-    let mut empty = 0usize;
-    for &r in rows {
-        let sentence = sentencer.sentence(
-            &dataset.expression,
-            r,
-            &dataset.obs_names[r],
-            0,
-            Some(settings.top_k),
-        );
-        empty += usize::from(sentence.is_empty());
-        prompts.push(
+    let prompts = rows
+        .iter()
+        .zip(&sentences)
+        .map(|(&r, sentence)| {
             builder
-                .single(&dataset.obs_names[r], Some(&sentence), &BTreeMap::new())
-                .map_err(|e| e.to_string())?
-                .model_input,
-        );
-    }
+                .single(&dataset.obs_names[r], Some(sentence), &BTreeMap::new())
+                .map(|p| p.model_input)
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((prompts, empty))
 }

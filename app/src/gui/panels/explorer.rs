@@ -43,6 +43,64 @@ pub fn default_diameter(n_cells: usize, canvas: Vec2) -> f32 {
     (side / (n_cells.max(1) as f32).sqrt()).clamp(1.0, 6.0)
 }
 
+/// Draws the view's visible model-made cells on the shown embedding as diamonds in their set's
+/// colour (outlined, above the real cells), with a key in the top-right corner.
+fn generated_overlay(
+    painter: &egui::Painter,
+    rect: Rect,
+    camera: &Camera,
+    view: &DatasetView,
+    radius: f32,
+) {
+    let Some(embedding) = &view.embedding else {
+        return;
+    };
+    let r = (radius + 2.5).max(4.5);
+    let mut key = rect.right_top() + Vec2::new(-8.0, 8.0);
+    for set in view.generated.iter().filter(|s| s.visible) {
+        let Some(positions) = set.positions.get(embedding) else {
+            continue;
+        };
+        let color = set.color();
+        for &p in positions {
+            let c = camera.to_screen(p, rect);
+            if !rect.expand(r).contains(c) {
+                continue;
+            }
+            let diamond = vec![
+                c + Vec2::new(0.0, -r),
+                c + Vec2::new(r, 0.0),
+                c + Vec2::new(0.0, r),
+                c + Vec2::new(-r, 0.0),
+            ];
+            painter.add(egui::Shape::convex_polygon(
+                diamond,
+                color,
+                Stroke::new(1.0, Color32::BLACK),
+            ));
+        }
+        let text = painter.text(
+            key,
+            Align2::RIGHT_TOP,
+            format!("{} ({} cells)", set.title, positions.len()),
+            FontId::proportional(13.0),
+            color,
+        );
+        let c = Pos2::new(text.left() - 8.0, text.center().y);
+        painter.add(egui::Shape::convex_polygon(
+            vec![
+                c + Vec2::new(0.0, -5.0),
+                c + Vec2::new(5.0, 0.0),
+                c + Vec2::new(0.0, 5.0),
+                c + Vec2::new(-5.0, 0.0),
+            ],
+            color,
+            Stroke::new(1.0, Color32::BLACK),
+        ));
+        key.y = text.bottom() + 2.0;
+    }
+}
+
 /// Shows the explorer for `view`. `gpu` says whether the wgpu scatter renderer is installed.
 pub fn show(
     ui: &mut Ui,
@@ -265,6 +323,8 @@ fn canvas(
     } else {
         cpu::paint(&painter, rect, &camera, &view.points, radius, prefs.opacity);
     }
+
+    generated_overlay(&painter, rect, &camera, view, radius);
 
     // Overlays: lasso, box, hovered cell.
     let accent = ui.visuals().selection.stroke.color;

@@ -19,12 +19,15 @@ pub mod drop_overlay;
 pub mod embed_cells;
 pub mod explorer;
 pub mod gene_search;
+pub mod generate;
+pub mod generated_sets;
 pub mod hover;
 pub mod jobs;
 pub mod legend;
 pub mod model;
 pub mod model_catalogue;
 pub mod model_choice;
+pub mod perturb;
 pub mod selection;
 pub mod status;
 pub mod summary;
@@ -89,6 +92,8 @@ pub fn registry() -> Vec<Box<dyn Panel>> {
         Box::new(annotate::AnnotatePanel::default()),
         Box::new(ask::AskPanel::default()),
         Box::new(embed_cells::EmbedCellsPanel::default()),
+        Box::new(generate::GeneratePanel::default()),
+        Box::new(perturb::PerturbPanel::default()),
         Box::new(jobs::JobsPanel),
     ]
 }
