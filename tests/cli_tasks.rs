@@ -373,6 +373,93 @@ fn embed_cells_writes_each_cells_prompt_embedding_to_obsm() {
 }
 
 #[test]
+fn embed_cells_pooling_compat_writes_the_packages_batch_mean() {
+    use c2s_core::engine::{DTypeRequest, DeviceRequest, Engine, LoadOptions};
+    use c2s_core::tasks::embed::{EmbedPooling, embed_cells};
+    let dir = tempfile::tempdir().unwrap();
+    let (h5ad, template) = tiny_inputs(dir.path());
+    let m = model("gpt_neox_parallel");
+    // Every expressed gene: sentences of different lengths, so the batches are padded.
+    let flags = [
+        "--template-file",
+        template.to_str().unwrap(),
+        "--top-k-genes",
+        "8",
+        "--preprocess",
+        "none",
+    ];
+    let run_with = |extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "embed-cells",
+            h5ad.to_str().unwrap(),
+            "--model",
+            m.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(flags);
+        args.extend(extra);
+        cli(&args)
+    };
+    let out = dir.path().join("compat.h5ad");
+    assert_ok(&run_with(&["--pooling", "compat"], &out));
+    let ds = read_h5ad(&out, &ReadOptions::default(), &c2s_core::Progress::new()).unwrap();
+    let written = ds.embedding("X_c2s").expect("obsm X_c2s").data.clone();
+    assert_eq!(written.len(), 12 * 64);
+    // The same prompts through the library: compat in groups of 8 (the package's default).
+    let prompts = dir.path().join("prompts.parquet");
+    let mut args = vec![
+        "prompt",
+        h5ad.to_str().unwrap(),
+        "--task",
+        "cell_type_prediction",
+        "--out",
+        prompts.to_str().unwrap(),
+    ];
+    args.extend(flags);
+    assert_ok(&cli(&args));
+    let texts = strings(&read_parquet(&prompts), "model_input");
+    let engine = Engine::load_dir(
+        &m,
+        &LoadOptions {
+            device: DeviceRequest::Cpu,
+            dtype: DTypeRequest::F32,
+            fusion: false,
+        },
+    )
+    .unwrap();
+    let library = |pooling: EmbedPooling| {
+        embed_cells(
+            &engine,
+            &texts,
+            8,
+            pooling,
+            &Default::default(),
+            &mut |_| {},
+        )
+        .unwrap()
+        .data
+    };
+    let largest = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let d = largest(&written, &library(EmbedPooling::Compat));
+    assert!(d < 1e-4, "CLI vs library compat |Δ| {d}");
+    let d = largest(&written, &library(EmbedPooling::Masked));
+    assert!(
+        d > 1e-3,
+        "compat should differ from the masked mean (|Δ| {d})"
+    );
+    let bad = run_with(&["--pooling", "mean"], &dir.path().join("bad.h5ad"));
+    assert_clean_error(&bad, "masked or compat");
+}
+
+#[test]
 fn ask_streams_the_models_answer_about_sampled_cells() {
     let dir = tempfile::tempdir().unwrap();
     let (h5ad, _) = tiny_inputs(dir.path());

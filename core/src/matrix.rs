@@ -31,6 +31,24 @@ impl CsrMatrix {
         (&self.indices[start..end], &self.data[start..end])
     }
 
+    /// The rows `rows` (in that order) as a new matrix with the same columns.
+    pub fn select_rows(&self, rows: &[usize]) -> CsrMatrix {
+        let mut out = CsrMatrix {
+            n_rows: rows.len(),
+            n_cols: self.n_cols,
+            indptr: Vec::with_capacity(rows.len() + 1),
+            ..Default::default()
+        };
+        out.indptr.push(0);
+        for &r in rows {
+            let (cols, vals) = self.row(r);
+            out.indices.extend_from_slice(cols);
+            out.data.extend_from_slice(vals);
+            out.indptr.push(out.data.len() as u64);
+        }
+        out
+    }
+
     /// Sorts each row by column index and sums repeated entries, as scipy's `sum_duplicates`
     /// does (the `cell2sentence` package triggers it before ranking, so tie order depends on it).
     pub fn canonicalize(&mut self) {
@@ -120,6 +138,22 @@ pub(crate) fn first_index_where<T: Sync>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selected_rows_keep_their_entries_in_the_given_order() {
+        let m = CsrMatrix {
+            n_rows: 3,
+            n_cols: 4,
+            indptr: vec![0, 2, 2, 3],
+            indices: vec![0, 3, 1],
+            data: vec![1.0, 2.0, 3.0],
+        };
+        let s = m.select_rows(&[2, 1, 0]);
+        assert_eq!((s.n_rows, s.n_cols), (3, 4));
+        assert_eq!(s.indptr, [0, 1, 1, 3]);
+        assert_eq!(s.indices, [1, 0, 3]);
+        assert_eq!(s.data, [3.0, 1.0, 2.0]);
+    }
 
     #[test]
     fn canonicalize_sorts_rows_and_sums_duplicates() {

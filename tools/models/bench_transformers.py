@@ -1,7 +1,8 @@
 """The transformers side of `c2s-studio bench-engine`.
 
-`make --out DIR`: writes a randomly initialised Pythia-160M-sized GPT-NeoX checkpoint (HF layout,
-fp32, with a 50,304-entry word-level tokenizer so every id is known).
+`make --out DIR [--tokenizer FILE]`: writes a randomly initialised Pythia-160M-sized GPT-NeoX checkpoint
+(HF layout, fp32) with a 50,304-entry word-level tokenizer so every id is known, or with a copy of
+`FILE` (a `tokenizer.json`, e.g. GPT-NeoX-20B's for `c2s-studio bench-annotate`).
 `run --model DIR --batch B --prompt-len P --new-tokens N --threads T`: times the prefill and the
 greedy decode of `transformers` on the CPU and prints one JSON line.
 """
@@ -15,7 +16,9 @@ import time
 import torch
 
 
-def make(out):
+def make(out, tokenizer=None):
+    import shutil
+
     from tokenizers import Tokenizer, models
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
@@ -36,8 +39,11 @@ def make(out):
     model = GPTNeoXForCausalLM(cfg)
     os.makedirs(out, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
-    vocab = {f"t{i}": i for i in range(cfg.vocab_size)}
-    Tokenizer(models.WordLevel(vocab, unk_token="t0")).save(os.path.join(out, "tokenizer.json"))
+    if tokenizer:
+        shutil.copyfile(tokenizer, os.path.join(out, "tokenizer.json"))
+    else:
+        vocab = {f"t{i}": i for i in range(cfg.vocab_size)}
+        Tokenizer(models.WordLevel(vocab, unk_token="t0")).save(os.path.join(out, "tokenizer.json"))
     print(json.dumps({"wrote": out}))
 
 
@@ -97,6 +103,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("make")
     m.add_argument("--out", required=True)
+    m.add_argument("--tokenizer", default=None)
     r = sub.add_parser("run")
     r.add_argument("--model", required=True)
     r.add_argument("--batch", type=int, required=True)
@@ -105,7 +112,7 @@ def main():
     r.add_argument("--threads", type=int, required=True)
     a = ap.parse_args()
     if a.cmd == "make":
-        make(a.out)
+        make(a.out, a.tokenizer)
     else:
         run(a.model, a.batch, a.prompt_len, a.new_tokens, a.threads)
 

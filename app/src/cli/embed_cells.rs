@@ -1,5 +1,6 @@
 //! `c2s-studio embed-cells`: embed the cells of an `.h5ad` with a C2S model (masked mean of the
-//! final hidden states over each cell's prompt) into obsm `X_c2s` of a copy of the file.
+//! final hidden states over each cell's prompt, or with `--pooling compat` the `cell2sentence`
+//! package's pad-inclusive batch mean) into obsm `X_c2s` of a copy of the file.
 
 use super::data_args::DataArgs;
 use super::engine_args::EngineArgs;
@@ -8,7 +9,7 @@ use c2s_core::dataset::Embedding;
 use c2s_core::io::atomic::ensure_not_input;
 use c2s_core::io::h5ad::{Additions, write_annotated_h5ad};
 use c2s_core::tasks::Task;
-use c2s_core::tasks::embed::embed_cells;
+use c2s_core::tasks::embed::{EmbedPooling, embed_cells};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -23,9 +24,16 @@ pub struct Args {
     pub input: PathBuf,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Prompts per batch.
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
+    /// Prompts per batch [default: 16; with `--pooling compat`, 8, the package's
+    /// `inference_batch_size`, which its embeddings depend on].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// How a cell's final hidden states are averaged: `masked` (over the prompt's own tokens;
+    /// the same alone or batched) or `compat` (the cell2sentence package's mean over every
+    /// position of the left-padded batch, padding included, so it depends on the batch; with
+    /// `--dtype f32` it reproduces the package's numbers).
+    #[arg(long, default_value_t = EmbedPooling::Masked)]
+    pub pooling: EmbedPooling,
     /// Prompt flags (the cell-type-prediction template is used).
     #[command(flatten)]
     pub prompt: PromptArgs,
@@ -61,7 +69,8 @@ pub fn run(args: Args) -> Result<(), String> {
     let out = embed_cells(
         &engine,
         &prompts,
-        args.batch,
+        args.batch.unwrap_or(args.pooling.default_batch()),
+        args.pooling,
         &AtomicBool::new(false),
         &mut |done| {
             let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -88,8 +97,9 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     write_annotated_h5ad(&args.input, &args.out, &additions).map_err(|e| e.to_string())?;
     eprintln!(
-        "embedded {} cells ({width} dimensions) in {:.1} s -> obsm {OBSM_KEY} of {}",
+        "embedded {} cells ({width} dimensions, {} mean) in {:.1} s -> obsm {OBSM_KEY} of {}",
         out.rows,
+        args.pooling,
         started.elapsed().as_secs_f64(),
         args.out.display()
     );

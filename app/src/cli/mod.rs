@@ -1,6 +1,7 @@
 //! The headless command line: one module per subcommand, each with its own `Args` and `run`.
 
 mod annotate;
+mod bench_annotate;
 pub mod bench_convert;
 mod bench_engine;
 mod bench_gui;
@@ -77,6 +78,8 @@ pub enum Command {
     Download(download::Args),
     /// Prefill/decode throughput of the engine vs. transformers on a Pythia-160M-sized model.
     BenchEngine(bench_engine::Args),
+    /// Cell-type annotation throughput vs. the cell2sentence package (Pythia-160M-shaped model).
+    BenchAnnotate(bench_annotate::Args),
     /// kNN + UMAP time and quality vs. umap-learn on a generated clustered dataset.
     BenchUmap(bench_umap::Args),
     /// Frame times of the desktop app's embedding view on generated datasets (opens a window).
@@ -102,6 +105,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Models(args) => models::run(args),
         Command::Download(args) => download::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
+        Command::BenchAnnotate(args) => bench_annotate::run(args),
         Command::BenchUmap(args) => bench_umap::run(args),
         Command::BenchGui(args) => bench_gui::run(args),
     };

@@ -138,10 +138,32 @@ impl GeneratedSet {
     }
 
     /// Sets the positions on the embeddings (see [`place_on_embeddings`]), or the reason there
-    /// are none: the cells are kept either way.
+    /// are none: the cells are kept either way. A cell that names no gene of the dataset has no
+    /// expression to place it by: its position is NaN (not drawn) and the set says how many.
     pub fn place(&mut self, dataset: &Dataset, real: &RealCells, progress: &c2s_core::Progress) {
-        match place_on_embeddings(dataset, real, &self.expression, progress) {
-            Ok(positions) => self.positions = positions,
+        let m = &self.expression;
+        let rows: Vec<usize> = (0..m.n_rows)
+            .filter(|&i| m.indptr[i + 1] > m.indptr[i])
+            .collect();
+        let empty = m.n_rows - rows.len();
+        if empty > 0 {
+            self.placement_error = Some(format!(
+                "{empty} cell(s) name no gene of the dataset and are not placed"
+            ));
+        }
+        match place_on_embeddings(dataset, real, &m.select_rows(&rows), progress) {
+            Ok(placed) => {
+                self.positions = placed
+                    .into_iter()
+                    .map(|(name, points)| {
+                        let mut all = vec![[f32::NAN; 2]; m.n_rows];
+                        for (&r, p) in rows.iter().zip(points) {
+                            all[r] = p;
+                        }
+                        (name, all)
+                    })
+                    .collect();
+            }
             Err(e) => self.placement_error = Some(format!("not placed on the plot: {e}")),
         }
     }
@@ -227,7 +249,7 @@ pub fn place_on_embeddings(
         .filter(|t| t.data.len() == 2 * n && t.data.iter().all(|v| v.is_finite()))
         .collect();
     if new.n_rows == 0 || targets.is_empty() {
-        return Ok(out);
+        return Ok(targets.into_iter().map(|t| (t.name, Vec::new())).collect());
     }
     let options = PlaceOptions::default();
     let hood = Neighbourhood::new(&real.expression, Some(real.kind), new, &options, progress)?;

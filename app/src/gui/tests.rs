@@ -1034,19 +1034,24 @@ fn a_folder_that_is_not_a_model_gives_a_clear_error() {
     );
 }
 
-/// A 12-cell, 8-gene `.h5ad` with obs `cell_type` (T, B, NK cells) and a UMAP: sentences short
-/// enough for the tiny checkpoints' 64-token context.
-fn tiny_h5ad(dir: &std::path::Path) -> PathBuf {
+/// A 12-cell `.h5ad` with obs `cell_type` (T, B, NK cells) and a UMAP: 8 genes, whose sentences
+/// are short enough for the tiny checkpoints' 64-token context, then `extra` genes, gene `k`
+/// expressed (at 0.5, below the others) in the cells of type `k % 3`.
+fn tiny_h5ad_with(dir: &std::path::Path, extra: &[String]) -> PathBuf {
     use c2s_core::dataset::{Dataset, Embedding, ObsColumn};
     use c2s_core::io::h5ad::{CreateOptions, Storage, ValueType, write_dataset_h5ad};
     use c2s_core::matrix::CsrMatrix;
-    let genes = [
+    let mut genes: Vec<String> = [
         "CD3E", "IL7R", "LTB", "MS4A1", "CD79A", "NKG7", "GNLY", "B2M",
-    ];
-    let (n, g) = (12usize, genes.len());
+    ]
+    .map(String::from)
+    .to_vec();
+    let g = genes.len();
+    genes.extend(extra.iter().cloned());
+    let n = 12usize;
     let mut m = CsrMatrix {
         n_rows: n,
-        n_cols: g,
+        n_cols: genes.len(),
         indptr: vec![0],
         ..Default::default()
     };
@@ -1057,11 +1062,15 @@ fn tiny_h5ad(dir: &std::path::Path) -> PathBuf {
                 m.data.push(((i * 7 + j * 3) % 11 + 1) as f32);
             }
         }
+        for k in (0..extra.len()).filter(|k| k % 3 == i % 3) {
+            m.indices.push((g + k) as u32);
+            m.data.push(0.5);
+        }
         m.indptr.push(m.data.len() as u64);
     }
     let ds = Dataset {
         obs_names: (0..n).map(|i| format!("cell{i}")).collect(),
-        var_names: genes.map(String::from).to_vec(),
+        var_names: genes,
         obs: vec![ObsColumn {
             name: "cell_type".into(),
             data: ColumnData::Categorical {
@@ -1090,12 +1099,21 @@ fn tiny_h5ad(dir: &std::path::Path) -> PathBuf {
     path
 }
 
-/// Opens [`tiny_h5ad`], loads [`tiny_model`] on the CPU and moves tool panel `panel` into a
+/// Opens [`tiny_h5ad_with`] (no extra genes), loads [`tiny_model`] on the CPU and moves tool panel `panel` into a
 /// leaf on the right, as a user would drag it; returns the folder holding the file.
 fn tiny_session(h: &mut Harness<'_, StudioApp>, panel: &str) -> tempfile::TempDir {
+    tiny_session_with(h, panel, &[])
+}
+
+/// [`tiny_session`] with `extra` genes in the file.
+fn tiny_session_with(
+    h: &mut Harness<'_, StudioApp>,
+    panel: &str,
+    extra: &[String],
+) -> tempfile::TempDir {
     h.run_steps(2);
     let dir = tempfile::tempdir().unwrap();
-    drop_file(h, tiny_h5ad(dir.path()));
+    drop_file(h, tiny_h5ad_with(dir.path(), extra));
     wait_for_jobs(h);
     assert_eq!(h.state().views.len(), 1, "{:?}", h.state().notices);
     {
@@ -1270,6 +1288,67 @@ fn asking_about_selected_cells_streams_an_answer_kept_for_export() {
     h.get_by_label_contains("c2s_answer_1: Which?");
 }
 
+/// The distinct words (upper-cased, letters, digits and '-') that the tiny model writes for
+/// `n` cells of each prompt with the Generate tab's default settings (200 genes, temperature
+/// 0.7, top-p 0.95, seed 0, batches of 8).
+fn generated_words(prompts: &[&str], n: usize) -> Vec<String> {
+    use c2s_core::engine::{DeviceRequest, Engine, GenerateOptions, LoadOptions, SamplingParams};
+    use c2s_core::tasks::generate::generate_cells;
+    use c2s_core::tasks::postprocess::{GeneVocab, PostProcess};
+    let engine = Engine::load_dir(
+        &tiny_model(),
+        &LoadOptions {
+            device: DeviceRequest::Cpu,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let prompts: Vec<String> = prompts
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.to_string(), n))
+        .collect();
+    let options = GenerateOptions {
+        max_new_tokens: 4 * 200 + 8,
+        sampling: SamplingParams {
+            temperature: 0.7,
+            top_p: 0.95,
+            seed: Some(0),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let vocab = GeneVocab::new(&[]);
+    let out = generate_cells(
+        &engine,
+        &prompts,
+        &options,
+        8,
+        (&vocab, PostProcess::Clean),
+        &std::sync::atomic::AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap();
+    let mut words: Vec<String> = out
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.text
+                .split_whitespace()
+                .map(|w| w.trim_end_matches('.').to_uppercase())
+        })
+        .filter(|w| w.len() > 1 && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .collect();
+    words.sort();
+    words.dedup();
+    words.retain(|w| {
+        ![
+            "CD3E", "IL7R", "LTB", "MS4A1", "CD79A", "NKG7", "GNLY", "B2M",
+        ]
+        .contains(&w.as_str())
+    });
+    words
+}
+
 /// Types `text` into the text field labelled `label`.
 fn type_into(h: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
     h.get_by_label(label).focus();
@@ -1288,8 +1367,13 @@ fn painted_text(h: &Harness<'_, StudioApp>, prefix: &str) -> bool {
 
 #[test]
 fn generated_cells_appear_on_the_embedding_and_export_to_h5ad() {
+    // The tiny random model writes no real gene names; the dataset gets the words it will write
+    // (the tab's settings, seeded) as extra genes, so the new cells have expression to be
+    // placed by.
+    let words = generated_words(&["T cell:", "B cell:"], 10);
+    assert!(!words.is_empty());
     let mut h = harness();
-    let dir = tiny_session(&mut h, "generate");
+    let dir = tiny_session_with(&mut h, "generate", &words);
     let template = dir.path().join("generate.json");
     std::fs::write(
         &template,
@@ -1317,15 +1401,27 @@ fn generated_cells_appear_on_the_embedding_and_export_to_h5ad() {
         .get("X_umap")
         .unwrap_or_else(|| panic!("not placed: {:?}", set.placement_error));
     assert_eq!(placed.len(), 20);
-    // Placed among the real cells (x 0..11, y 0..3), as umap's transform keeps them near
-    // their neighbours.
-    assert!(
-        placed
-            .iter()
-            .all(|p| p[0] > -3.0 && p[0] < 14.0 && p[1] > -3.0 && p[1] < 6.0),
-        "{placed:?}"
-    );
-    assert!(painted_text(&h, "2 cell types × 10 (20 cells)"));
+    // Cells that name a gene of the dataset are placed among the real cells (x 0..11, y 0..3),
+    // as umap's transform keeps them near their neighbours; the others have no position.
+    let expressed: Vec<bool> = (0..20)
+        .map(|i| set.expression.indptr[i + 1] > set.expression.indptr[i])
+        .collect();
+    for (p, &e) in placed.iter().zip(&expressed) {
+        if e {
+            assert!(
+                p[0] > -3.0 && p[0] < 14.0 && p[1] > -3.0 && p[1] < 6.0,
+                "{placed:?}"
+            );
+        } else {
+            assert!(p[0].is_nan(), "{p:?}");
+        }
+    }
+    let n_placed = expressed.iter().filter(|&&e| e).count();
+    assert!(n_placed > 0, "some generated cell names a gene");
+    assert!(painted_text(
+        &h,
+        &format!("2 cell types × 10 ({n_placed} cells)")
+    ));
     let (view_id, set_id) = (view.id, set.id);
     // Each cell's prompt and raw output can be inspected.
     h.get_by_label("cells").click();
@@ -1347,7 +1443,7 @@ fn generated_cells_appear_on_the_embedding_and_export_to_h5ad() {
     )
     .unwrap();
     assert_eq!(read.n_cells(), 20);
-    assert_eq!(read.var_names.len(), 8);
+    assert_eq!(read.var_names.len(), 8 + words.len());
     assert_eq!(
         read.obs_column("cell_type")
             .unwrap()
@@ -1397,5 +1493,5 @@ fn predicted_perturbations_list_gene_changes_and_appear_on_the_plot() {
         set.placement_error
     );
     h.get_by_label_contains("drugA (3 predicted cells)");
-    assert!(painted_text(&h, "drugA on 3 cells (3 cells)"));
+    assert!(painted_text(&h, "drugA on 3 cells ("));
 }

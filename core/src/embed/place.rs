@@ -265,23 +265,6 @@ mod tests {
     use super::*;
     use crate::embed::synthetic::clustered_counts;
 
-    /// Rows `rows` of `m` as a new matrix.
-    fn rows_of(m: &CsrMatrix, rows: &[usize]) -> CsrMatrix {
-        let mut out = CsrMatrix {
-            n_rows: rows.len(),
-            n_cols: m.n_cols,
-            indptr: vec![0],
-            ..Default::default()
-        };
-        for &r in rows {
-            let (cols, vals) = m.row(r);
-            out.indices.extend_from_slice(cols);
-            out.data.extend_from_slice(vals);
-            out.indptr.push(out.data.len() as u64);
-        }
-        out
-    }
-
     /// Each cell's cluster centre on a made-up 2-D embedding, plus a small offset per cell.
     fn cluster_embedding(labels: &[usize]) -> Embedding {
         let data = labels
@@ -327,7 +310,7 @@ mod tests {
     fn a_copy_of_a_real_cell_starts_on_that_cell() {
         let data = clustered_counts(150, 300, 3, 800, 2);
         let target = cluster_embedding(&data.labels);
-        let copies = rows_of(&data.counts, &[4, 77]);
+        let copies = data.counts.select_rows(&[4, 77]);
         let options = PlaceOptions {
             n_epochs: Some(0),
             ..small_pca()
@@ -344,7 +327,7 @@ mod tests {
         let real = clustered_counts(300, 300, 3, 800, 8);
         // New cells: real cells with every count halved (rounded up) and one gene doubled,
         // so none equals a real cell but each keeps its cluster's profile.
-        let mut new = rows_of(&real.counts, &(0..30).collect::<Vec<_>>());
+        let mut new = real.counts.select_rows(&(0..30).collect::<Vec<_>>());
         new.data.iter_mut().for_each(|v| *v = (*v / 2.0).ceil());
         for i in 0..new.n_rows {
             let first = new.indptr[i] as usize;
@@ -371,7 +354,7 @@ mod tests {
             data: target.data[..10].to_vec(),
             ..target.clone()
         };
-        let new = rows_of(&data.counts, &[0]);
+        let new = data.counts.select_rows(&[0]);
         let err = place(&data.counts, &new, &short, &small_pca()).unwrap_err();
         assert!(err.to_string().contains("one row per real cell"), "{err}");
     }

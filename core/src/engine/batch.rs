@@ -45,6 +45,16 @@ impl PaddedBatch {
         }
     }
 
+    /// The same batch with positions `0..seq` on every row, padding included: what
+    /// `transformers` uses when a forward call gets an attention mask but no position ids (the
+    /// `cell2sentence` package's embedding call). Real tokens then start at their padding's
+    /// width; rotary attention depends only on position differences, so they see the same thing.
+    pub fn with_column_positions(mut self) -> Self {
+        let seq = self.seq as i64;
+        self.positions = (0..self.batch).flat_map(|_| 0..seq).collect();
+        self
+    }
+
     /// Columns of padding in front of row `b`.
     pub fn padding(&self, b: usize) -> usize {
         self.seq - self.lengths[b]
@@ -62,5 +72,8 @@ mod tests {
         assert_eq!(b.positions, vec![0, 1, 2, 1, 1, 0]);
         assert_eq!(b.valid, vec![true, true, true, false, false, true]);
         assert_eq!(b.padding(1), 2);
+        let b = b.with_column_positions();
+        assert_eq!(b.positions, vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(b.valid, vec![true, true, true, false, false, true]);
     }
 }

@@ -361,6 +361,14 @@ impl Engine {
         }
         Ok(out)
     }
+
+    /// The `cell2sentence` package's embeddings of `batch`, run as ONE left-padded batch: the
+    /// mean of the final hidden states over every position, padding included (see
+    /// [`score::embed_compat`]), so each row depends on the others; the caller picks the batch
+    /// as the package's `inference_batch_size` would.
+    pub fn embed_ids_compat(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EngineError> {
+        with_model!(&self.backend, m => score::embed_compat(m, batch, self.info.pad_id))
+    }
 }
 
 fn load_backend(

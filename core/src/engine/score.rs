@@ -1,5 +1,6 @@
 //! Teacher-forced scoring (per-token log-probabilities) and embeddings (mean of the final-normed
-//! hidden states over the real tokens), both batched with left padding.
+//! hidden states over the real tokens, or over every position as the `cell2sentence` package
+//! does), all batched with left padding.
 
 use super::EngineError;
 use super::batch::PaddedBatch;
@@ -124,11 +125,8 @@ pub fn embed<B: Backend>(
     }
     check_rows(rows, model.max_positions())?;
     let batch = PaddedBatch::left_pad(rows, pad_id);
-    let (b, t) = (batch.batch, batch.seq);
-    let hidden = prefill(model, &batch)?.cast(FloatDType::F32);
-    let h = hidden.dims()[2];
-    let device = hidden.device();
-    let weights: Vec<f32> = (0..b)
+    let t = batch.seq;
+    let weights: Vec<f32> = (0..batch.batch)
         .flat_map(|r| {
             let n = batch.lengths[r] as f32;
             batch.valid[r * t..(r + 1) * t]
@@ -136,17 +134,44 @@ pub fn embed<B: Backend>(
                 .map(move |&v| if v { 1.0 / n } else { 0.0 })
         })
         .collect();
+    weighted_mean(model, &batch, weights)
+}
+
+/// The `cell2sentence` package's embedding of `rows` as one left-padded batch
+/// (`CSModel.embed_cells_batched`): positions `0..T-1` on every row, padding included; a padding
+/// position sees no key, so its attention output is zero (torch's SDPA) and its hidden state is
+/// the pad token's own; the mean runs over all `T` positions, padding included. A row's embedding
+/// therefore depends on the rows it is batched with; a batch of one equals [`embed`].
+pub fn embed_compat<B: Backend>(
+    model: &LanguageModel<B>,
+    rows: &[Vec<u32>],
+    pad_id: u32,
+) -> Result<Vec<Vec<f32>>, EngineError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    check_rows(rows, model.max_positions())?;
+    let batch = PaddedBatch::left_pad(rows, pad_id).with_column_positions();
+    let weights = vec![1.0 / batch.seq as f32; batch.batch * batch.seq];
+    weighted_mean(model, &batch, weights)
+}
+
+/// `Σ_t weights[r, t] · hidden[r, t]` of the final-normed hidden states, one vector per row.
+fn weighted_mean<B: Backend>(
+    model: &LanguageModel<B>,
+    batch: &PaddedBatch,
+    weights: Vec<f32>,
+) -> Result<Vec<Vec<f32>>, EngineError> {
+    let (b, t) = (batch.batch, batch.seq);
+    let hidden = prefill(model, batch)?.cast(FloatDType::F32);
+    let h = hidden.dims()[2];
+    let device = hidden.device();
     let weights = Tensor::<B, 3>::from_data(
         TensorData::new(weights, [b, t, 1]),
         (&device, burn::tensor::DType::F32),
     );
     let mean = (hidden * weights).sum_dim(1).reshape([b * h]);
-    let values = mean
-        .into_data()
-        .into_vec::<f32>()
-        .map_err(|e| EngineError::Backend {
-            message: format!("cannot read embeddings back from the device: {e:?}"),
-        })?;
+    let values = read_f32(mean, "embeddings")?;
     Ok(values.chunks_exact(h).map(<[f32]>::to_vec).collect())
 }
 

@@ -220,8 +220,8 @@ impl<B: Backend> Gemma<B> {
         let scale = c.query_pre_attn_scalar.powf(-0.5);
         for (l, layer) in self.layers.iter().enumerate() {
             let (mask, rope) = match layer.kind {
-                LayerKind::Full => (full_mask.clone(), &rope_global),
-                LayerKind::Sliding => (sliding_mask.clone(), &rope_local),
+                LayerKind::Full => (&full_mask, &rope_global),
+                LayerKind::Sliding => (&sliding_mask, &rope_local),
             };
             let h = layer.input_layernorm.forward(x.clone());
             let q = layer

@@ -197,7 +197,7 @@ impl<B: Backend> GptNeox<B> {
             let k = rope.apply(qkv.clone().narrow(3, dh, dh));
             let v = qkv.narrow(3, 2 * dh, dh);
             let (k, v) = cache.append(l, k, v);
-            let attn = attend(q, k, v, mask.clone(), scale, None)
+            let attn = attend(q, k, v, &mask, scale, None)
                 .swap_dims(1, 2)
                 .reshape([b, t, hidden]);
             let attn = layer.dense.forward(attn);

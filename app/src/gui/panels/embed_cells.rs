@@ -1,6 +1,7 @@
 //! The Model embedding tab: embed every cell of the active dataset with a loaded C2S model
-//! (mean of the final hidden states over each cell's prompt) into obsm `X_c2s`, then lay out a
-//! UMAP of model space (`X_c2s_umap`) that joins the embedding chooser and is shown at once.
+//! (mean of the final hidden states over each cell's prompt, or the `cell2sentence` package's
+//! pad-inclusive batch mean) into obsm `X_c2s`, then lay out a UMAP of model space
+//! (`X_c2s_umap`) that joins the embedding chooser and is shown at once.
 //!
 //! The work is one accelerator-lane job owned by the dataset's view (closing the view cancels
 //! it); its result is applied by the view like a computed embedding.
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use c2s_core::dataset::{Dataset, Embedding};
 use c2s_core::embed::{UmapOptions, umap_of};
 use c2s_core::engine::Engine;
-use c2s_core::tasks::embed::embed_cells;
+use c2s_core::tasks::embed::{EmbedPooling, embed_cells};
 use c2s_core::tasks::prompt::PromptSettings;
 use egui::Ui;
 
@@ -34,6 +35,8 @@ pub struct EmbedCellsPanel {
     pub top_k: usize,
     /// A template file in the cell2sentence JSON format (empty: the built-in template).
     pub template_file: String,
+    /// How the final hidden states are averaged.
+    pub pooling: EmbedPooling,
     /// An error to show.
     pub error: Option<String>,
 }
@@ -44,6 +47,7 @@ impl Default for EmbedCellsPanel {
             model: None,
             top_k: 200,
             template_file: String::new(),
+            pooling: EmbedPooling::default(),
             error: None,
         }
     }
@@ -90,6 +94,9 @@ impl Panel for EmbedCellsPanel {
                 )
                 .labelled_by(label.id);
                 ui.end_row();
+                let label = ui.label("Mean over").on_hover_text(POOLING_HELP);
+                pooling_combo(ui, &mut self.pooling).labelled_by(label.id);
+                ui.end_row();
             });
         if ui.button("Embed all cells").clicked() {
             self.error = self.start(cx).err();
@@ -125,6 +132,7 @@ impl EmbedCellsPanel {
             &model.name(),
             view.dataset.clone(),
             settings,
+            self.pooling,
         );
         view.jobs.embedding = Some(job);
         actions.push(Action::OpenPanel("jobs"));
@@ -139,6 +147,7 @@ fn spawn_embed(
     model: &str,
     dataset: Arc<Dataset>,
     settings: PromptSettings,
+    pooling: EmbedPooling,
 ) -> JobHandle<Vec<Embedding>> {
     let n = dataset.n_cells();
     jobs.spawn(
@@ -149,12 +158,20 @@ fn spawn_embed(
             let rows: Vec<usize> = (0..n).collect();
             let (prompts, _) =
                 cell_type_prompts(&dataset, &rows, &settings).map_err(JobError::Failed)?;
-            let out = embed_cells(&engine, &prompts, 16, job.cancel_flag(), &mut |done| {
-                job.set(
-                    0.9 * done as f32 / n.max(1) as f32,
-                    format!("{done} of {n} cells"),
-                );
-            })
+            let batch = pooling.default_batch();
+            let out = embed_cells(
+                &engine,
+                &prompts,
+                batch,
+                pooling,
+                job.cancel_flag(),
+                &mut |done| {
+                    job.set(
+                        0.9 * done as f32 / n.max(1) as f32,
+                        format!("{done} of {n} cells"),
+                    );
+                },
+            )
             .map_err(|e| JobError::Failed(e.to_string()))?;
             job.check()?;
             let points = Embedding {
@@ -167,4 +184,33 @@ fn spawn_embed(
             Ok(vec![points, umap])
         },
     )
+}
+
+/// What the two means are, shown on hover.
+const POOLING_HELP: &str = "masked: the mean over the cell's own prompt tokens; a cell gets the \
+     same embedding whatever it is batched with.\n\
+     compat: the cell2sentence package's mean (embed_cells): 8 consecutive cells are padded to \
+     the longest prompt and the mean runs over every position, padding included, so a cell's \
+     embedding depends on its neighbours in the file. Use it, with an f32 model, to reproduce the \
+     package's numbers.";
+
+/// The pooling choice: a small combo box with the explanation on hover.
+fn pooling_combo(ui: &mut Ui, pooling: &mut EmbedPooling) -> egui::Response {
+    egui::ComboBox::from_id_salt("embed-cells-pooling")
+        .selected_text(pooling_label(*pooling))
+        .show_ui(ui, |ui| {
+            for p in EmbedPooling::ALL {
+                ui.selectable_value(pooling, p, pooling_label(p));
+            }
+        })
+        .response
+        .on_hover_text(POOLING_HELP)
+}
+
+/// The combo box's words for a pooling mode.
+fn pooling_label(pooling: EmbedPooling) -> &'static str {
+    match pooling {
+        EmbedPooling::Masked => "prompt tokens (masked)",
+        EmbedPooling::Compat => "batch with padding (compat)",
+    }
 }

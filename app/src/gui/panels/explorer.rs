@@ -62,7 +62,12 @@ fn generated_overlay(
             continue;
         };
         let color = set.color();
-        for &p in positions {
+        let placed: Vec<[f32; 2]> = positions
+            .iter()
+            .copied()
+            .filter(|p| p[0].is_finite() && p[1].is_finite())
+            .collect();
+        for &p in &placed {
             let c = camera.to_screen(p, rect);
             if !rect.expand(r).contains(c) {
                 continue;
@@ -82,7 +87,7 @@ fn generated_overlay(
         let text = painter.text(
             key,
             Align2::RIGHT_TOP,
-            format!("{} ({} cells)", set.title, positions.len()),
+            format!("{} ({} cells)", set.title, placed.len()),
             FontId::proportional(13.0),
             color,
         );

@@ -55,20 +55,30 @@ pub fn show(ui: &mut Ui, jobs: &Jobs, notices: &[Notice]) -> Option<usize> {
     dismissed
 }
 
-/// One active job: title, progress bar, message, ETA (or its place in the queue) and a cancel
-/// button labelled `cancel_label`.
+/// One active job: a cancel button labelled `cancel_label`, then the title, progress bar,
+/// message and ETA (or its place in the queue).
 pub fn job_row(ui: &mut Ui, jobs: &Jobs, job: &JobRecord, queued: &[u64], cancel_label: &str) {
+    // The button comes first, so it stays put while the widgets after it come and go (a job
+    // starting, an ETA appearing) and a click aimed at it is never lost; its id is stable for
+    // the same reason.
+    if ui
+        .push_id(("cancel-job", job.id), |ui| ui.button(cancel_label))
+        .inner
+        .clicked()
+    {
+        jobs.cancel(job.id);
+    }
     match job.status() {
         Status::Queued => {
-            let place = queued
-                .iter()
-                .position(|&id| id == job.id)
-                .map_or(0, |k| k + 1);
             ui.label("⏸");
             ui.label(&job.title);
-            ui.weak(format!(
-                "waiting for the accelerator (#{place} in the queue)"
-            ));
+            match queued.iter().position(|&id| id == job.id) {
+                Some(k) => ui.weak(format!(
+                    "waiting for the accelerator (#{} in the queue)",
+                    k + 1
+                )),
+                None => ui.weak("starting"),
+            };
         }
         _ => {
             ui.spinner();
@@ -83,15 +93,6 @@ pub fn job_row(ui: &mut Ui, jobs: &Jobs, job: &JobRecord, queued: &[u64], cancel
                 ui.weak(format!("about {} left", duration_text(eta)));
             }
         }
-    }
-    // A stable id: the widgets before the button come and go (an ETA, the queue place), and
-    // an id counted from them would change between frames and lose a click.
-    if ui
-        .push_id(("cancel-job", job.id), |ui| ui.button(cancel_label))
-        .inner
-        .clicked()
-    {
-        jobs.cancel(job.id);
     }
 }
 
