@@ -17,18 +17,26 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    disable_transparent_huge_pages();
     let args = cli::Cli::parse();
+    if matches!(
+        args.command,
+        Some(cli::Command::Convert(_) | cli::Command::BenchConvert(_))
+    ) {
+        disable_transparent_huge_pages();
+    }
     match args.command {
         Some(command) => cli::run(command),
         None => gui::run(args.paths),
     }
 }
 
-/// Turns transparent huge pages off for this process. mimalloc asks for them on its arenas, and
-/// each first touch of a huge page zeroes 2 MiB; the converter streams hundreds of MiB of
-/// short-lived buffers that are purged and faulted in again, so with huge pages `convert` of
-/// 100,000 cells spent 2.3 s of system time zeroing pages (0.6 s without; 4.5 s -> 3.3 s wall).
+/// Turns transparent huge pages off for this process, for the converter only. mimalloc asks for
+/// them on its arenas, and each first touch of a huge page zeroes 2 MiB; the converter streams
+/// hundreds of MiB of short-lived buffers that are purged and faulted in again, so with huge
+/// pages `convert` of 100,000 cells spent 2.3 s of system time zeroing pages (0.6 s without;
+/// 4.5 s -> 3.3 s wall). Model inference wants them: its weights are read whole for every token,
+/// and huge pages spare it TLB misses (the engine issue's report: decode of a Pythia-160M-shaped
+/// model went from 9.5 to 12.2 tok/s with them), so every other command and the app keep them.
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process; the call reads no memory.
