@@ -15,13 +15,15 @@ use c2s_core::tasks::Task;
 use c2s_core::tasks::postprocess::PostProcess;
 use c2s_core::tasks::prompt::{PromptBuilder, PromptSettings};
 use c2s_core::tasks::real_cells::real_cells;
-use c2s_core::tasks::template::{PromptTemplate, TemplateChoice};
+use c2s_core::tasks::template::TemplateChoice;
 use egui::Ui;
 
 use super::generated_sets::{Inspected, sets_ui};
 use super::model_choice::{keep_loaded, model_combo};
+use super::task_form::{
+    model_loaded, number_row, run_row, slider_row, split_names, template_for, template_row,
+};
 use super::{Panel, PanelContext};
-use crate::gui::actions::Action;
 use crate::gui::generated::{GeneratedSet, GenerationRequest, next_set_id, run_generation};
 use crate::gui::jobs::{JobContext, JobError, JobHandle, Jobs, Lane};
 
@@ -139,11 +141,7 @@ fn take_finished(
 impl GeneratePanel {
     fn form(&mut self, ui: &mut Ui, cx: &mut PanelContext<'_>) {
         ui.strong("Generate cells of a cell type");
-        if cx.models.models().is_empty() {
-            ui.label("No model is loaded: load one in the Model tab.");
-            if ui.button("Open the Model tab").clicked() {
-                cx.actions.push(Action::OpenPanel("model"));
-            }
+        if !model_loaded(ui, cx) {
             return;
         }
         let Some(columns) = cx.active_view().map(|v| label_columns(&v.dataset)) else {
@@ -175,53 +173,28 @@ impl GeneratePanel {
                         });
                 });
                 ui.end_row();
-                let label = ui.label("Cells per type");
-                ui.add(egui::DragValue::new(&mut self.n).range(1..=10_000))
-                    .labelled_by(label.id);
-                ui.end_row();
-                let label = ui.label("Genes per cell");
-                ui.add(egui::DragValue::new(&mut self.top_k).range(1..=4096))
-                    .labelled_by(label.id);
-                ui.end_row();
+                number_row(ui, "Cells per type", &mut self.n, 1..=10_000);
+                number_row(ui, "Genes per cell", &mut self.top_k, 1..=4096);
                 let label = ui.label("Organism");
                 ui.text_edit_singleline(&mut self.organism)
                     .labelled_by(label.id);
                 ui.end_row();
-                let label = ui.label("Temperature");
-                ui.add(egui::Slider::new(&mut self.temperature, 0.0..=2.0))
-                    .labelled_by(label.id);
-                ui.end_row();
-                let label = ui.label("Top-p");
-                ui.add(egui::Slider::new(&mut self.top_p, 0.05..=1.0))
-                    .labelled_by(label.id);
-                ui.end_row();
-                let label = ui.label("Seed");
-                ui.add(egui::DragValue::new(&mut self.seed))
-                    .labelled_by(label.id);
-                ui.end_row();
+                slider_row(ui, "Temperature", &mut self.temperature, 0.0..=2.0);
+                slider_row(ui, "Top-p", &mut self.top_p, 0.05..=1.0);
+                number_row(ui, "Seed", &mut self.seed, 0..=u64::MAX);
                 ui.label("Post-processing");
                 post_process_choice(ui, &mut self.post);
                 ui.end_row();
-                let label = ui.label("Template file");
-                ui.add(
-                    egui::TextEdit::singleline(&mut self.template_file)
-                        .hint_text("built-in (cell type generation)")
-                        .desired_width(260.0),
-                )
-                .labelled_by(label.id);
-                ui.end_row();
+                template_row(
+                    ui,
+                    &mut self.template_file,
+                    "built-in (cell type generation)",
+                );
             });
-        ui.horizontal(|ui| {
-            if let Some((_, job)) = &self.running {
-                ui.spinner();
-                ui.label("generating…");
-                if ui.button("Cancel").clicked() {
-                    job.cancel();
-                }
-            } else if ui.button("Generate").clicked() {
-                self.error = self.start(cx).err();
-            }
-        });
+        let running = self.running.as_ref().map(|(_, job)| job);
+        if run_row(ui, running, "generating…", "Generate") {
+            self.error = self.start(cx).err();
+        }
     }
 
     /// Starts generating for the active view.
@@ -231,21 +204,11 @@ impl GeneratePanel {
             .and_then(|id| cx.models.get(id))
             .cloned()
             .ok_or("no model is loaded: load one in the Model tab")?;
-        let types: Vec<String> = self
-            .cell_types
-            .split(',')
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect();
+        let types = split_names(&self.cell_types);
         if types.is_empty() {
             return Err("name at least one cell type (comma-separated)".into());
         }
-        let template = match self.template_file.trim() {
-            "" => Task::CellTypeGeneration.builtin_template(),
-            path => {
-                PromptTemplate::from_file(std::path::Path::new(path)).map_err(|e| e.to_string())?
-            }
-        };
+        let template = template_for(Task::CellTypeGeneration, &self.template_file)?;
         let mut builder = PromptBuilder::new(PromptSettings {
             task: Task::CellTypeGeneration,
             template,

@@ -32,6 +32,7 @@ pub mod selection;
 pub mod status;
 pub mod summary;
 pub mod table;
+pub mod task_form;
 pub mod welcome;
 
 use egui::Ui;

@@ -18,15 +18,17 @@ use c2s_core::tasks::postprocess::PostProcess;
 use c2s_core::tasks::prompt::{PromptBuilder, PromptSettings};
 use c2s_core::tasks::real_cells::real_cells;
 use c2s_core::tasks::sample::sample_rows;
-use c2s_core::tasks::template::{PromptTemplate, TemplateChoice};
+use c2s_core::tasks::template::TemplateChoice;
 use egui::Ui;
 
 use super::cell_prompts::cell_sentences;
 use super::generate::post_process_choice;
 use super::generated_sets::{Inspected, sets_ui};
 use super::model_choice::{keep_loaded, model_combo};
+use super::task_form::{
+    model_loaded, number_row, run_row, slider_row, split_names, template_for, template_row,
+};
 use super::{Panel, PanelContext};
-use crate::gui::actions::Action;
 use crate::gui::generated::{GeneratedSet, GenerationRequest, next_set_id, run_generation};
 use crate::gui::jobs::{JobContext, JobError, JobHandle, Jobs, Lane};
 
@@ -173,11 +175,7 @@ impl Panel for PerturbPanel {
 impl PerturbPanel {
     fn form(&mut self, ui: &mut Ui, cx: &mut PanelContext<'_>) {
         ui.strong("Predict perturbation responses of the selected cells");
-        if cx.models.models().is_empty() {
-            ui.label("No model is loaded: load one in the Model tab.");
-            if ui.button("Open the Model tab").clicked() {
-                cx.actions.push(Action::OpenPanel("model"));
-            }
+        if !model_loaded(ui, cx) {
             return;
         }
         let Some(selected) = cx.active_view().map(|v| v.selection.count()) else {
@@ -205,45 +203,23 @@ impl PerturbPanel {
                     ui.label(format!("drawn from the selection ({selected})"));
                 });
                 ui.end_row();
-                let label = ui.label("Draw seed");
-                ui.add(egui::DragValue::new(&mut self.sample_seed))
-                    .labelled_by(label.id);
-                ui.end_row();
-                let label = ui.label("Genes per cell");
-                ui.add(egui::DragValue::new(&mut self.top_k).range(1..=4096))
-                    .labelled_by(label.id);
-                ui.end_row();
-                let label = ui.label("Temperature");
-                ui.add(egui::Slider::new(&mut self.temperature, 0.0..=2.0))
-                    .labelled_by(label.id);
-                ui.end_row();
-                let label = ui.label("Sampling seed");
-                ui.add(egui::DragValue::new(&mut self.seed))
-                    .labelled_by(label.id);
-                ui.end_row();
+                number_row(ui, "Draw seed", &mut self.sample_seed, 0..=u64::MAX);
+                number_row(ui, "Genes per cell", &mut self.top_k, 1..=4096);
+                slider_row(ui, "Temperature", &mut self.temperature, 0.0..=2.0);
+                number_row(ui, "Sampling seed", &mut self.seed, 0..=u64::MAX);
                 ui.label("Post-processing");
                 post_process_choice(ui, &mut self.post);
                 ui.end_row();
-                let label = ui.label("Template file");
-                ui.add(
-                    egui::TextEdit::singleline(&mut self.template_file)
-                        .hint_text("built-in (perturbation prediction)")
-                        .desired_width(260.0),
-                )
-                .labelled_by(label.id);
-                ui.end_row();
+                template_row(
+                    ui,
+                    &mut self.template_file,
+                    "built-in (perturbation prediction)",
+                );
             });
-        ui.horizontal(|ui| {
-            if let Some((_, job)) = &self.running {
-                ui.spinner();
-                ui.label("predicting…");
-                if ui.button("Cancel").clicked() {
-                    job.cancel();
-                }
-            } else if ui.button("Predict").clicked() {
-                self.error = self.start(cx).err();
-            }
-        });
+        let running = self.running.as_ref().map(|(_, job)| job);
+        if run_row(ui, running, "predicting…", "Predict") {
+            self.error = self.start(cx).err();
+        }
     }
 
     /// Starts predicting for the selection of the active view.
@@ -253,21 +229,11 @@ impl PerturbPanel {
             .and_then(|id| cx.models.get(id))
             .cloned()
             .ok_or("no model is loaded: load one in the Model tab")?;
-        let names: Vec<String> = self
-            .perturbations
-            .split(',')
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect();
+        let names = split_names(&self.perturbations);
         if names.is_empty() {
             return Err("name at least one perturbation (comma-separated)".into());
         }
-        let template = match self.template_file.trim() {
-            "" => Task::PerturbationPrediction.builtin_template(),
-            path => {
-                PromptTemplate::from_file(std::path::Path::new(path)).map_err(|e| e.to_string())?
-            }
-        };
+        let template = template_for(Task::PerturbationPrediction, &self.template_file)?;
         let settings = PromptSettings {
             task: Task::PerturbationPrediction,
             template,
