@@ -19,7 +19,7 @@ use c2s_core::tasks::prompt::PromptSettings;
 use egui::Ui;
 
 use super::cell_prompts::{cell_type_prompts, cell_type_settings};
-use super::model_choice::{keep_loaded, model_combo};
+use super::model_choice::{chosen_model, keep_loaded, model_combo};
 use super::{Panel, PanelContext};
 use crate::gui::actions::Action;
 use crate::gui::coloring::ColorSource;
@@ -314,11 +314,7 @@ impl AnnotatePanel {
 
     /// Starts a run on the active view.
     pub fn start(&mut self, cx: &mut PanelContext<'_>) -> Result<(), String> {
-        let model = self
-            .model
-            .and_then(|id| cx.models.get(id))
-            .cloned()
-            .ok_or("no model is loaded: load one in the Model tab")?;
+        let model = chosen_model(self.model, cx.models)?;
         let all = self.all_cells;
         let view = cx.active_view().ok_or("open a dataset first")?;
         let rows: Vec<usize> = if all {

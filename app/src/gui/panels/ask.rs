@@ -14,7 +14,7 @@ use c2s_core::tasks::sample::sample_rows;
 use c2s_core::tasks::template::{PromptTemplate, TemplateChoice};
 use egui::Ui;
 
-use super::model_choice::{keep_loaded, model_combo};
+use super::model_choice::{chosen_model, keep_loaded, model_combo};
 use super::{Panel, PanelContext};
 use crate::gui::jobs::{JobContext, JobError, JobHandle, Jobs, Lane};
 
@@ -201,11 +201,7 @@ impl AskPanel {
 
     /// Builds the prompt from the selection and starts the streamed generation.
     pub fn start(&mut self, cx: &mut PanelContext<'_>) -> Result<(), String> {
-        let model = self
-            .model
-            .and_then(|id| cx.models.get(id))
-            .cloned()
-            .ok_or("no model is loaded: load one in the Model tab")?;
+        let model = chosen_model(self.model, cx.models)?;
         let view = cx.active_view().ok_or("open a dataset first")?;
         let selected = view.selection.indices();
         if selected.is_empty() {

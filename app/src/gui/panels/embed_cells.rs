@@ -16,7 +16,7 @@ use c2s_core::tasks::prompt::PromptSettings;
 use egui::Ui;
 
 use super::cell_prompts::{cell_type_prompts, cell_type_settings};
-use super::model_choice::{keep_loaded, model_combo};
+use super::model_choice::{chosen_model, keep_loaded, model_combo};
 use super::{Panel, PanelContext};
 use crate::gui::actions::Action;
 use crate::gui::jobs::{JobContext, JobError, JobHandle, Jobs, Lane};
@@ -110,11 +110,7 @@ impl Panel for EmbedCellsPanel {
 impl EmbedCellsPanel {
     /// Starts embedding the active dataset.
     pub fn start(&mut self, cx: &mut PanelContext<'_>) -> Result<(), String> {
-        let model = self
-            .model
-            .and_then(|id| cx.models.get(id))
-            .cloned()
-            .ok_or("no model is loaded: load one in the Model tab")?;
+        let model = chosen_model(self.model, cx.models)?;
         let settings = cell_type_settings(&self.template_file, self.top_k, "Homo sapiens")?;
         let PanelContext {
             views,

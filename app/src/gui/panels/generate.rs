@@ -19,7 +19,7 @@ use c2s_core::tasks::template::TemplateChoice;
 use egui::Ui;
 
 use super::generated_sets::{Inspected, sets_ui};
-use super::model_choice::{keep_loaded, model_combo};
+use super::model_choice::{chosen_model, keep_loaded, model_combo};
 use super::task_form::{
     model_loaded, number_row, run_row, slider_row, split_names, template_for, template_row,
 };
@@ -199,11 +199,7 @@ impl GeneratePanel {
 
     /// Starts generating for the active view.
     pub fn start(&mut self, cx: &mut PanelContext<'_>) -> Result<(), String> {
-        let model = self
-            .model
-            .and_then(|id| cx.models.get(id))
-            .cloned()
-            .ok_or("no model is loaded: load one in the Model tab")?;
+        let model = chosen_model(self.model, cx.models)?;
         let types = split_names(&self.cell_types);
         if types.is_empty() {
             return Err("name at least one cell type (comma-separated)".into());

@@ -2,7 +2,7 @@
 
 use egui::Ui;
 
-use crate::gui::models::ModelRegistry;
+use crate::gui::models::{LoadedModel, ModelRegistry};
 
 /// Keeps `choice` on a loaded model: the newest one when nothing is chosen or the chosen model
 /// was unloaded.
@@ -25,4 +25,12 @@ pub fn model_combo(ui: &mut Ui, id_salt: &str, choice: &mut Option<u64>, models:
                 ui.selectable_value(choice, Some(m.id), m.name());
             }
         });
+}
+
+/// The chosen loaded model (a copy of its handle), or the message to show when none is.
+pub fn chosen_model(choice: Option<u64>, models: &ModelRegistry) -> Result<LoadedModel, String> {
+    choice
+        .and_then(|id| models.get(id))
+        .cloned()
+        .ok_or_else(|| "no model is loaded: load one in the Model tab".into())
 }

@@ -24,7 +24,7 @@ use egui::Ui;
 use super::cell_prompts::cell_sentences;
 use super::generate::post_process_choice;
 use super::generated_sets::{Inspected, sets_ui};
-use super::model_choice::{keep_loaded, model_combo};
+use super::model_choice::{chosen_model, keep_loaded, model_combo};
 use super::task_form::{
     model_loaded, number_row, run_row, slider_row, split_names, template_for, template_row,
 };
@@ -224,11 +224,7 @@ impl PerturbPanel {
 
     /// Starts predicting for the selection of the active view.
     pub fn start(&mut self, cx: &mut PanelContext<'_>) -> Result<(), String> {
-        let model = self
-            .model
-            .and_then(|id| cx.models.get(id))
-            .cloned()
-            .ok_or("no model is loaded: load one in the Model tab")?;
+        let model = chosen_model(self.model, cx.models)?;
         let names = split_names(&self.perturbations);
         if names.is_empty() {
             return Err("name at least one perturbation (comma-separated)".into());
