@@ -13,6 +13,7 @@ pub mod error;
 pub mod hub;
 pub mod inverse;
 pub mod io;
+pub mod kernels;
 pub mod matrix;
 pub mod metrics;
 pub mod model;

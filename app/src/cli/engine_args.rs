@@ -11,7 +11,8 @@ pub struct EngineArgs {
     /// Backend: auto, cuda, wgpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Precision: auto, f32, f16 or bf16.
+    /// Precision: auto, f32, f16, bf16, or q8 (CPU: 8-bit weights, f32 compute; log-probs within
+    /// a stated tolerance of f32, see the README).
     #[arg(long, default_value = "auto")]
     pub dtype: String,
     /// Disable Burn's kernel fusion on GPU backends.
@@ -33,8 +34,12 @@ impl EngineArgs {
             eprintln!("note: {note}");
         }
         if !quiet {
+            let weights = info
+                .cpu_weights
+                .map(|w| format!(", {} weights", w.name()))
+                .unwrap_or_default();
             eprintln!(
-                "{} ({}) on {} [{:?}]",
+                "{} ({}) on {} [{:?}{weights}]",
                 info.dir.display(),
                 info.architecture,
                 info.device.description,

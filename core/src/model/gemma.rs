@@ -11,11 +11,11 @@
 use super::attention::{attend, build_mask};
 use super::config::{GemmaConfig, GemmaVersion, LayerKind};
 use super::kv_cache::KvCache;
-use super::linear::Linear;
+use super::linear::{Linear, uses_host_kernels};
 use super::norm::GemmaRmsNorm;
 use super::rope::Rope;
 use super::weights::Weights;
-use super::{ModelError, Step, activate, embed};
+use super::{ModelError, Precision, Step, activate, embed};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, bf16, f16};
 
@@ -82,14 +82,38 @@ impl<B: Backend> Gemma<B> {
             || name == "language_model.lm_head.weight"
     }
 
+    /// The untied LM head's key prefix (`lm_head` or `language_model.lm_head`, as plain and
+    /// multimodal checkpoints store it); `None` for a tied head.
+    fn head_name(
+        weights: &Weights,
+        tie_word_embeddings: bool,
+        prefix: &str,
+    ) -> Result<Option<&'static str>, ModelError> {
+        if tie_word_embeddings {
+            return Ok(None);
+        }
+        ["lm_head", "language_model.lm_head"]
+            .into_iter()
+            .find(|name| weights.contains(&format!("{name}.weight")))
+            .map(Some)
+            .ok_or_else(|| ModelError::Weights {
+                message: format!(
+                    "config.json says the LM head is not tied to the embedding \
+                     (`tie_word_embeddings: false`) but the checkpoint has no `lm_head.weight` \
+                     or `language_model.lm_head.weight` beside `{prefix}embed_tokens.weight`"
+                ),
+            })
+    }
+
     /// Loads the decoder from `weights`.
     pub fn load(
         config: GemmaConfig,
         weights: &Weights,
         tie_word_embeddings: bool,
-        dtype: DType,
+        precision: Precision,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
+        let dtype = precision.dtype;
         let prefix = Self::detect_prefix(weights)?;
         let h = config.hidden_size;
         let inter = config.intermediate_size;
@@ -107,7 +131,7 @@ impl<B: Backend> Gemma<B> {
         let norm =
             |name: String, size: usize| GemmaRmsNorm::load(weights, &name, size, eps, device);
         let linear = |name: String, i: usize, o: usize, bias: bool| {
-            Linear::load(weights, &name, i, o, bias, dtype, device)
+            Linear::load(weights, &name, i, o, bias, precision, device)
         };
         let mut layers = Vec::with_capacity(config.num_layers);
         for (l, kind) in config.layer_kinds.iter().enumerate() {
@@ -139,12 +163,23 @@ impl<B: Backend> Gemma<B> {
             });
         }
         let norm = norm(format!("{prefix}norm"), h)?;
-        let lm_head = if !tie_word_embeddings && weights.contains("lm_head.weight") {
-            Some(Linear::load(
-                weights, "lm_head", h, vocab_rows, false, dtype, device,
-            )?)
-        } else {
-            None
+        let head_name = Self::head_name(weights, tie_word_embeddings, prefix)?;
+        // A tied head on the CPU gets its own packed copy of the embedding (the kernels need
+        // their layout); on a GPU it multiplies by the embedding itself.
+        let lm_head = match head_name {
+            Some(name) => Some(Linear::load(
+                weights, name, h, vocab_rows, false, precision, device,
+            )?),
+            None if uses_host_kernels::<B>(device) => Some(Linear::load(
+                weights,
+                &format!("{prefix}embed_tokens"),
+                h,
+                vocab_rows,
+                false,
+                precision,
+                device,
+            )?),
+            None => None,
         };
         // `torch.tensor(sqrt(H), dtype=compute dtype)`: the scale is rounded to the compute dtype.
         let sqrt_h = (h as f64).sqrt() as f32;

@@ -7,11 +7,11 @@
 use super::attention::{attend, build_mask};
 use super::config::{Activation, GptNeoxConfig};
 use super::kv_cache::KvCache;
-use super::linear::Linear;
+use super::linear::{Linear, uses_host_kernels};
 use super::norm::LayerNorm;
 use super::rope::{Rope, RopeTables};
 use super::weights::Weights;
-use super::{ModelError, Step, activate, embed};
+use super::{ModelError, Precision, Step, activate, embed};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 
@@ -45,9 +45,10 @@ impl<B: Backend> GptNeox<B> {
     pub fn load(
         config: GptNeoxConfig,
         weights: &Weights,
-        dtype: DType,
+        precision: Precision,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
+        let dtype = precision.dtype;
         let h = config.hidden_size;
         let i = config.intermediate_size;
         let eps = config.layer_norm_eps;
@@ -83,7 +84,7 @@ impl<B: Backend> GptNeox<B> {
                     h,
                     3 * h,
                     bias,
-                    dtype,
+                    precision,
                     device,
                 )?,
                 dense: Linear::load(
@@ -92,7 +93,7 @@ impl<B: Backend> GptNeox<B> {
                     h,
                     h,
                     bias,
-                    dtype,
+                    precision,
                     device,
                 )?,
                 dense_h_to_4h: Linear::load(
@@ -101,7 +102,7 @@ impl<B: Backend> GptNeox<B> {
                     h,
                     i,
                     true,
-                    dtype,
+                    precision,
                     device,
                 )?,
                 dense_4h_to_h: Linear::load(
@@ -110,25 +111,36 @@ impl<B: Backend> GptNeox<B> {
                     i,
                     h,
                     true,
-                    dtype,
+                    precision,
                     device,
                 )?,
             });
         }
         let final_layer_norm =
             LayerNorm::load(weights, "gpt_neox.final_layer_norm", h, eps, device)?;
-        let embed_out = if config.tie_word_embeddings && !weights.contains("embed_out.weight") {
-            None
-        } else {
-            Some(Linear::load(
+        let tied = config.tie_word_embeddings && !weights.contains("embed_out.weight");
+        // A tied head on the CPU gets its own packed copy of the embedding (the kernels need
+        // their layout); on a GPU it multiplies by the embedding itself.
+        let embed_out = match (tied, uses_host_kernels::<B>(device)) {
+            (true, false) => None,
+            (true, true) => Some(Linear::load(
+                weights,
+                "gpt_neox.embed_in",
+                h,
+                vocab_rows,
+                false,
+                precision,
+                device,
+            )?),
+            (false, _) => Some(Linear::load(
                 weights,
                 "embed_out",
                 h,
                 vocab_rows,
                 false,
-                dtype,
+                precision,
                 device,
-            )?)
+            )?),
         };
         let rope = Rope::new(config.rotary_dim(), config.rope);
         Ok(Self {

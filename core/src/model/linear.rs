@@ -1,30 +1,38 @@
-//! A dense layer holding Burn-layout weights (PyTorch's `[out, in]` transposed at load). On the
-//! Flex CPU backend the weight is stored as `[chunks, in, out / chunks]` column blocks so that
-//! even a single decoded token is multiplied on all cores (Flex parallelises a batched matmul
-//! across its batch, but runs a small single matmul on one thread).
+//! A dense layer. On GPU backends the weight is a Burn tensor (PyTorch's `[out, in]` transposed
+//! to `[in, out]` at load) multiplied by Burn. On the Flex CPU backend it is packed in host memory
+//! for [`crate::kernels`] (f32 or 8-bit), which multiply on every core with AVX-512 where the
+//! processor has it: Flex's own matmul runs a single decoded token on one core.
 
-use super::ModelError;
 use super::weights::Weights;
+use super::{ModelError, Precision};
+use crate::kernels::PackedMatrix;
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor};
-
-/// Column blocks used on the CPU backend.
-const CPU_CHUNKS: usize = 4;
+use burn::tensor::{DType, Tensor, TensorData};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 enum Weight<B: Backend> {
-    /// `[in, out]`.
-    Plain(Tensor<B, 2>),
-    /// `[chunks, in, out / chunks]`.
-    Chunked(Tensor<B, 3>),
+    /// `[in, out]` on the device, multiplied by Burn.
+    Device {
+        weight: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    },
+    /// Packed in host memory for the CPU kernels.
+    Host {
+        weight: Arc<PackedMatrix>,
+        bias: Option<Arc<[f32]>>,
+    },
 }
 
-/// `y = x·W + b`.
+/// `y = x·Wᵀ + b`.
 #[derive(Debug, Clone)]
 pub struct Linear<B: Backend> {
     weight: Weight<B>,
-    bias: Option<Tensor<B, 1>>,
-    out_features: usize,
+}
+
+/// True when dense layers on `device` run on the CPU kernels (the Flex backend).
+pub fn uses_host_kernels<B: Backend>(device: &B::Device) -> bool {
+    B::name(device) == "flex"
 }
 
 impl<B: Backend> Linear<B> {
@@ -35,69 +43,97 @@ impl<B: Backend> Linear<B> {
         in_features: usize,
         out_features: usize,
         bias: bool,
-        dtype: DType,
+        precision: Precision,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
         let name = format!("{prefix}.weight");
-        let chunked = B::name(device) == "flex" && out_features.is_multiple_of(CPU_CHUNKS);
-        let weight = if chunked {
-            Weight::Chunked(weights.linear_weight_chunked::<B>(
-                &name,
-                out_features,
-                in_features,
-                CPU_CHUNKS,
-                dtype,
-                device,
-            )?)
+        let bias_name = format!("{prefix}.bias");
+        let weight = if uses_host_kernels::<B>(device) {
+            let values = weights.read_f32(&name, &[out_features, in_features])?;
+            let packed =
+                PackedMatrix::pack(&values, out_features, in_features, precision.cpu_weights);
+            let bias = if bias {
+                Some(weights.read_f32(&bias_name, &[out_features])?.into())
+            } else {
+                None
+            };
+            Weight::Host {
+                weight: Arc::new(packed),
+                bias,
+            }
         } else {
-            Weight::Plain(weights.linear_weight::<B>(
-                &name,
-                out_features,
-                in_features,
-                dtype,
-                device,
-            )?)
+            Weight::Device {
+                weight: weights.linear_weight::<B>(
+                    &name,
+                    out_features,
+                    in_features,
+                    precision.dtype,
+                    device,
+                )?,
+                bias: if bias {
+                    Some(weights.tensor::<B, 1>(
+                        &bias_name,
+                        [out_features],
+                        precision.dtype,
+                        device,
+                    )?)
+                } else {
+                    None
+                },
+            }
         };
-        let bias = if bias {
-            Some(weights.tensor::<B, 1>(
-                &format!("{prefix}.bias"),
-                [out_features],
-                dtype,
-                device,
-            )?)
-        } else {
-            None
-        };
-        Ok(Self {
-            weight,
-            bias,
-            out_features,
-        })
+        Ok(Self { weight })
+    }
+
+    /// Bytes the weights take (host memory for packed layers, device memory otherwise).
+    pub fn bytes(&self) -> usize {
+        match &self.weight {
+            Weight::Device { weight, bias } => {
+                let elems = |t: &Tensor<B, 2>| t.dims().iter().product::<usize>();
+                (elems(weight) + bias.as_ref().map_or(0, |b| b.dims()[0])) * weight.dtype().size()
+            }
+            Weight::Host { weight, bias } => {
+                weight.bytes() + bias.as_ref().map_or(0, |b| b.len() * 4)
+            }
+        }
     }
 
     /// Applies the layer to `[..., in]`.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         match &self.weight {
-            Weight::Plain(w) => burn::tensor::module::linear(x, w.clone(), self.bias.clone()),
-            Weight::Chunked(w) => {
-                let dims = x.dims();
-                let k = dims[D - 1];
-                let m = dims[..D - 1].iter().product::<usize>();
-                let [chunks, _, per] = w.dims();
-                // [1, M, K] · [C, K, N/C] → [C, M, N/C] → [M, C, N/C] → [..., N]
-                let y = x
-                    .reshape([1, m, k])
-                    .matmul(w.clone())
-                    .swap_dims(0, 1)
-                    .reshape([m, chunks * per]);
-                let y = match &self.bias {
-                    Some(b) => y + b.clone().unsqueeze::<2>(),
-                    None => y,
-                };
-                let mut out = dims;
-                out[D - 1] = self.out_features;
-                y.reshape(out)
+            Weight::Device { weight, bias } => {
+                burn::tensor::module::linear(x, weight.clone(), bias.clone())
+            }
+            Weight::Host { weight, bias } => host_forward(x, weight, bias.as_deref()),
+        }
+    }
+}
+
+/// Runs a packed layer on a host tensor: its values in f32, the product, the bias, and a tensor
+/// of the input's dtype back.
+fn host_forward<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: &PackedMatrix,
+    bias: Option<&[f32]>,
+) -> Tensor<B, D> {
+    let mut dims = x.dims();
+    let m = dims[..D - 1].iter().product::<usize>();
+    let (device, dtype) = (x.device(), x.dtype());
+    let data = x.into_data();
+    let values: Vec<f32> = if data.dtype == DType::F32 {
+        data.into_vec::<f32>()
+            .expect("f32 tensor data converts to Vec<f32>")
+    } else {
+        data.iter::<f32>().collect()
+    };
+    let mut y = weight.matmul(&values, m);
+    if let Some(bias) = bias {
+        for row in y.chunks_exact_mut(weight.rows()) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v += b;
             }
         }
     }
+    dims[D - 1] = weight.rows();
+    Tensor::from_data(TensorData::new(y, dims), (&device, dtype))
 }

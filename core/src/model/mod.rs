@@ -17,6 +17,7 @@ pub mod norm;
 pub mod rope;
 pub mod weights;
 
+use crate::kernels::WeightFormat;
 use burn::tensor::activation::{gelu, gelu_approximate, relu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Tensor, TensorData};
@@ -65,6 +66,25 @@ pub enum ModelError {
     },
 }
 
+/// The precision a model is loaded in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Precision {
+    /// Compute dtype; also the storage dtype of every tensor on GPU backends.
+    pub dtype: DType,
+    /// How dense-layer weights are stored for the CPU kernels (the Flex backend only).
+    pub cpu_weights: WeightFormat,
+}
+
+impl From<DType> for Precision {
+    /// `dtype` with exact (f32) CPU weights.
+    fn from(dtype: DType) -> Self {
+        Self {
+            dtype,
+            cpu_weights: WeightFormat::F32,
+        }
+    }
+}
+
 /// The inputs of one forward step: `batch × seq` new tokens, row-major.
 #[derive(Debug, Clone, Copy)]
 pub struct Step<'a> {
@@ -91,7 +111,11 @@ pub enum LanguageModel<B: Backend> {
 
 impl<B: Backend> LanguageModel<B> {
     /// Loads `config.json` and the safetensors weights from `dir` in `dtype` onto `device`.
-    pub fn load(dir: &Path, dtype: DType, device: &B::Device) -> Result<Self, ModelError> {
+    pub fn load(
+        dir: &Path,
+        precision: impl Into<Precision>,
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
         let config_path = dir.join("config.json");
         if !config_path.exists() {
             return Err(ModelError::Io {
@@ -113,7 +137,7 @@ impl<B: Backend> LanguageModel<B> {
             })?;
         let config = ModelConfig::from_json(&raw)?;
         let weights = Weights::open_dir(dir)?;
-        Self::from_weights(config, &raw, &weights, dtype, device)
+        Self::from_weights(config, &raw, &weights, precision.into(), device)
     }
 
     /// Builds a model from a parsed config and opened weights; rejects unexpected leftover keys.
@@ -121,12 +145,12 @@ impl<B: Backend> LanguageModel<B> {
         config: ModelConfig,
         raw_config: &serde_json::Value,
         weights: &Weights,
-        dtype: DType,
+        precision: Precision,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
         let model = match config {
             ModelConfig::GptNeox(c) => {
-                Self::GptNeox(gpt_neox::GptNeox::load(c, weights, dtype, device)?)
+                Self::GptNeox(gpt_neox::GptNeox::load(c, weights, precision, device)?)
             }
             ModelConfig::Gemma(c) => {
                 let tie = raw_config
@@ -138,7 +162,7 @@ impl<B: Backend> LanguageModel<B> {
                     })
                     .and_then(serde_json::Value::as_bool)
                     .unwrap_or(true);
-                Self::Gemma(gemma::Gemma::load(c, weights, tie, dtype, device)?)
+                Self::Gemma(gemma::Gemma::load(c, weights, tie, precision, device)?)
             }
         };
         let unused = weights.unused(|name| match &model {

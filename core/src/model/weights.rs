@@ -149,14 +149,16 @@ impl Weights {
             .sum()
     }
 
-    /// The most common float dtype among the stored tensors (the checkpoint's dtype).
+    /// The float dtype holding the most parameters (the checkpoint's dtype): a few f32 norms
+    /// beside bf16 matrices do not make a bf16 checkpoint f32.
     pub fn dominant_dtype(&self) -> StoredDType {
         let mut counts = [0usize; 3];
         for e in self.entries.values() {
+            let n = e.shape.iter().product::<usize>();
             match e.dtype {
-                StoredDType::F32 => counts[0] += 1,
-                StoredDType::F16 => counts[1] += 1,
-                StoredDType::BF16 => counts[2] += 1,
+                StoredDType::F32 => counts[0] += n,
+                StoredDType::F16 => counts[1] += n,
+                StoredDType::BF16 => counts[2] += n,
                 StoredDType::Other => {}
             }
         }
@@ -247,29 +249,9 @@ impl Weights {
         device: &B::Device,
     ) -> Result<Tensor<B, 2>, ModelError> {
         let values = self.read_f32(name, &[out_features, in_features])?;
-        let data = transpose_chunked(&values, out_features, in_features, 1);
+        let data = transpose(&values, out_features, in_features);
         Ok(Tensor::from_data(
             TensorData::new(data, [in_features, out_features]),
-            (device, dtype),
-        ))
-    }
-
-    /// Loads a PyTorch `nn.Linear` weight `[out, in]` split along `out` into `chunks` column
-    /// blocks, as `[chunks, in, out / chunks]` (so a CPU backend can run the blocks in parallel
-    /// even when only one token is multiplied).
-    pub fn linear_weight_chunked<B: Backend>(
-        &self,
-        name: &str,
-        out_features: usize,
-        in_features: usize,
-        chunks: usize,
-        dtype: DType,
-        device: &B::Device,
-    ) -> Result<Tensor<B, 3>, ModelError> {
-        let values = self.read_f32(name, &[out_features, in_features])?;
-        let data = transpose_chunked(&values, out_features, in_features, chunks);
-        Ok(Tensor::from_data(
-            TensorData::new(data, [chunks, in_features, out_features / chunks]),
             (device, dtype),
         ))
     }
@@ -290,18 +272,16 @@ impl Weights {
     }
 }
 
-/// `[out, in]` row-major → `[chunks, in, out / chunks]`, in cache-friendly tiles.
-fn transpose_chunked(src: &[f32], out: usize, inp: usize, chunks: usize) -> Vec<f32> {
+/// `[out, in]` row-major → `[in, out]`, in cache-friendly tiles.
+fn transpose(src: &[f32], out: usize, inp: usize) -> Vec<f32> {
     const TILE: usize = 32;
-    let per = out / chunks;
     let mut dst = vec![0f32; src.len()];
     for o0 in (0..out).step_by(TILE) {
         for i0 in (0..inp).step_by(TILE) {
             for o in o0..(o0 + TILE).min(out) {
-                let (c, j) = (o / per, o % per);
                 let row = &src[o * inp..(o + 1) * inp];
                 for (i, v) in row.iter().enumerate().take((i0 + TILE).min(inp)).skip(i0) {
-                    dst[(c * inp + i) * per + j] = *v;
+                    dst[i * out + o] = *v;
                 }
             }
         }

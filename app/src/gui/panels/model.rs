@@ -197,6 +197,7 @@ impl ModelPanel {
                         DTypeRequest::F32,
                         DTypeRequest::F16,
                         DTypeRequest::BF16,
+                        DTypeRequest::Q8,
                     ] {
                         ui.selectable_value(&mut self.dtype, d, dtype_name(d));
                     }
@@ -309,7 +310,7 @@ impl ModelPanel {
                     if !info.device.notes.is_empty() {
                         device.on_hover_text(info.device.notes.join("\n"));
                     }
-                    ui.label(format!("{:?}", info.dtype).to_lowercase());
+                    ui.label(precision_label(info));
                     ui.label(human_count(info.parameters));
                     ui.label(human_bytes(info.weight_bytes()));
                     ui.label(format!("{} tokens", info.context));
@@ -459,12 +460,24 @@ fn device_name(d: DeviceRequest) -> &'static str {
     }
 }
 
+/// `f32`, `bf16`, or `f32, q8 weights` for a model whose CPU kernels hold 8-bit weights.
+fn precision_label(info: &c2s_core::engine::ModelInfo) -> String {
+    let dtype = format!("{:?}", info.dtype).to_lowercase();
+    match info.cpu_weights {
+        Some(w) if w != c2s_core::kernels::WeightFormat::F32 => {
+            format!("{dtype}, {} weights", w.name())
+        }
+        _ => dtype,
+    }
+}
+
 fn dtype_name(d: DTypeRequest) -> &'static str {
     match d {
         DTypeRequest::Auto => "automatic",
         DTypeRequest::F32 => "f32",
         DTypeRequest::F16 => "f16",
         DTypeRequest::BF16 => "bf16",
+        DTypeRequest::Q8 => "q8 (8-bit weights, CPU)",
     }
 }
 

@@ -1,0 +1,336 @@
+//! 8-bit weights. Each row is cut into blocks of [`BLOCK`] columns; a block is stored as signed
+//! 8-bit integers with one f32 scale `max|w| / 127`, offset by +128 to unsigned bytes. Rows sit in
+//! panels of [`PANEL`]: for every 4 columns, the 16 rows' 4 bytes lie together (64 bytes, one
+//! vector), which is the operand layout of AVX-512 VNNI's `vpdpbusd` (unsigned × signed bytes,
+//! summed in fours into 32-bit lanes). Input rows are quantized the same way once per product;
+//! a block's integer sum is scaled in f32, and the +128 offset is removed through each input
+//! block's sum.
+
+use super::isa::Isa;
+use super::tiles::{OutPtr, PANEL, dispatch_micro, for_each_tile, walk};
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Columns per quantization block.
+pub const BLOCK: usize = 64;
+/// Column groups of 4 per block.
+const QUADS: usize = BLOCK / 4;
+/// Input rows per register tile (6 inputs × 2 panels: 12 integer and 12 float accumulators).
+const TILE_M: usize = 6;
+
+/// Quantized panels. Bytes: `q[(((p · nb + b) · 16 + g) · 16 + lane) · 4 + t]` = row
+/// `16p + lane`, column `64b + 4g + t`, plus 128. Scales: `d[(p · nb + b) · 16 + lane]`.
+#[derive(Debug)]
+pub(super) struct Q8Panels {
+    kp: usize,
+    q: Vec<u8>,
+    d: Vec<f32>,
+}
+
+/// Input rows quantized for one product: `kp` bytes per row, per-block scales, and
+/// `128 · scale · Σq` per block (the weights' +128 offset, removed from each block's sum).
+struct Q8Input {
+    q: Vec<i8>,
+    d: Vec<f32>,
+    c: Vec<f32>,
+}
+
+impl Q8Panels {
+    pub(super) fn pack(weights: &[f32], rows: usize, cols: usize) -> Self {
+        let kp = cols.next_multiple_of(BLOCK);
+        let nb = kp / BLOCK;
+        let panels = rows.div_ceil(PANEL);
+        let mut q = vec![128u8; panels * kp * PANEL];
+        let mut d = vec![0.0f32; panels * nb * PANEL];
+        q.par_chunks_mut(kp * PANEL)
+            .zip(d.par_chunks_mut(nb * PANEL))
+            .enumerate()
+            .for_each(|(p, (q_panel, d_panel))| {
+                let mut block = [0.0f32; BLOCK];
+                for lane in 0..PANEL.min(rows - p * PANEL) {
+                    let row = &weights[(p * PANEL + lane) * cols..][..cols];
+                    for b in 0..nb {
+                        block.fill(0.0);
+                        let src = &row[(b * BLOCK).min(cols)..((b + 1) * BLOCK).min(cols)];
+                        block[..src.len()].copy_from_slice(src);
+                        let q_block = &mut q_panel[b * BLOCK * PANEL..][..BLOCK * PANEL];
+                        let (scale, _) = quantize_block(&block, |c, v| {
+                            q_block[((c / 4) * PANEL + lane) * 4 + c % 4] = (v as i16 + 128) as u8;
+                        });
+                        d_panel[b * PANEL + lane] = scale;
+                    }
+                }
+            });
+        Self { kp, q, d }
+    }
+
+    pub(super) fn bytes(&self) -> usize {
+        self.q.len() + self.d.len() * 4
+    }
+
+    pub(super) fn matmul(
+        &self,
+        x: &[f32],
+        m: usize,
+        cols: usize,
+        rows: usize,
+        out: &mut [f32],
+        isa: Isa,
+    ) {
+        let input = self.quantize_input(x, m, cols);
+        let out = OutPtr(out.as_mut_ptr());
+        let args = TileArgs {
+            xq: input.q.as_ptr(),
+            xd: input.d.as_ptr(),
+            xc: input.c.as_ptr(),
+            wq: self.q.as_ptr(),
+            wd: self.d.as_ptr(),
+            kp: self.kp,
+            out: out.0,
+            rows,
+        };
+        let args = &args;
+        for_each_tile(m, rows, |ms, rs| {
+            // SAFETY: the input holds `m` rows of `kp` bytes and `kp / 64` scales, the panels
+            // `⌈rows/16⌉ × kp × 16` bytes, `out` `m × rows`; the tile lies inside them, and `Isa`
+            // checked the instruction set.
+            unsafe {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => avx512::tile(args, ms, rs),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => tile_avx2(args, ms, rs),
+                    _ => tile_lanes(args, ms, rs),
+                }
+            }
+        });
+    }
+
+    fn quantize_input(&self, x: &[f32], m: usize, cols: usize) -> Q8Input {
+        let nb = self.kp / BLOCK;
+        let mut input = Q8Input {
+            q: vec![0i8; m * self.kp],
+            d: vec![0.0; m * nb],
+            c: vec![0.0; m * nb],
+        };
+        let mut block = [0.0f32; BLOCK];
+        for i in 0..m {
+            let row = &x[i * cols..][..cols];
+            for b in 0..nb {
+                block.fill(0.0);
+                let src = &row[(b * BLOCK).min(cols)..((b + 1) * BLOCK).min(cols)];
+                block[..src.len()].copy_from_slice(src);
+                let q_block = &mut input.q[i * self.kp + b * BLOCK..][..BLOCK];
+                let (scale, sum) = quantize_block(&block, |c, v| q_block[c] = v);
+                input.d[i * nb + b] = scale;
+                input.c[i * nb + b] = 128.0 * scale * sum as f32;
+            }
+        }
+        input
+    }
+}
+
+/// Quantizes one block to `round(v / scale)` in `-127..=127`, passing `(column, value)` to
+/// `put`; returns the scale and the sum of the quantized values. A block holding NaN or an
+/// infinity gets a NaN scale, so the product's outputs turn NaN instead of silently finite.
+fn quantize_block(values: &[f32; BLOCK], mut put: impl FnMut(usize, i8)) -> (f32, i32) {
+    if !values.iter().all(|v| v.is_finite()) {
+        return (f32::NAN, 0);
+    }
+    let amax = values.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    if amax == 0.0 {
+        for c in 0..BLOCK {
+            put(c, 0);
+        }
+        return (0.0, 0);
+    }
+    let scale = amax / 127.0;
+    let inv = 1.0 / scale;
+    let mut sum = 0i32;
+    for (c, v) in values.iter().enumerate() {
+        let q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+        sum += q as i32;
+        put(c, q);
+    }
+    (scale, sum)
+}
+
+/// Raw views of one product's buffers.
+struct TileArgs {
+    xq: *const i8,
+    xd: *const f32,
+    xc: *const f32,
+    wq: *const u8,
+    wd: *const f32,
+    kp: usize,
+    out: *mut f32,
+    rows: usize,
+}
+
+// SAFETY: the pointers are only read, or written at disjoint cells per tile (see `OutPtr`).
+unsafe impl Sync for TileArgs {}
+
+/// One register tile: inputs from row `i`, panels from panel `p`.
+#[derive(Clone, Copy)]
+struct Micro {
+    xq: *const i8,
+    xd: *const f32,
+    xc: *const f32,
+    wq: *const u8,
+    wd: *const f32,
+    kp: usize,
+    out: *mut f32,
+    rows: usize,
+    /// Output columns this tile's panels cover (the last panel may be partial).
+    valid: usize,
+}
+
+impl TileArgs {
+    #[inline(always)]
+    unsafe fn at(&self, i: usize, p: usize, np: usize) -> Micro {
+        let nb = self.kp / BLOCK;
+        // SAFETY: the caller passes an input row and panel inside the buffers.
+        unsafe {
+            Micro {
+                xq: self.xq.add(i * self.kp),
+                xd: self.xd.add(i * nb),
+                xc: self.xc.add(i * nb),
+                wq: self.wq.add(p * self.kp * PANEL),
+                wd: self.wd.add(p * nb * PANEL),
+                kp: self.kp,
+                out: self.out.add(i * self.rows + p * PANEL),
+                rows: self.rows,
+                valid: (self.rows - p * PANEL).min(np * PANEL),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn tile_lanes(a: &TileArgs, ms: Range<usize>, rs: Range<usize>) {
+    walk!(ms, rs, 1, |i, p, _mr, np| {
+        for j in 0..np {
+            // SAFETY: the caller guarantees the ranges lie inside the buffers.
+            unsafe { micro_lanes(a.at(i, p + j, 1)) }
+        }
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2(a: &TileArgs, ms: Range<usize>, rs: Range<usize>) {
+    // SAFETY: forwarded.
+    unsafe { tile_lanes(a, ms, rs) }
+}
+
+/// One input row × one panel with 16 integer lanes (vectorised by the compiler).
+#[inline(always)]
+unsafe fn micro_lanes(t: Micro) {
+    let nb = t.kp / BLOCK;
+    // SAFETY: the input row has `kp` bytes and `nb` scales, the panel `kp × 16` bytes and
+    // `nb × 16` scales.
+    let (xq, xd, xc, wq, wd) = unsafe {
+        (
+            std::slice::from_raw_parts(t.xq, t.kp),
+            std::slice::from_raw_parts(t.xd, nb),
+            std::slice::from_raw_parts(t.xc, nb),
+            std::slice::from_raw_parts(t.wq, t.kp * PANEL),
+            std::slice::from_raw_parts(t.wd, nb * PANEL),
+        )
+    };
+    let mut acc = [0.0f32; PANEL];
+    for b in 0..nb {
+        let mut sums = [0i32; PANEL];
+        for (x4, w) in xq[b * BLOCK..][..BLOCK]
+            .chunks_exact(4)
+            .zip(wq[b * BLOCK * PANEL..][..BLOCK * PANEL].chunks_exact(4 * PANEL))
+        {
+            for l in 0..PANEL {
+                for u in 0..4 {
+                    sums[l] += w[l * 4 + u] as i32 * x4[u] as i32;
+                }
+            }
+        }
+        let scales = &wd[b * PANEL..][..PANEL];
+        for l in 0..PANEL {
+            acc[l] += (sums[l] as f32 * xd[b] - xc[b]) * scales[l];
+        }
+    }
+    // SAFETY: the tile's output cells of this input row.
+    unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), t.out, t.valid) };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{BLOCK, Micro, PANEL, QUADS, TILE_M, TileArgs, dispatch_micro, walk};
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile(a: &TileArgs, ms: Range<usize>, rs: Range<usize>) {
+        walk!(ms, rs, TILE_M, |i, p, mr, np| {
+            // SAFETY: the caller guarantees the ranges lie inside the buffers.
+            unsafe { dispatch_micro!(mr, np, micro, (a.at(i, p, np))) }
+        })
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn micro<const MR: usize, const NP: usize>(t: Micro) {
+        let nb = t.kp / BLOCK;
+        let mut acc = [[_mm512_setzero_ps(); NP]; MR];
+        for b in 0..nb {
+            let mut sums = [[_mm512_setzero_si512(); NP]; MR];
+            for g in 0..QUADS {
+                let mut wv = [_mm512_setzero_si512(); NP];
+                for (j, v) in wv.iter_mut().enumerate() {
+                    // SAFETY: panel `j` has `kp × 16` bytes.
+                    *v = unsafe {
+                        _mm512_loadu_si512(
+                            t.wq.add(j * t.kp * PANEL + (b * QUADS + g) * 4 * PANEL)
+                                .cast(),
+                        )
+                    };
+                }
+                for (i, sums_i) in sums.iter_mut().enumerate() {
+                    // SAFETY: input row `i` has `kp` bytes.
+                    let x4 = unsafe {
+                        t.xq.add(i * t.kp + b * BLOCK + g * 4)
+                            .cast::<i32>()
+                            .read_unaligned()
+                    };
+                    let xb = _mm512_set1_epi32(x4);
+                    for (s, w) in sums_i.iter_mut().zip(&wv) {
+                        *s = _mm512_dpbusd_epi32(*s, *w, xb);
+                    }
+                }
+            }
+            let mut wd = [_mm512_setzero_ps(); NP];
+            for (j, v) in wd.iter_mut().enumerate() {
+                // SAFETY: block `b` of panel `j`.
+                *v = unsafe { _mm512_loadu_ps(t.wd.add((j * nb + b) * PANEL)) };
+            }
+            for (i, (acc_i, sums_i)) in acc.iter_mut().zip(&sums).enumerate() {
+                // SAFETY: block `b` of input row `i`.
+                let (xd, xc) = unsafe {
+                    (
+                        _mm512_set1_ps(*t.xd.add(i * nb + b)),
+                        _mm512_set1_ps(*t.xc.add(i * nb + b)),
+                    )
+                };
+                for ((a, s), w) in acc_i.iter_mut().zip(sums_i).zip(&wd) {
+                    let scaled = _mm512_fmsub_ps(_mm512_cvtepi32_ps(*s), xd, xc);
+                    *a = _mm512_fmadd_ps(scaled, *w, *a);
+                }
+            }
+        }
+        for (i, acc_i) in acc.iter().enumerate() {
+            for (j, v) in acc_i.iter().enumerate() {
+                let left = t.valid.saturating_sub(j * PANEL).min(PANEL);
+                let mask: __mmask16 = ((1u32 << left) - 1) as u16;
+                // SAFETY: only the tile's valid output cells are written.
+                unsafe { _mm512_mask_storeu_ps(t.out.add(i * t.rows + j * PANEL), mask, *v) };
+            }
+        }
+    }
+}
