@@ -8,8 +8,9 @@
 //! Gemma-2 adds attention and final-logit soft-capping. Gemma-3 adds q/k RMSNorms before RoPE
 //! and a separate RoPE (base, scaling) for local and global layers.
 
-use super::attention::{attend, build_mask};
+use super::attention::build_mask;
 use super::config::{GemmaConfig, GemmaVersion, LayerKind};
+use super::host_attention::AttentionSpec;
 use super::kv_cache::KvCache;
 use super::linear::{Linear, uses_host_kernels};
 use super::norm::GemmaRmsNorm;
@@ -284,8 +285,13 @@ impl<B: Backend> Gemma<B> {
             };
             let q = rope.apply(q);
             let k = rope.apply(k);
-            let (k, v) = cache.append(l, k, v);
-            let attn = attend(q, k, v, mask, scale, c.attn_softcap)
+            let spec = AttentionSpec {
+                scale,
+                softcap: c.attn_softcap,
+                window: (layer.kind == LayerKind::Sliding).then_some(c.sliding_window),
+            };
+            let attn = cache
+                .attend(l, q, k, v, mask, spec)
                 .swap_dims(1, 2)
                 .reshape([b, t, c.num_heads * dh]);
             let attn = layer

@@ -4,8 +4,9 @@
 //! `a = x + attn(ln1(x)); h = a + mlp(ln2(a))`. The fused QKV projection is interleaved per
 //! head (`[h0: q k v | h1: q k v | ...]`), RoPE covers the first `rotary_pct` of each head.
 
-use super::attention::{attend, build_mask};
+use super::attention::build_mask;
 use super::config::{Activation, GptNeoxConfig};
+use super::host_attention::AttentionSpec;
 use super::kv_cache::KvCache;
 use super::linear::{Linear, uses_host_kernels};
 use super::norm::LayerNorm;
@@ -208,8 +209,13 @@ impl<B: Backend> GptNeox<B> {
             let q = rope.apply(qkv.clone().narrow(3, 0, dh));
             let k = rope.apply(qkv.clone().narrow(3, dh, dh));
             let v = qkv.narrow(3, 2 * dh, dh);
-            let (k, v) = cache.append(l, k, v);
-            let attn = attend(q, k, v, &mask, scale, None)
+            let spec = AttentionSpec {
+                scale,
+                softcap: None,
+                window: None,
+            };
+            let attn = cache
+                .attend(l, q, k, v, &mask, spec)
                 .swap_dims(1, 2)
                 .reshape([b, t, hidden]);
             let attn = layer.dense.forward(attn);

@@ -1,6 +1,9 @@
 //! A preallocated key/value cache per layer, plus the host-side key validity (padding) mask.
 
 use super::ModelError;
+use super::attention::{StepMask, attend};
+use super::host_attention::{AttentionSpec, HostKv, append_and_attend};
+use super::linear::uses_host_kernels;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -8,6 +11,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 #[derive(Debug)]
 pub struct KvCache<B: Backend> {
     layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+    /// On the CPU backend: keys and values in host memory instead of `layers`.
+    host: Vec<Option<HostKv>>,
     batch: usize,
     capacity: usize,
     len: usize,
@@ -19,6 +24,7 @@ impl<B: Backend> KvCache<B> {
     pub fn new(layers: usize, batch: usize, capacity: usize) -> Self {
         Self {
             layers: (0..layers).map(|_| None).collect(),
+            host: (0..layers).map(|_| None).collect(),
             batch,
             capacity,
             len: 0,
@@ -79,7 +85,7 @@ impl<B: Backend> KvCache<B> {
     }
 
     /// Writes this step's keys/values (`[B, n_kv, T, Dh]`) for `layer`; returns all keys/values so far.
-    pub fn append(
+    fn append(
         &mut self,
         layer: usize,
         k: Tensor<B, 4>,
@@ -107,6 +113,35 @@ impl<B: Backend> KvCache<B> {
         (k_all, v_all)
     }
 
+    /// Appends this step's keys and values (`[B, n_kv, T, Dh]`) to `layer` and attends `q`
+    /// (`[B, H, T, Dh]`) over the cache: on the CPU backend from host memory
+    /// ([`super::host_attention`]), elsewhere with Burn's attention and `mask`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend(
+        &mut self,
+        layer: usize,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        mask: &StepMask<B>,
+        spec: AttentionSpec,
+    ) -> Tensor<B, 4> {
+        if uses_host_kernels::<B>(&q.device()) {
+            return append_and_attend(
+                &mut self.host[layer],
+                self.capacity,
+                self.len,
+                &self.key_valid,
+                q,
+                k,
+                v,
+                spec,
+            );
+        }
+        let (k, v) = self.append(layer, k, v);
+        attend(q, k, v, mask, spec.scale, spec.softcap)
+    }
+
     /// A cache whose row `i` is a copy of this cache's row `rows[i]` (rows may repeat): one
     /// prompt's keys and values shared by several continuations.
     pub fn select_rows(&self, rows: &[usize]) -> Self {
@@ -126,11 +161,26 @@ impl<B: Backend> KvCache<B> {
             .collect();
         Self {
             layers,
+            host: self
+                .host
+                .iter()
+                .map(|slot| slot.as_ref().map(|kv| kv.select_rows(rows)))
+                .collect(),
             batch: rows.len(),
             capacity: self.capacity,
             len: self.len,
             key_valid: rows.iter().map(|&r| self.key_valid[r].clone()).collect(),
         }
+    }
+
+    /// Keeps only rows `keep` (in that order; rows may repeat): finished rows leave a batch, or
+    /// one prompt's row is repeated for several continuations. Every index must be below
+    /// [`Self::batch`].
+    pub fn retain_rows(&mut self, keep: &[usize]) {
+        if keep.iter().copied().eq(0..self.batch) {
+            return;
+        }
+        *self = self.select_rows(keep);
     }
 
     /// Marks the step's tokens as cached; call after all layers ran.

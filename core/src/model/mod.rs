@@ -11,6 +11,7 @@ pub mod attention;
 pub mod config;
 pub mod gemma;
 pub mod gpt_neox;
+pub mod host_attention;
 pub mod kv_cache;
 pub mod linear;
 pub mod norm;
