@@ -78,6 +78,14 @@ pub fn attend<B: Backend>(
     let groups = heads / k.dims()[1];
     let k = repeat_kv(k, groups);
     let v = repeat_kv(v, groups);
+    // Burn's CUDA and wgpu backends take their fused (flash) kernel only when no scale is passed
+    // (they then use 1/√Dh): a different scale is folded into the queries instead.
+    let default_scale = (q.dims()[3] as f64).powf(-0.5);
+    let q = if (scale - default_scale).abs() <= 1e-12 * default_scale {
+        q
+    } else {
+        q.mul_scalar(scale / default_scale)
+    };
     let out = attention(
         q,
         k,
@@ -85,7 +93,7 @@ pub fn attend<B: Backend>(
         Some(mask.keys.clone()),
         None,
         AttentionModuleOptions {
-            scale: Some(scale),
+            scale: None,
             softcap,
             is_causal: false,
         },

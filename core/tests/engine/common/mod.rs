@@ -2,12 +2,12 @@
 //! backend-generic parity check.
 #![allow(dead_code)]
 
+use burn::tensor::FloatDType;
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, FloatDType};
 use c2s_core::engine::generate::{GenerateOptions, generate};
 use c2s_core::engine::tokenizer::TextTokenizer;
-use c2s_core::model::LanguageModel;
 use c2s_core::model::Step;
+use c2s_core::model::{LanguageModel, Precision};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -162,10 +162,14 @@ pub struct Parity {
 }
 
 /// Runs every reference check of fixture `name` on backend `B` in `dtype`.
-pub fn parity<B: Backend>(name: &str, device: &B::Device, dtype: DType) -> Parity {
+pub fn parity<B: Backend>(
+    name: &str,
+    device: &B::Device,
+    precision: impl Into<Precision>,
+) -> Parity {
     let dir = fixtures_dir().join(name);
     let r = reference(name);
-    let model = LanguageModel::<B>::load(&dir, dtype, device).expect("model loads");
+    let model = LanguageModel::<B>::load(&dir, precision, device).expect("model loads");
     let mut out = Parity::default();
     for (i, prompt) in r.prompts.iter().enumerate() {
         let t = prompt.len();
