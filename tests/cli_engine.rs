@@ -1,7 +1,7 @@
 //! The engine subcommands end to end: `generate`, `score`, `embed` and `models` on the committed
 //! tiny checkpoints, checked against the `transformers` reference outputs.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -144,4 +144,169 @@ fn bad_input_is_one_error_line_not_a_panic() {
     ]);
     assert!(!ok);
     assert!(stderr.contains("unknown device"), "{stderr}");
+}
+
+/// The JSON lines of a `generate --prompts` run.
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+/// Runs `generate --prompts FILE` on the fixture `gpt_neox_parallel` with `extra` flags;
+/// returns stdout.
+fn generate_file(file: &std::path::Path, extra: &[&str]) -> String {
+    let dir = fixtures().join("gpt_neox_parallel");
+    let mut args = vec![
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--prompts",
+        file.to_str().unwrap(),
+        "--max-new-tokens",
+        "16",
+        "--max-batch-rows",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    stdout
+}
+
+fn write_requests(path: &std::path::Path, requests: &[Value]) {
+    let body: Vec<String> = requests.iter().map(Value::to_string).collect();
+    std::fs::write(path, format!("{}\n\n", body.join("\n"))).unwrap();
+}
+
+#[test]
+fn generate_prompts_file_writes_one_line_per_row() {
+    let r = reference("gpt_neox_parallel");
+    let tmp = tempfile::tempdir().unwrap();
+    let text = |i: usize| r["prompts"][i]["text"].as_str().unwrap().to_string();
+    let file = tmp.path().join("requests.jsonl");
+    let requests = [
+        json!({"id": "a", "prompt": text(0)}),
+        json!({"id": 2, "prompt": text(1), "samples": 3, "seed": 9}),
+        json!({"id": "c", "prompt": text(2)}),
+    ];
+    write_requests(&file, &requests);
+    // Greedy: every row is transformers' greedy continuation of its prompt.
+    let rows = json_lines(&generate_file(&file, &["--temperature", "0"]));
+    assert_eq!(rows.len(), 5, "1 + 3 + 1 rows");
+    for (id, prompt) in [(json!("a"), 0), (json!(2), 1), (json!("c"), 2)] {
+        let mine: Vec<&Value> = rows.iter().filter(|v| v["id"] == id).collect();
+        let mut samples: Vec<Option<u64>> = mine.iter().map(|v| v["sample"].as_u64()).collect();
+        samples.sort();
+        let expected = if prompt == 1 {
+            vec![Some(0), Some(1), Some(2)]
+        } else {
+            vec![None]
+        };
+        assert_eq!(samples, expected, "{id}");
+        for v in mine {
+            assert_eq!(v["token_ids"], r["greedy"][prompt], "{id}");
+            assert!(v["text"].is_string());
+            assert_eq!(v["stop_reason"], "max_tokens");
+        }
+    }
+    // Sampled into a file, in request order: the three samples share a prompt but differ, a
+    // rerun is identical, and request 2 (own seed) samples the same on another line.
+    let out = tmp.path().join("out.jsonl");
+    let sampled = [
+        "--temperature",
+        "1.5",
+        "--seed",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    assert_eq!(
+        generate_file(&file, &sampled),
+        "",
+        "nothing on stdout with --out"
+    );
+    let first = std::fs::read_to_string(&out).unwrap();
+    let rows = json_lines(&first);
+    let order: Vec<(Value, Value)> = rows
+        .iter()
+        .map(|v| (v["id"].clone(), v["sample"].clone()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (json!("a"), Value::Null),
+            (json!(2), json!(0)),
+            (json!(2), json!(1)),
+            (json!(2), json!(2)),
+            (json!("c"), Value::Null),
+        ]
+    );
+    let samples: std::collections::BTreeSet<String> = rows[1..4]
+        .iter()
+        .map(|v| v["token_ids"].to_string())
+        .collect();
+    assert!(
+        samples.len() > 1,
+        "three samples, one continuation: {samples:?}"
+    );
+    generate_file(&file, &sampled);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), first, "seeded");
+    let moved = tmp.path().join("moved.jsonl");
+    write_requests(&moved, &[requests[2].clone(), requests[1].clone()]);
+    let moved_out = tmp.path().join("moved_out.jsonl");
+    let flags = [
+        "--temperature",
+        "1.5",
+        "--seed",
+        "4",
+        "--out",
+        moved_out.to_str().unwrap(),
+    ];
+    generate_file(&moved, &flags);
+    let again = json_lines(&std::fs::read_to_string(&moved_out).unwrap());
+    assert_eq!(again[1..4], rows[1..4], "a request's own seed follows it");
+}
+
+#[test]
+fn a_malformed_prompts_line_names_its_line_and_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixtures().join("gpt_neox_parallel");
+    for (body, expected) in [
+        (
+            "{\"id\": 1, \"prompt\": \"CD3E\"}\n{\"id\": 2, \"prompt\": \"CD3E\"\n",
+            "line 2: not valid JSON",
+        ),
+        (
+            "\n{\"id\": 1, \"prompt\": \"CD3E\", \"samples\": 0}\n",
+            "line 2: \"samples\" must be 1 or more",
+        ),
+        (
+            "{\"id\": 1, \"text\": \"CD3E\"}\n",
+            "line 1: unknown key \"text\"",
+        ),
+        ("{\"prompt\": \"CD3E\"}\n", "line 1: missing \"id\""),
+        (
+            "{\"id\": 1, \"prompt\": \"A\"}\n{\"id\": 1, \"prompt\": \"B\"}\n",
+            "line 2: id 1 was already used on line 1",
+        ),
+    ] {
+        let file = tmp.path().join("bad.jsonl");
+        std::fs::write(&file, body).unwrap();
+        let (ok, stdout, stderr) = run(&[
+            "generate",
+            "--model",
+            dir.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--prompts",
+            file.to_str().unwrap(),
+        ]);
+        assert!(!ok, "{body}");
+        assert!(stdout.is_empty());
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }

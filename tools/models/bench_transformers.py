@@ -102,6 +102,53 @@ def run(model_dir, batch, prompt_len, new_tokens, threads):
     )
 
 
+def many(model_dir, requests, prompt_len, new_tokens, batches, threads):
+    """Generated tokens/s over `requests` prompts (the engine benchmark's ids), sampled at
+    temperature 0.3, in batches of each size in `batches`; reports every size and the best."""
+    import transformers
+    from transformers import GPTNeoXForCausalLM
+
+    torch.set_num_threads(threads)
+    model = GPTNeoXForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    prompts = [
+        [1 + (r * 7919 + i * 104729) % 49999 for i in range(prompt_len)] for r in range(requests)
+    ]
+    per_batch = {}
+    with torch.inference_mode():
+        model(input_ids=torch.tensor(prompts[:1])[:, :8])  # warm-up
+        for batch in batches:
+            torch.manual_seed(1)
+            t0 = time.perf_counter()
+            tokens = 0
+            for start in range(0, requests, batch):
+                ids = torch.tensor(prompts[start : start + batch])
+                out = model.generate(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens,
+                    do_sample=True,
+                    temperature=0.3,
+                    top_k=0,
+                    pad_token_id=0,
+                )
+                tokens += (out.shape[1] - prompt_len) * out.shape[0]
+            per_batch[batch] = round(tokens / (time.perf_counter() - t0), 1)
+    best = max(per_batch, key=per_batch.get)
+    print(
+        json.dumps(
+            {
+                "per_batch": per_batch,
+                "best_batch": best,
+                "best_tok_s": per_batch[best],
+                "transformers": transformers.__version__,
+                "torch": torch.__version__,
+                "threads": threads,
+            }
+        )
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -114,9 +161,19 @@ def main():
     r.add_argument("--prompt-len", type=int, required=True)
     r.add_argument("--new-tokens", type=int, required=True)
     r.add_argument("--threads", type=int, required=True)
+    n = sub.add_parser("many")
+    n.add_argument("--model", required=True)
+    n.add_argument("--requests", type=int, required=True)
+    n.add_argument("--prompt-len", type=int, required=True)
+    n.add_argument("--new-tokens", type=int, required=True)
+    n.add_argument("--batches", required=True)
+    n.add_argument("--threads", type=int, required=True)
     a = ap.parse_args()
     if a.cmd == "make":
         make(a.out, a.tokenizer)
+    elif a.cmd == "many":
+        batches = [int(b) for b in a.batches.split(",")]
+        many(a.model, a.requests, a.prompt_len, a.new_tokens, batches, a.threads)
     else:
         run(a.model, a.batch, a.prompt_len, a.new_tokens, a.threads)
 

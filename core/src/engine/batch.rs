@@ -20,13 +20,14 @@ pub struct PaddedBatch {
 
 impl PaddedBatch {
     /// Left-pads `rows` with `pad`.
-    pub fn left_pad(rows: &[Vec<u32>], pad: u32) -> Self {
+    pub fn left_pad<R: AsRef<[u32]>>(rows: &[R], pad: u32) -> Self {
         let batch = rows.len();
-        let seq = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let seq = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(batch * seq);
         let mut positions = Vec::with_capacity(batch * seq);
         let mut valid = Vec::with_capacity(batch * seq);
         for row in rows {
+            let row = row.as_ref();
             let padding = seq - row.len();
             ids.extend(std::iter::repeat_n(pad, padding));
             positions.extend(std::iter::repeat_n(1i64, padding));
@@ -41,7 +42,7 @@ impl PaddedBatch {
             valid,
             batch,
             seq,
-            lengths: rows.iter().map(Vec::len).collect(),
+            lengths: rows.iter().map(|r| r.as_ref().len()).collect(),
         }
     }
 

@@ -1,20 +1,34 @@
-//! Batched generation with a preallocated KV cache: one prefill over the left-padded prompts,
-//! then one decode step per token, each row continuing from its own position. Rows stop at an
-//! EOS id, a stop string, the token budget or the context end; the whole call stops early when
-//! the cancel flag is raised. Tokens stream to a callback as they are chosen.
+//! Generation in bounded batches with a preallocated KV cache. Requests are sorted by prompt
+//! length and packed into batches under a row cap and a KV-memory budget ([`super::scheduler`]);
+//! each batch runs one prefill over its left-padded prompts, then one decode step per token,
+//! each row continuing from its own position. A row stops at an EOS id, a stop string, its
+//! token budget or the context end, and then leaves the batch (its cache row is dropped), so
+//! finished rows cost nothing. Every row samples from its own random stream, derived from the
+//! seed and its request, so its output does not depend on what shares its batch. Tokens stream
+//! to a callback as they are chosen, text incrementally decoded and never showing a stop
+//! string; results come back in request order.
 
 use super::EngineError;
 use super::batch::PaddedBatch;
-use super::sampling::{SamplingParams, choose};
+use super::detokenize::IncrementalDecoder;
+use super::sampling::{SampleError, SamplingParams, choose};
+use super::scheduler::{self, Batch, Limits, Work};
+use super::stop::StopFilter;
 use super::tokenizer::TextTokenizer;
 use crate::model::{LanguageModel, Step};
-use crate::rng::SplitMix64;
+use crate::rng::{SplitMix64, mix64};
 use burn::tensor::backend::Backend;
 use burn::tensor::{FloatDType, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Settings of one generation request.
+/// Default cap on the rows of one batch.
+pub const DEFAULT_MAX_BATCH_ROWS: usize = 32;
+
+/// Default key/value cache budget of one batch: 1 GiB.
+pub const DEFAULT_KV_BUDGET_BYTES: u64 = 1 << 30;
+
+/// Settings of one generation call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateOptions {
     /// Upper bound on new tokens per row.
@@ -25,6 +39,11 @@ pub struct GenerateOptions {
     pub stop_strings: Vec<String>,
     /// Keep going past EOS ids (benchmarks want a fixed number of tokens).
     pub ignore_eos: bool,
+    /// Most rows (prompts × samples) decoded together in one batch.
+    pub max_batch_rows: usize,
+    /// Most bytes the key/value cache of one batch may take (rows × columns × bytes per cached
+    /// token); a single row larger than this still runs, alone.
+    pub kv_budget_bytes: u64,
 }
 
 impl Default for GenerateOptions {
@@ -34,6 +53,45 @@ impl Default for GenerateOptions {
             sampling: SamplingParams::default(),
             stop_strings: Vec::new(),
             ignore_eos: false,
+            max_batch_rows: DEFAULT_MAX_BATCH_ROWS,
+            kv_budget_bytes: DEFAULT_KV_BUDGET_BYTES,
+        }
+    }
+}
+
+impl GenerateOptions {
+    /// Rejects values that have no meaning, with a message naming the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        self.sampling.validate()?;
+        if self.max_batch_rows == 0 {
+            return Err("max_batch_rows must be at least 1".into());
+        }
+        if self.kv_budget_bytes == 0 {
+            return Err("kv_budget_bytes must be at least 1 (default: 1 GiB)".into());
+        }
+        Ok(())
+    }
+}
+
+/// One prompt to continue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenerateRequest<'a> {
+    /// The tokenized prompt.
+    pub prompt: &'a [u32],
+    /// Continuations to sample (at least 1); they share the prompt's prefill.
+    pub samples: usize,
+    /// This request's own seed; `None` derives its streams from the call's seed and the
+    /// request's index.
+    pub seed: Option<u64>,
+}
+
+impl<'a> GenerateRequest<'a> {
+    /// One continuation of `prompt`, seeded from the call's seed.
+    pub fn new(prompt: &'a [u32]) -> Self {
+        Self {
+            prompt,
+            samples: 1,
+            seed: None,
         }
     }
 }
@@ -66,10 +124,11 @@ impl StopReason {
     }
 }
 
-/// The result for one prompt.
+/// The result for one row (a prompt, or one sample of a request).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
-    /// Decoded new text (special tokens skipped, cut before a stop string).
+    /// Decoded new text (special tokens skipped, cut before a stop string): exactly the
+    /// concatenated `text_delta`s streamed for this row.
     pub text: String,
     /// New token ids only (the prompt is removed by token slicing), including a final EOS.
     pub token_ids: Vec<u32>,
@@ -82,40 +141,47 @@ pub struct Generation {
     pub logprob: f64,
 }
 
-/// Timing of a generation call (for benchmarks and progress displays).
+/// Timing of a generation call, summed over its batches (for benchmarks and progress).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GenerationStats {
-    /// Seconds spent in the prefill step (until its logits reached the host).
+    /// Seconds spent in prefill steps (until their logits reached the host).
     pub prefill_secs: f64,
-    /// Prompt tokens processed in the prefill (batch × padded length).
+    /// Prompt tokens processed in prefills (per batch: prompts × padded length).
     pub prefill_tokens: usize,
     /// Seconds spent in decode steps.
     pub decode_secs: f64,
-    /// Decode steps run (each produces one token per row).
+    /// Decode steps run (each produces one token per row still running).
     pub decode_steps: usize,
+    /// Rows computed over all decode steps (finished rows leave their batch and cost none).
+    pub decode_rows: usize,
+    /// Batches run.
+    pub batches: usize,
 }
 
 /// A streamed token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenEvent<'a> {
-    /// Which prompt.
+    /// Which row: the prompt's index, or with several samples per request the row's index in
+    /// the results (requests in order, each with its samples in order).
     pub row: usize,
     /// The new token.
     pub token_id: u32,
-    /// Text that became final with this token (may be empty mid-character).
+    /// Text that became final with this token (empty mid-character, or while the text's end
+    /// could still be the start of a stop string).
     pub text_delta: &'a str,
 }
 
-struct RowState {
-    ids: Vec<u32>,
-    text: String,
-    emitted: usize,
-    position: i64,
-    done: Option<StopReason>,
-    logprob: f64,
+/// The seed of one row's random stream: a hash of the call's (or the request's own) seed, the
+/// request and the sample, so a row draws the same numbers whatever else runs with it.
+fn stream_seed(seed: u64, request: u64, sample: u64) -> u64 {
+    let a = mix64(seed ^ 0x243f_6a88_85a3_08d3);
+    let b = mix64(a ^ mix64(request.wrapping_add(0x1319_8a2e_0370_7344)));
+    mix64(b ^ mix64(sample.wrapping_add(0xa409_3822_299f_31d0)))
 }
 
-/// Generates continuations of already tokenized `prompts`.
+/// Generates continuations of already tokenized `prompts` (one row each, streams from the
+/// call's seed and the prompt's index). Assumes an f32 key/value cache when sizing batches
+/// (an upper bound for f16/bf16); [`Generator`] takes the real element size.
 #[allow(clippy::too_many_arguments)]
 pub fn generate<B: Backend>(
     model: &LanguageModel<B>,
@@ -127,159 +193,419 @@ pub fn generate<B: Backend>(
     on_token: &mut dyn FnMut(TokenEvent<'_>),
     cancel: Option<&AtomicBool>,
 ) -> Result<(Vec<Generation>, GenerationStats), EngineError> {
-    options
-        .sampling
-        .validate()
-        .map_err(|message| EngineError::Input { message })?;
-    if prompts.is_empty() {
-        return Ok((Vec::new(), GenerationStats::default()));
+    let requests: Vec<GenerateRequest<'_>> =
+        prompts.iter().map(|p| GenerateRequest::new(p)).collect();
+    Generator {
+        model,
+        tokenizer,
+        eos_ids,
+        pad_id,
+        cache_dtype_bytes: 4,
     }
-    if let Some(i) = prompts.iter().position(Vec::is_empty) {
-        return Err(EngineError::Input {
-            message: format!(
-                "prompt {i} is empty after tokenization; give some text (this tokenizer adds no \
-                 start token)"
-            ),
-        });
-    }
-    let context = model.max_positions();
-    let batch = PaddedBatch::left_pad(prompts, pad_id);
-    if let Some(long) = batch.lengths.iter().find(|&&l| l > context) {
-        return Err(EngineError::Input {
-            message: format!(
-                "the prompt has {long} tokens but the model's context is {context}; shorten it"
-            ),
-        });
-    }
-    let budget = options
-        .max_new_tokens
-        .min(context.saturating_sub(batch.seq));
-    let rows = batch.batch;
-    let mut stats = GenerationStats {
-        prefill_tokens: rows * batch.seq,
-        ..Default::default()
-    };
-    let mut states: Vec<RowState> = batch
-        .lengths
-        .iter()
-        .map(|&l| RowState {
-            ids: Vec::new(),
-            text: String::new(),
-            emitted: 0,
-            position: l as i64,
-            done: None,
-            logprob: 0.0,
-        })
-        .collect();
-    if options.max_new_tokens == 0 {
-        return Ok((finish(states, &batch.lengths), stats));
-    }
-    let seed = options.sampling.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
-    let mut rng = SplitMix64::new(seed);
-    let vocab_rows = model.vocab_rows();
-    let allowed = |id: usize| id < vocab_rows && tokenizer.knows(id as u32);
+    .run(&requests, options, on_token, &mut |_, _| {}, cancel)
+}
 
-    let mut cache = model.new_cache(rows, batch.seq + budget.max(1));
-    let started = Instant::now();
-    let hidden = model.forward(
-        &Step {
-            ids: &batch.ids,
-            positions: &batch.positions,
-            valid: &batch.valid,
-            batch: rows,
-            seq: batch.seq,
-        },
-        &mut cache,
-    )?;
-    let mut logits = last_logits(model, hidden)?;
-    stats.prefill_secs = started.elapsed().as_secs_f64();
+/// A model with what generation needs to know about it.
+#[derive(Debug)]
+pub struct Generator<'a, B: Backend> {
+    /// The model.
+    pub model: &'a LanguageModel<B>,
+    /// Its tokenizer.
+    pub tokenizer: &'a TextTokenizer,
+    /// End-of-sequence ids.
+    pub eos_ids: &'a [u32],
+    /// Padding id.
+    pub pad_id: u32,
+    /// Bytes of one cached key or value element (the compute dtype's size).
+    pub cache_dtype_bytes: usize,
+}
 
-    let decode_started = Instant::now();
-    loop {
-        let cancelled = cancel.is_some_and(|c| c.load(Ordering::Relaxed));
-        let mut next_ids = vec![pad_id; rows];
-        for (row, state) in states.iter_mut().enumerate() {
-            if state.done.is_some() {
-                continue;
+/// Callbacks and cancel flag of one call.
+struct Sinks<'c> {
+    on_token: &'c mut dyn FnMut(TokenEvent<'_>),
+    on_done: &'c mut dyn FnMut(usize, &Generation),
+    cancel: Option<&'c AtomicBool>,
+}
+
+impl Sinks<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// The results of a call as rows finish.
+struct Results<'r> {
+    rows: Vec<Option<Generation>>,
+    requests: &'r [GenerateRequest<'r>],
+    /// Index of each request's first row.
+    offsets: Vec<usize>,
+}
+
+impl Results<'_> {
+    fn set(&mut self, row: usize, generation: Generation, sinks: &mut Sinks<'_>) {
+        (sinks.on_done)(row, &generation);
+        self.rows[row] = Some(generation);
+    }
+
+    /// The results in row order; rows never started (the call was cancelled) come back empty.
+    fn finish(mut self, sinks: &mut Sinks<'_>) -> Vec<Generation> {
+        for (r, request) in self.requests.iter().enumerate() {
+            for row in self.offsets[r]..self.offsets[r] + request.samples {
+                if self.rows[row].is_none() {
+                    let empty = empty(request, StopReason::Cancelled);
+                    self.set(row, empty, sinks);
+                }
             }
-            if cancelled {
-                state.done = Some(StopReason::Cancelled);
-                continue;
-            }
-            let row_logits = &logits[row * vocab_rows..(row + 1) * vocab_rows];
-            let id = choose(row_logits, &options.sampling, &mut rng, allowed);
-            next_ids[row] = id;
-            state.logprob += token_logprob(row_logits, id);
-            state.ids.push(id);
-            state.position += 1;
-            state.text = tokenizer.decode(&state.ids)?;
-            if let Some(cut) = find_stop(&state.text, &options.stop_strings) {
-                state.text.truncate(cut);
-                state.done = Some(StopReason::StopString);
-            } else if !options.ignore_eos && eos_ids.contains(&id) {
-                state.done = Some(StopReason::Eos);
-            } else if state.ids.len() >= options.max_new_tokens {
-                state.done = Some(StopReason::MaxTokens);
-            } else if state.ids.len() >= budget {
-                state.done = Some(StopReason::ContextFull);
-            }
-            // Hold back a trailing replacement char: it may be half of a multi-byte character.
-            let stable = if state.done.is_none() && state.text.ends_with('\u{FFFD}') {
-                state.text.trim_end_matches('\u{FFFD}').len()
-            } else {
-                state.text.len()
-            };
-            let delta = if stable >= state.emitted && state.text.is_char_boundary(state.emitted) {
-                &state.text[state.emitted..stable]
-            } else {
-                ""
-            };
-            on_token(TokenEvent {
-                row,
-                token_id: id,
-                text_delta: delta,
-            });
-            state.emitted = state.emitted.max(stable);
         }
-        if states.iter().all(|s| s.done.is_some()) {
-            break;
+        self.rows.into_iter().flatten().collect()
+    }
+}
+
+fn empty(request: &GenerateRequest<'_>, reason: StopReason) -> Generation {
+    Generation {
+        text: String::new(),
+        token_ids: Vec::new(),
+        prompt_tokens: request.prompt.len(),
+        stop_reason: reason,
+        logprob: 0.0,
+    }
+}
+
+impl<B: Backend> Generator<'_, B> {
+    /// Generates `samples` continuations of every request. `on_token` sees each token as it is
+    /// chosen, `on_done(row, generation)` each row as it finishes (once per row, in finishing
+    /// order); the results come back in row order: requests in order, each with its samples.
+    /// A raised `cancel` stops the running batch and skips the rest (their rows come back
+    /// empty with [`StopReason::Cancelled`]).
+    pub fn run(
+        &self,
+        requests: &[GenerateRequest<'_>],
+        options: &GenerateOptions,
+        on_token: &mut dyn FnMut(TokenEvent<'_>),
+        on_done: &mut dyn FnMut(usize, &Generation),
+        cancel: Option<&AtomicBool>,
+    ) -> Result<(Vec<Generation>, GenerationStats), EngineError> {
+        options
+            .validate()
+            .map_err(|message| EngineError::Input { message })?;
+        let context = self.model.max_positions();
+        let mut offsets = Vec::with_capacity(requests.len());
+        let mut total = 0usize;
+        for (i, r) in requests.iter().enumerate() {
+            check_request(i, r, context)?;
+            offsets.push(total);
+            total += r.samples;
         }
-        let positions: Vec<i64> = states.iter().map(|s| s.position - 1).collect();
-        let valid = vec![true; rows];
-        let hidden = model.forward(
+        let mut sinks = Sinks {
+            on_token,
+            on_done,
+            cancel,
+        };
+        let mut results = Results {
+            rows: vec![None; total],
+            requests,
+            offsets,
+        };
+        let mut work = Vec::with_capacity(requests.len());
+        for (request, r) in requests.iter().enumerate() {
+            let budget = options.max_new_tokens.min(context - r.prompt.len());
+            if budget == 0 {
+                let reason = if options.max_new_tokens == 0 {
+                    StopReason::MaxTokens
+                } else {
+                    StopReason::ContextFull
+                };
+                for row in results.offsets[request]..results.offsets[request] + r.samples {
+                    results.set(row, empty(r, reason), &mut sinks);
+                }
+            } else {
+                work.push(Work {
+                    request,
+                    prompt_len: r.prompt.len(),
+                    samples: r.samples,
+                    budget,
+                });
+            }
+        }
+        let limits = Limits {
+            max_rows: options.max_batch_rows,
+            kv_budget_bytes: options.kv_budget_bytes,
+            kv_bytes_per_token: scheduler::kv_bytes_per_token(self.model, self.cache_dtype_bytes),
+        };
+        let seed = options.sampling.seed.unwrap_or_else(clock_seed);
+        let mut stats = GenerationStats::default();
+        for batch in scheduler::plan(&work, &limits) {
+            if sinks.cancelled() {
+                break;
+            }
+            self.run_batch(&batch, options, seed, &mut results, &mut stats, &mut sinks)?;
+        }
+        Ok((results.finish(&mut sinks), stats))
+    }
+
+    /// Prefills one batch, then decodes until every row has stopped, dropping finished rows
+    /// from the cache.
+    fn run_batch(
+        &self,
+        batch: &Batch,
+        options: &GenerateOptions,
+        seed: u64,
+        results: &mut Results<'_>,
+        stats: &mut GenerationStats,
+        sinks: &mut Sinks<'_>,
+    ) -> Result<(), EngineError> {
+        let context = self.model.max_positions();
+        let requests = results.requests;
+        let prompts: Vec<&[u32]> = batch
+            .groups
+            .iter()
+            .map(|g| requests[g.request].prompt)
+            .collect();
+        let padded = PaddedBatch::left_pad(&prompts, self.pad_id);
+        // Row `i` continues prefill row `source[i]`.
+        let mut source = Vec::with_capacity(batch.rows);
+        let mut rows = Vec::with_capacity(batch.rows);
+        for (g, group) in batch.groups.iter().enumerate() {
+            let request = &requests[group.request];
+            for sample in group.samples.clone() {
+                let stream = match request.seed {
+                    Some(own) => stream_seed(own, 0, sample as u64),
+                    None => stream_seed(seed, group.request as u64, sample as u64),
+                };
+                source.push(g);
+                rows.push(Row {
+                    out: results.offsets[group.request] + sample,
+                    request: group.request,
+                    prompt_len: request.prompt.len(),
+                    budget: options.max_new_tokens.min(context - request.prompt.len()),
+                    rng: SplitMix64::new(stream),
+                    ids: Vec::new(),
+                    decoder: IncrementalDecoder::default(),
+                    stop: StopFilter::new(&options.stop_strings),
+                    done: None,
+                    logprob: 0.0,
+                });
+            }
+        }
+        let mut cache = self
+            .model
+            .new_cache(padded.batch, padded.seq + batch.budget);
+        let started = Instant::now();
+        let hidden = self.model.forward(
             &Step {
-                ids: &next_ids,
-                positions: &positions,
-                valid: &valid,
-                batch: rows,
-                seq: 1,
+                ids: &padded.ids,
+                positions: &padded.positions,
+                valid: &padded.valid,
+                batch: padded.batch,
+                seq: padded.seq,
             },
             &mut cache,
         )?;
-        logits = last_logits(model, hidden)?;
-        stats.decode_steps += 1;
+        let mut logits = last_logits(self.model, hidden)?;
+        stats.prefill_secs += started.elapsed().as_secs_f64();
+        stats.prefill_tokens += padded.batch * padded.seq;
+        stats.batches += 1;
+        if source.len() != padded.batch {
+            cache.retain_rows(&source);
+        }
+        let step = StepContext {
+            generator: self,
+            options,
+            vocab_rows: self.model.vocab_rows(),
+        };
+        // `live[slot]` is in cache row `slot`; its logits are row `logit_rows[slot]`.
+        let mut live = rows;
+        let mut logit_rows = source;
+        let decode_started = Instant::now();
+        loop {
+            if sinks.cancelled() {
+                for mut row in live {
+                    row.done = Some(StopReason::Cancelled);
+                    results.set(row.out, row.into_generation(), sinks);
+                }
+                break;
+            }
+            for (row, &l) in live.iter_mut().zip(&logit_rows) {
+                let at = l * step.vocab_rows;
+                row.advance(&logits[at..at + step.vocab_rows], &step, sinks)?;
+            }
+            let before = live.len();
+            let mut keep = Vec::with_capacity(before);
+            let mut running = Vec::with_capacity(before);
+            for (slot, row) in live.into_iter().enumerate() {
+                if row.done.is_some() {
+                    results.set(row.out, row.into_generation(), sinks);
+                } else {
+                    keep.push(slot);
+                    running.push(row);
+                }
+            }
+            live = running;
+            if live.is_empty() {
+                break;
+            }
+            if live.len() != before {
+                cache.retain_rows(&keep);
+            }
+            let ids: Vec<u32> = live.iter().map(Row::last).collect();
+            let positions: Vec<i64> = live.iter().map(Row::position).collect();
+            let valid = vec![true; live.len()];
+            let hidden = self.model.forward(
+                &Step {
+                    ids: &ids,
+                    positions: &positions,
+                    valid: &valid,
+                    batch: live.len(),
+                    seq: 1,
+                },
+                &mut cache,
+            )?;
+            logits = last_logits(self.model, hidden)?;
+            logit_rows = (0..live.len()).collect();
+            stats.decode_steps += 1;
+            stats.decode_rows += live.len();
+        }
+        stats.decode_secs += decode_started.elapsed().as_secs_f64();
+        Ok(())
     }
-    stats.decode_secs = decode_started.elapsed().as_secs_f64();
-    Ok((finish(states, &batch.lengths), stats))
 }
 
-fn finish(states: Vec<RowState>, lengths: &[usize]) -> Vec<Generation> {
-    states
-        .into_iter()
-        .zip(lengths)
-        .map(|(s, &l)| Generation {
-            text: s.text,
-            token_ids: s.ids,
-            prompt_tokens: l,
-            stop_reason: s.done.unwrap_or(StopReason::MaxTokens),
-            logprob: s.logprob,
-        })
-        .collect()
+/// What every row's step reads.
+struct StepContext<'g, 'a, B: Backend> {
+    generator: &'g Generator<'a, B>,
+    options: &'g GenerateOptions,
+    vocab_rows: usize,
+}
+
+/// One row being generated.
+struct Row<'s> {
+    /// Index in the results.
+    out: usize,
+    request: usize,
+    prompt_len: usize,
+    /// New tokens this row may take (its own prompt against the context).
+    budget: usize,
+    rng: SplitMix64,
+    ids: Vec<u32>,
+    decoder: IncrementalDecoder,
+    stop: StopFilter<'s>,
+    done: Option<StopReason>,
+    logprob: f64,
+}
+
+impl Row<'_> {
+    /// The newest token.
+    fn last(&self) -> u32 {
+        self.ids.last().copied().unwrap_or_default()
+    }
+
+    /// Position of the newest token.
+    fn position(&self) -> i64 {
+        (self.prompt_len + self.ids.len()) as i64 - 1
+    }
+
+    /// Chooses the next token from this row's logits, updates the text and streams the token.
+    fn advance<B: Backend>(
+        &mut self,
+        logits: &[f32],
+        step: &StepContext<'_, '_, B>,
+        sinks: &mut Sinks<'_>,
+    ) -> Result<(), EngineError> {
+        let g = step.generator;
+        let tokenizer = g.tokenizer;
+        let allowed = |id: usize| id < step.vocab_rows && tokenizer.knows(id as u32);
+        let id = choose(logits, &step.options.sampling, &mut self.rng, allowed)
+            .map_err(|e| self.sample_error(e, step.vocab_rows))?;
+        self.logprob += token_logprob(logits, id);
+        self.ids.push(id);
+        let before = self.stop.emitted();
+        let new = self.decoder.next(tokenizer, &self.ids)?;
+        let mut done = if self.stop.push(&new) {
+            Some(StopReason::StopString)
+        } else if !step.options.ignore_eos && g.eos_ids.contains(&id) {
+            Some(StopReason::Eos)
+        } else if self.ids.len() >= step.options.max_new_tokens {
+            Some(StopReason::MaxTokens)
+        } else if self.ids.len() >= self.budget {
+            Some(StopReason::ContextFull)
+        } else {
+            None
+        };
+        if done.is_some_and(|d| d != StopReason::StopString) {
+            // The row ends: hand out the incomplete tail too, unless it completes a stop string.
+            let rest = self.decoder.finish(tokenizer, &self.ids)?;
+            if self.stop.push(&rest) {
+                done = Some(StopReason::StopString);
+            } else {
+                self.stop.release();
+            }
+        }
+        self.done = done;
+        (sinks.on_token)(TokenEvent {
+            row: self.out,
+            token_id: id,
+            text_delta: &self.stop.text()[before..self.stop.emitted()],
+        });
+        Ok(())
+    }
+
+    fn sample_error(&self, e: SampleError, vocab_rows: usize) -> EngineError {
+        match e {
+            SampleError::NanLogits => EngineError::Backend {
+                message: format!(
+                    "the model produced NaN logits at step {} for request {}: the computation \
+                     overflowed; load the model in f32 (--dtype f32) or run it on another device",
+                    self.ids.len(),
+                    self.request
+                ),
+            },
+            SampleError::NothingAllowed => EngineError::Tokenizer {
+                message: format!(
+                    "the tokenizer knows none of the model's {vocab_rows} output ids; use the \
+                     tokenizer.json that belongs to this model"
+                ),
+            },
+        }
+    }
+
+    fn into_generation(self) -> Generation {
+        Generation {
+            text: self.stop.into_emitted(),
+            token_ids: self.ids,
+            prompt_tokens: self.prompt_len,
+            stop_reason: self.done.unwrap_or(StopReason::MaxTokens),
+            logprob: self.logprob,
+        }
+    }
+}
+
+/// Rejects a request that cannot run, naming it.
+fn check_request(i: usize, r: &GenerateRequest<'_>, context: usize) -> Result<(), EngineError> {
+    let fail = |message: String| Err(EngineError::Input { message });
+    if r.samples == 0 {
+        return fail(format!("request {i} asks for 0 samples; ask for 1 or more"));
+    }
+    if r.prompt.is_empty() {
+        return fail(format!(
+            "prompt {i} is empty after tokenization; give some text (this tokenizer adds no \
+             start token)"
+        ));
+    }
+    if r.prompt.len() > context {
+        return fail(format!(
+            "prompt {i} has {} tokens but the model's context is {context}; shorten it",
+            r.prompt.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A seed from the clock, for calls without one.
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// `log softmax(logits)[id]`, in f64 (NaN logits count as impossible).
@@ -294,15 +620,6 @@ fn token_logprob(logits: &[f32], id: u32) -> f64 {
         .map(|&v| f64::from(v - max).exp())
         .sum();
     f64::from(logits[id as usize] - max) - total.ln()
-}
-
-/// Byte offset of the earliest stop string in `text`.
-fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
-    stops
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s.as_str()))
-        .min()
 }
 
 /// Logits of the last position of every row, on the host as f32 (`[B · V]`).

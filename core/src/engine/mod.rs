@@ -13,16 +13,21 @@
 //! monomorphised once per backend; everything below [`Engine`] is generic over `B: Backend`.
 
 pub mod batch;
+mod detokenize;
 pub mod device;
 pub mod generate;
 pub mod locate;
 pub mod memory;
 pub mod sampling;
+mod scheduler;
 pub mod score;
+mod stop;
 pub mod tokenizer;
 
 pub use device::{DeviceKind, DeviceRequest, DeviceSelection};
-pub use generate::{GenerateOptions, Generation, GenerationStats, StopReason, TokenEvent};
+pub use generate::{
+    GenerateOptions, GenerateRequest, Generation, GenerationStats, StopReason, TokenEvent,
+};
 pub use sampling::SamplingParams;
 pub use score::TokenScores;
 
@@ -247,6 +252,13 @@ impl Engine {
             }));
             match loaded {
                 Ok(Ok(backend)) => {
+                    if selection.kind == DeviceKind::Cuda && !options.fusion {
+                        selection.notes.push(
+                            "kernel fusion cannot be turned off on CUDA (--no-fusion and \
+                             C2S_FUSION=0 apply to wgpu); running fused"
+                                .into(),
+                        );
+                    }
                     let mut info =
                         model_info(dir, &config, &backend, precision, selection, options)?;
                     info.parameters = weights.parameter_count();
@@ -257,6 +269,19 @@ impl Engine {
                     });
                 }
                 Ok(Err(e)) => return Err(e),
+                Err(panic) if options.device != DeviceRequest::Auto => {
+                    return Err(EngineError::Backend {
+                        message: format!(
+                            "{} could not load {} in {dtype:?} ({}); nothing was loaded on \
+                             another device because you asked for this one. Try a smaller \
+                             dtype (--dtype bf16 on CUDA, q8 on the CPU), a smaller model, or \
+                             --device cpu",
+                            selection.kind,
+                            dir.display(),
+                            panic_message(&panic)
+                        ),
+                    });
+                }
                 Err(panic) if selection.kind != DeviceKind::Cpu => {
                     let why = panic_message(&panic);
                     selection.notes.push(format!(
@@ -290,7 +315,8 @@ impl Engine {
         texts.iter().map(|t| self.tokenizer.encode(t)).collect()
     }
 
-    /// Generates a continuation for each prompt (one batch, left-padded).
+    /// Generates a continuation for each prompt, in length-sorted batches bounded by
+    /// `options.max_batch_rows` and `options.kv_budget_bytes`; results in prompt order.
     pub fn generate(
         &self,
         prompts: &[&str],
@@ -310,10 +336,31 @@ impl Engine {
         on_token: &mut dyn FnMut(TokenEvent<'_>),
         cancel: Option<&AtomicBool>,
     ) -> Result<(Vec<Generation>, GenerationStats), EngineError> {
-        let (eos, pad) = (&self.info.eos_ids, self.info.pad_id);
-        with_model!(&self.backend, m => generate::generate(
-            m, &self.tokenizer, prompts, options, eos, pad, on_token, cancel
-        ))
+        let requests: Vec<GenerateRequest<'_>> =
+            prompts.iter().map(|p| GenerateRequest::new(p)).collect();
+        self.generate_requests(&requests, options, on_token, &mut |_, _| {}, cancel)
+    }
+
+    /// Generates `samples` continuations of each request (see [`generate::Generator::run`]):
+    /// each request's prompt is prefilled once per batch and its cache shared by its samples;
+    /// `on_done(row, generation)` sees each row as it finishes. Results in row order (requests
+    /// in order, each with its samples).
+    pub fn generate_requests(
+        &self,
+        requests: &[GenerateRequest<'_>],
+        options: &GenerateOptions,
+        on_token: &mut dyn FnMut(TokenEvent<'_>),
+        on_done: &mut dyn FnMut(usize, &Generation),
+        cancel: Option<&AtomicBool>,
+    ) -> Result<(Vec<Generation>, GenerationStats), EngineError> {
+        with_model!(&self.backend, m => generate::Generator {
+            model: m.as_ref(),
+            tokenizer: &self.tokenizer,
+            eos_ids: &self.info.eos_ids,
+            pad_id: self.info.pad_id,
+            cache_dtype_bytes: self.info.dtype.size(),
+        }
+        .run(requests, options, on_token, on_done, cancel))
     }
 
     /// Per-token log-probabilities of each text (teacher forcing).
@@ -516,7 +563,12 @@ fn model_info(
         architecture: architecture.to_string(),
         dtype: precision.dtype,
         cpu_weights: (device.kind == DeviceKind::Cpu).then_some(precision.cpu_weights),
-        fusion: options.fusion && device.kind != DeviceKind::Cpu,
+        // Burn's CUDA backend always fuses here; only wgpu has an unfused build.
+        fusion: match device.kind {
+            DeviceKind::Cpu => false,
+            DeviceKind::Cuda => true,
+            DeviceKind::Wgpu => options.fusion,
+        },
         device,
         eos_ids,
         pad_id,

@@ -1,6 +1,14 @@
 //! Next-token choice on the host, in `transformers`' order: temperature → top-k → top-p →
 //! categorical draw; `temperature == 0` is greedy (first maximum, like `argmax`). Ids the
 //! tokenizer does not know (Pythia pads its logits to 50,304 rows) are never chosen.
+//!
+//! Nothing sorts the whole vocabulary: top-k is a selection (`select_nth_unstable_by`) and the
+//! top-p cut and the draw walk a sorted prefix that grows only as far as they need. Candidates
+//! rank by logit, ties by lower id, as a full sort would order them, so the same draw picks the
+//! same token.
+
+use crate::rng::SplitMix64;
+use std::cmp::Ordering;
 
 /// Sampling settings of one request.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,87 +50,241 @@ impl SamplingParams {
     }
 }
 
-use crate::rng::SplitMix64;
+/// Why no token could be chosen from a row of logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleError {
+    /// A logit of an allowed id is NaN (the computation overflowed).
+    NanLogits,
+    /// The filter allows no id of the row.
+    NothingAllowed,
+}
 
-/// Chooses the next token from one row of logits. `allowed(id)` filters ids.
+/// Chooses the next token from one row of logits. `allowed(id)` filters ids; a NaN logit among
+/// the allowed ids is an error, not a silent choice.
 pub fn choose(
     logits: &[f32],
     params: &SamplingParams,
     rng: &mut SplitMix64,
     allowed: impl Fn(usize) -> bool,
-) -> u32 {
+) -> Result<u32, SampleError> {
     if params.temperature == 0.0 {
         return argmax(logits, allowed);
     }
     let t = params.temperature;
-    let mut cand: Vec<(u32, f32)> = logits
-        .iter()
-        .enumerate()
-        .filter(|(i, v)| allowed(*i) && !v.is_nan())
-        .map(|(i, v)| (i as u32, v / t))
-        .collect();
-    if cand.is_empty() {
-        return 0;
+    let mut pool = Vec::with_capacity(logits.len());
+    for (i, &v) in logits.iter().enumerate() {
+        if !allowed(i) {
+            continue;
+        }
+        if v.is_nan() {
+            return Err(SampleError::NanLogits);
+        }
+        pool.push((i as u32, v / t));
     }
-    cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    if params.top_k > 0 && params.top_k < cand.len() {
-        cand.truncate(params.top_k);
+    if pool.is_empty() {
+        return Err(SampleError::NothingAllowed);
     }
-    let max = cand[0].1;
-    let mut probs: Vec<f64> = cand.iter().map(|(_, v)| ((v - max) as f64).exp()).collect();
-    let total: f64 = probs.iter().sum();
-    for p in &mut probs {
-        *p /= total;
-    }
+    let mut ranked = if params.top_k > 0 && params.top_k < pool.len() {
+        pool.select_nth_unstable_by(params.top_k - 1, by_rank);
+        pool.truncate(params.top_k);
+        // Few enough to sort outright (and then sums run in the same order as a full sort's).
+        pool.sort_unstable_by(by_rank);
+        Ranked::sorted(pool)
+    } else {
+        Ranked::new(pool)
+    };
+    let max = ranked.top().1;
+    let weight = |v: f32| f64::from(v - max).exp();
+    // The normaliser over every candidate (summed in a sorted order only when already sorted).
+    let total: f64 = ranked.pool.iter().map(|&(_, v)| weight(v)).sum();
+    let u = rng.next_f64();
     if params.top_p < 1.0 {
+        // The nucleus: the shortest prefix whose mass reaches `top_p`.
         let mut mass = 0.0;
-        let mut keep = probs.len();
-        for (i, p) in probs.iter().enumerate() {
-            mass += p;
-            if mass >= params.top_p as f64 {
+        let mut keep = ranked.pool.len();
+        let mut i = 0;
+        while i < ranked.pool.len() {
+            ranked.sort_prefix(i + 1);
+            mass += weight(ranked.pool[i].1) / total;
+            if mass >= f64::from(params.top_p) {
                 keep = i + 1;
                 break;
             }
+            i += 1;
         }
-        probs.truncate(keep.max(1));
-        let total: f64 = probs.iter().sum();
-        for p in &mut probs {
-            *p /= total;
+        let keep = keep.max(1);
+        ranked.sort_prefix(keep);
+        let probs: Vec<f64> = ranked.pool[..keep]
+            .iter()
+            .map(|&(_, v)| weight(v) / total)
+            .collect();
+        let kept: f64 = probs.iter().sum();
+        let mut acc = 0.0;
+        for (i, p) in probs.iter().enumerate() {
+            acc += p / kept;
+            if u < acc {
+                return Ok(ranked.pool[i].0);
+            }
         }
+        return Ok(ranked.pool[keep - 1].0);
     }
-    let u = rng.next_f64();
     let mut acc = 0.0;
-    for (i, p) in probs.iter().enumerate() {
-        acc += p;
+    for i in 0..ranked.pool.len() {
+        ranked.sort_prefix(i + 1);
+        acc += weight(ranked.pool[i].1) / total;
         if u < acc {
-            return cand[i].0;
+            return Ok(ranked.pool[i].0);
         }
     }
-    cand[probs.len() - 1].0
+    ranked.sort_prefix(ranked.pool.len());
+    Ok(ranked.pool[ranked.pool.len() - 1].0)
 }
 
-/// Index of the first maximum among allowed ids.
-pub fn argmax(logits: &[f32], allowed: impl Fn(usize) -> bool) -> u32 {
+/// Candidate order: higher (scaled) logit first, then lower id.
+fn by_rank(a: &(u32, f32), b: &(u32, f32)) -> Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// Candidates whose first `sorted` entries are in rank order and rank before all the rest.
+struct Ranked {
+    pool: Vec<(u32, f32)>,
+    sorted: usize,
+}
+
+/// Entries the sorted prefix grows by at least (then doubling), so a long walk costs
+/// `O(V log V)` at worst and a short one `O(V)`.
+const FIRST_CHUNK: usize = 32;
+
+impl Ranked {
+    fn new(pool: Vec<(u32, f32)>) -> Self {
+        Self { pool, sorted: 0 }
+    }
+
+    fn sorted(pool: Vec<(u32, f32)>) -> Self {
+        let sorted = pool.len();
+        Self { pool, sorted }
+    }
+
+    /// The best candidate.
+    fn top(&mut self) -> (u32, f32) {
+        self.sort_prefix(1);
+        self.pool[0]
+    }
+
+    /// Makes at least the first `n` entries sorted (growing the prefix geometrically).
+    fn sort_prefix(&mut self, n: usize) {
+        if n <= self.sorted {
+            return;
+        }
+        let len = self.pool.len();
+        let target = n.max(2 * self.sorted).max(FIRST_CHUNK).min(len);
+        let rest = &mut self.pool[self.sorted..];
+        let take = target - self.sorted;
+        if take < rest.len() {
+            rest.select_nth_unstable_by(take - 1, by_rank);
+        }
+        rest[..take].sort_unstable_by(by_rank);
+        self.sorted = target;
+    }
+}
+
+/// Index of the first maximum among allowed ids (a NaN among them is an error).
+pub fn argmax(logits: &[f32], allowed: impl Fn(usize) -> bool) -> Result<u32, SampleError> {
     let mut best: Option<(usize, f32)> = None;
     for (i, &v) in logits.iter().enumerate() {
-        if !allowed(i) || v.is_nan() {
+        if !allowed(i) {
             continue;
+        }
+        if v.is_nan() {
+            return Err(SampleError::NanLogits);
         }
         if best.is_none_or(|(_, b)| v > b) {
             best = Some((i, v));
         }
     }
-    best.map(|(i, _)| i as u32).unwrap_or(0)
+    best.map(|(i, _)| i as u32)
+        .ok_or(SampleError::NothingAllowed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The straightforward implementation: sort every candidate, then cut and draw.
+    fn full_sort_reference(
+        logits: &[f32],
+        params: &SamplingParams,
+        rng: &mut SplitMix64,
+        allowed: impl Fn(usize) -> bool,
+    ) -> u32 {
+        let t = params.temperature;
+        let mut cand: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| allowed(*i))
+            .map(|(i, v)| (i as u32, v / t))
+            .collect();
+        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        if params.top_k > 0 && params.top_k < cand.len() {
+            cand.truncate(params.top_k);
+        }
+        let max = cand[0].1;
+        let mut probs: Vec<f64> = cand.iter().map(|(_, v)| ((v - max) as f64).exp()).collect();
+        let total: f64 = probs.iter().sum();
+        for p in &mut probs {
+            *p /= total;
+        }
+        if params.top_p < 1.0 {
+            let mut mass = 0.0;
+            let mut keep = probs.len();
+            for (i, p) in probs.iter().enumerate() {
+                mass += p;
+                if mass >= params.top_p as f64 {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            probs.truncate(keep.max(1));
+            let total: f64 = probs.iter().sum();
+            for p in &mut probs {
+                *p /= total;
+            }
+        }
+        let u = rng.next_f64();
+        let mut acc = 0.0;
+        for (i, p) in probs.iter().enumerate() {
+            acc += p;
+            if u < acc {
+                return cand[i].0;
+            }
+        }
+        cand[probs.len() - 1].0
+    }
+
     #[test]
     fn greedy_takes_first_maximum_and_skips_unknown_ids() {
         let logits = [0.1, 3.0, 3.0, 9.0];
-        assert_eq!(argmax(&logits, |i| i < 3), 1);
+        assert_eq!(argmax(&logits, |i| i < 3), Ok(1));
+        assert_eq!(argmax(&logits, |_| false), Err(SampleError::NothingAllowed));
+    }
+
+    #[test]
+    fn nan_logits_are_an_error_not_token_zero() {
+        let logits = [f32::NAN, 1.0, f32::NAN];
+        let mut rng = SplitMix64::new(1);
+        for temperature in [0.0, 0.8] {
+            let params = SamplingParams {
+                temperature,
+                ..Default::default()
+            };
+            assert_eq!(
+                choose(&logits, &params, &mut rng, |_| true),
+                Err(SampleError::NanLogits),
+                "temperature {temperature}"
+            );
+            // A NaN on an id that can never be chosen does not matter.
+            assert_eq!(choose(&logits, &params, &mut rng, |i| i == 1), Ok(1));
+        }
     }
 
     #[test]
@@ -135,7 +297,7 @@ mod tests {
         };
         let mut rng = SplitMix64::new(7);
         for _ in 0..20 {
-            assert_eq!(choose(&logits, &params, &mut rng, |_| true), 1);
+            assert_eq!(choose(&logits, &params, &mut rng, |_| true), Ok(1));
         }
     }
 
@@ -150,7 +312,7 @@ mod tests {
         };
         let mut rng = SplitMix64::new(1);
         for _ in 0..50 {
-            assert_eq!(choose(&logits, &params, &mut rng, |_| true), 0);
+            assert_eq!(choose(&logits, &params, &mut rng, |_| true), Ok(0));
         }
     }
 
@@ -166,10 +328,37 @@ mod tests {
         let draw = |seed| {
             let mut rng = SplitMix64::new(seed);
             (0..30)
-                .map(|_| choose(&logits, &params, &mut rng, |_| true))
+                .map(|_| choose(&logits, &params, &mut rng, |_| true).unwrap())
                 .collect::<Vec<_>>()
         };
         assert_eq!(draw(3), draw(3));
         assert_ne!(draw(3), draw(4));
+    }
+
+    #[test]
+    fn choices_equal_a_full_sort_for_the_same_draws() {
+        let mut draws = SplitMix64::new(42);
+        for case in 0..300 {
+            let vocab = [7, 40, 333, 2_000][case % 4];
+            // Random logits with ties (rounded) and a spread from flat to peaked.
+            let scale = [0.5f32, 3.0, 12.0][case % 3];
+            let logits: Vec<f32> = (0..vocab)
+                .map(|_| (draws.normal() * scale * 4.0).round() / 4.0)
+                .collect();
+            let params = SamplingParams {
+                temperature: [0.3, 0.8, 1.0, 1.7][case % 4],
+                top_k: [0, 1, 5, 50, 5_000][case % 5],
+                top_p: [1.0, 0.9, 0.5, 0.999, 0.05][(case / 5) % 5],
+                seed: None,
+            };
+            let allowed = |i: usize| i % 11 != 3;
+            let seed = draws.next_u64();
+            let (mut a, mut b) = (SplitMix64::new(seed), SplitMix64::new(seed));
+            for _ in 0..20 {
+                let ours = choose(&logits, &params, &mut a, allowed).unwrap();
+                let reference = full_sort_reference(&logits, &params, &mut b, allowed);
+                assert_eq!(ours, reference, "case {case}: {params:?}, vocab {vocab}");
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ use super::ModelError;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, bf16, f16};
 use memmap2::Mmap;
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -200,17 +201,18 @@ impl Weights {
                 ),
             });
         }
+        // Decoded on every core: loading is otherwise bound by this loop.
         let values = match entry.dtype {
             StoredDType::F32 => bytes
-                .chunks_exact(4)
+                .par_chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
             StoredDType::F16 => bytes
-                .chunks_exact(2)
+                .par_chunks_exact(2)
                 .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
             StoredDType::BF16 => bytes
-                .chunks_exact(2)
+                .par_chunks_exact(2)
                 .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
             StoredDType::Other => unreachable!("rejected above"),

@@ -1,8 +1,16 @@
 //! Batched results equal one-at-a-time results: scoring, embeddings and greedy generation of
-//! prompts of different lengths in one left-padded batch, on the CPU engine.
+//! prompts of different lengths in one left-padded batch, on the CPU engine; generation in
+//! bounded, length-sorted batches equals one batch, finished rows stop costing decode work, and
+//! each row's token budget follows its own prompt.
 
-use crate::common::{FIXTURES, cpu_engine, reference};
-use c2s_core::engine::GenerateOptions;
+use crate::common::{FIXTURES, cpu_engine, eos_ids, fixtures_dir, reference};
+use burn::backend::Flex;
+use burn::backend::flex::FlexDevice;
+use burn::tensor::DType;
+use c2s_core::engine::generate::generate;
+use c2s_core::engine::tokenizer::TextTokenizer;
+use c2s_core::engine::{GenerateOptions, GenerateRequest, SamplingParams, StopReason};
+use c2s_core::model::LanguageModel;
 
 #[test]
 fn batched_scores_and_embeddings_equal_single_rows() {
@@ -151,4 +159,210 @@ fn continuations_sharing_a_prompt_cache_match_transformers_and_scoring_alone() {
             }
         }
     }
+}
+
+/// Seven prompts of different lengths (3 to 42 tokens) for `gpt_neox_parallel`.
+fn seven_prompts(engine: &c2s_core::engine::Engine) -> Vec<Vec<u32>> {
+    let mut prompts = reference("gpt_neox_parallel").prompts;
+    for text in [
+        "MS4A1 CD79A",
+        "The cell type is GNLY NKG7 PRF1 GZMB CCL5",
+        "LYZ",
+        "CD14 S100A8 S100A9 LYZ FCN1 VCAN CST3 TYROBP",
+    ] {
+        prompts.push(engine.tokenizer().encode(text).expect("encode"));
+    }
+    prompts
+}
+
+#[test]
+fn bounded_batches_give_the_same_outputs_as_one_batch() {
+    let engine = cpu_engine("gpt_neox_parallel");
+    let prompts = seven_prompts(&engine);
+    let lengths: std::collections::BTreeSet<usize> = prompts.iter().map(Vec::len).collect();
+    assert_eq!(lengths.len(), 7, "seven different lengths");
+    for temperature in [0.0, 0.9] {
+        let one = GenerateOptions {
+            max_new_tokens: 10,
+            sampling: SamplingParams {
+                temperature,
+                seed: Some(3),
+                ..Default::default()
+            },
+            ignore_eos: true,
+            ..Default::default()
+        };
+        let (whole, stats) = engine
+            .generate_ids(&prompts, &one, &mut |_| {}, None)
+            .expect("one batch");
+        assert_eq!(stats.batches, 1);
+        // Two rows a batch (4 batches), or a cache budget of two rows of the longest prompt
+        // (42 + 10 tokens; shorter prompts fit more rows).
+        let per_token = 2 * 3 * 64 * 4; // k and v, 3 layers, width 64, f32
+        for (bounded, batches) in [
+            (
+                GenerateOptions {
+                    max_batch_rows: 2,
+                    ..one.clone()
+                },
+                4..=4,
+            ),
+            (
+                GenerateOptions {
+                    kv_budget_bytes: 2 * 52 * per_token,
+                    ..one.clone()
+                },
+                2..=6,
+            ),
+        ] {
+            let mut streamed = vec![String::new(); prompts.len()];
+            let (split, stats) = engine
+                .generate_ids(
+                    &prompts,
+                    &bounded,
+                    &mut |e| streamed[e.row].push_str(e.text_delta),
+                    None,
+                )
+                .expect("bounded batches");
+            assert!(
+                batches.contains(&stats.batches),
+                "{} batches",
+                stats.batches
+            );
+            for (i, (a, b)) in whole.iter().zip(&split).enumerate() {
+                assert_eq!(a.token_ids, b.token_ids, "prompt {i}, t = {temperature}");
+                assert_eq!(a.text, b.text);
+                assert_eq!(b.prompt_tokens, prompts[i].len(), "results in prompt order");
+                assert_eq!(streamed[i], b.text, "events carry the prompt's index");
+            }
+        }
+    }
+}
+
+#[test]
+fn finished_rows_leave_the_batch() {
+    let name = "gpt_neox_parallel";
+    let dir = fixtures_dir().join(name);
+    let r = reference(name);
+    let model = LanguageModel::<Flex>::load(&dir, DType::F32, &FlexDevice).expect("model");
+    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json")).expect("tokenizer");
+    let options = GenerateOptions {
+        max_new_tokens: 16,
+        ..Default::default()
+    };
+    // Pretend the third token of row 2's greedy output is an EOS id: row 2 ends early.
+    let greedy = &r.greedy[2];
+    let k = (1..greedy.len())
+        .find(|&k| !greedy[..k].contains(&greedy[k]))
+        .expect("a new token");
+    let mut eos = eos_ids(&dir);
+    eos.push(greedy[k]);
+    let (out, stats) = generate(
+        &model,
+        &tokenizer,
+        &r.prompts,
+        &options,
+        &eos,
+        0,
+        &mut |_| {},
+        None,
+    )
+    .expect("generate");
+    assert_eq!(out[2].stop_reason, StopReason::Eos);
+    assert_eq!(out[2].token_ids, greedy[..=k].to_vec());
+    let longest = out.iter().map(|g| g.token_ids.len()).max().unwrap();
+    assert!(longest > k + 1, "another row runs on");
+    // Every token after a row's first comes from a decode step that computed that row only.
+    let tokens: usize = out.iter().map(|g| g.token_ids.len() - 1).sum();
+    assert_eq!(stats.decode_steps, longest - 1);
+    assert_eq!(stats.decode_rows, tokens);
+    assert!(stats.decode_rows < out.len() * stats.decode_steps);
+}
+
+#[test]
+fn each_row_fills_its_own_context() {
+    // The fixtures have a 64-token context; prompts of 22, 42 and 5 tokens share a batch.
+    let engine = cpu_engine("gpt_neox_parallel");
+    let r = reference("gpt_neox_parallel");
+    let (out, stats) = engine
+        .generate_ids(
+            &r.prompts,
+            &GenerateOptions {
+                max_new_tokens: 500,
+                ignore_eos: true,
+                ..Default::default()
+            },
+            &mut |_| {},
+            None,
+        )
+        .expect("generate");
+    assert_eq!(stats.batches, 1);
+    for (i, g) in out.iter().enumerate() {
+        assert_eq!(g.stop_reason, StopReason::ContextFull, "row {i}");
+        assert_eq!(
+            g.prompt_tokens + g.token_ids.len(),
+            engine.info().context,
+            "row {i}"
+        );
+    }
+}
+
+#[test]
+fn samples_share_one_prefill_and_match_separate_prefills() {
+    let engine = cpu_engine("gemma2");
+    let r = reference("gemma2");
+    let requests = [
+        GenerateRequest {
+            samples: 4,
+            seed: Some(5),
+            ..GenerateRequest::new(&r.prompts[1])
+        },
+        GenerateRequest::new(&r.prompts[2]),
+    ];
+    let options = GenerateOptions {
+        max_new_tokens: 8,
+        sampling: SamplingParams {
+            temperature: 1.2,
+            seed: Some(1),
+            ..Default::default()
+        },
+        ignore_eos: true,
+        ..Default::default()
+    };
+    let mut done = Vec::new();
+    let (shared, stats) = engine
+        .generate_requests(
+            &requests,
+            &options,
+            &mut |_| {},
+            &mut |row, _| done.push(row),
+            None,
+        )
+        .expect("shared prefill");
+    assert_eq!(shared.len(), 5);
+    done.sort();
+    assert_eq!(done, [0, 1, 2, 3, 4], "every row reported once");
+    // One prefill row per request: 2 rows × the longer prompt.
+    assert_eq!(stats.prefill_tokens, 2 * r.prompts[1].len());
+    // One row a batch: each sample prefills the prompt itself.
+    let (separate, stats) = engine
+        .generate_requests(
+            &requests,
+            &GenerateOptions {
+                max_batch_rows: 1,
+                ..options.clone()
+            },
+            &mut |_| {},
+            &mut |_, _| {},
+            None,
+        )
+        .expect("separate prefills");
+    assert_eq!(stats.batches, 5);
+    for (i, (a, b)) in shared.iter().zip(&separate).enumerate() {
+        assert_eq!(a.token_ids, b.token_ids, "row {i}");
+        assert_eq!(a.text, b.text, "row {i}");
+    }
+    let distinct: std::collections::BTreeSet<_> =
+        shared[..4].iter().map(|g| &g.token_ids).collect();
+    assert!(distinct.len() > 1, "the samples differ");
 }
