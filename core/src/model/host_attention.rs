@@ -3,8 +3,9 @@
 //! (the cache is a slice of a preallocated buffer) and run its attention on one core; here the
 //! keys and values stay in one `Vec` per layer and each (row, head) is computed on the rayon pool.
 
+use super::linear::host_f32;
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 /// How scores are formed: `softcap(q·k · scale)`, visible keys limited to a sliding window.
@@ -67,17 +68,6 @@ impl HostKv {
     }
 }
 
-/// Values of a tensor as f32 in row-major order.
-fn host_values<B: Backend, const D: usize>(x: Tensor<B, D>) -> Vec<f32> {
-    let data = x.into_data();
-    if data.dtype == DType::F32 {
-        data.into_vec::<f32>()
-            .expect("f32 tensor data converts to Vec<f32>")
-    } else {
-        data.iter::<f32>().collect()
-    }
-}
-
 /// Appends this step's `k`, `v` (`[B, n_kv, T, Dh]`) at position `past` of `cache` (allocated
 /// with `capacity` on first use) and attends `q` (`[B, H, T, Dh]`) over every cached position
 /// that `key_valid` marks real, causally. Returns `[B, H, T, Dh]` in `q`'s dtype; a query that
@@ -97,40 +87,152 @@ pub fn append_and_attend<B: Backend>(
     let kv_heads = k.dims()[1];
     let (device, dtype) = (q.device(), q.dtype());
     let cache = cache.get_or_insert_with(|| HostKv::new(b, kv_heads, capacity, d));
-    cache.write(&host_values(k), &host_values(v), t, past);
-    let q = host_values(q);
-    // Output laid out [B, T, H, Dh]: callers swap back to [B, T, H·Dh] without a copy.
-    let mut out = vec![0.0f32; b * t * heads * d];
+    cache.write(&host_f32(k), &host_f32(v), t, past);
+    let q = host_f32(q);
     let group = heads / kv_heads;
     let cache = &*cache;
-    out.par_chunks_mut(t * heads * d)
-        .enumerate()
-        .for_each(|(row, out_row)| {
-            let mut scores = Vec::with_capacity(past + t);
-            for h in 0..heads {
-                let kv = (row * kv_heads + h / group) * cache.capacity * d;
-                let (keys, values) = (&cache.k[kv..], &cache.v[kv..]);
-                for i in 0..t {
-                    let query = &q[((row * heads + h) * t + i) * d..][..d];
-                    let out = &mut out_row[(i * heads + h) * d..][..d];
-                    let pos = past + i;
-                    let lo = spec.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                    attend_one(
-                        query,
-                        keys,
-                        values,
-                        d,
-                        lo..pos + 1,
-                        &key_valid[row],
-                        spec,
-                        &mut scores,
-                        out,
-                    );
-                }
-            }
-        });
+    // One task per (row, head): its `[T, Dh]` output.
+    let per_head: Vec<Vec<f32>> = (0..b * heads)
+        .into_par_iter()
+        .map(|task| {
+            let (row, h) = (task / heads, task % heads);
+            let kv = (row * kv_heads + h / group) * cache.capacity * d;
+            let head = Head {
+                keys: &cache.k[kv..kv + cache.capacity * d],
+                values: &cache.v[kv..kv + cache.capacity * d],
+                valid: &key_valid[row],
+                dim: d,
+                past,
+                spec,
+            };
+            head.attend(&q[task * t * d..(task + 1) * t * d])
+        })
+        .collect();
+    // Output laid out [B, T, H, Dh]: callers swap back to [B, T, H·Dh] without a copy.
+    let mut out = vec![0.0f32; b * t * heads * d];
+    for (task, o) in per_head.iter().enumerate() {
+        let (row, h) = (task / heads, task % heads);
+        for (i, oi) in o.chunks_exact(d).enumerate() {
+            let at = ((row * t + i) * heads + h) * d;
+            out[at..at + d].copy_from_slice(oi);
+        }
+    }
     Tensor::<B, 4>::from_data(TensorData::new(out, [b, t, heads, d]), (&device, dtype))
         .swap_dims(1, 2)
+}
+
+/// Queries per block of the prefill path (bounds the score matrix to `BLOCK × keys`).
+const QUERY_BLOCK: usize = 128;
+
+/// One (row, head): its cached keys and values and which positions are real.
+struct Head<'a> {
+    keys: &'a [f32],
+    values: &'a [f32],
+    valid: &'a [bool],
+    dim: usize,
+    past: usize,
+    spec: AttentionSpec,
+}
+
+impl Head<'_> {
+    /// Outputs `[T, Dh]` for queries `q` (`[T, Dh]`) at positions `past..past + T`.
+    fn attend(&self, q: &[f32]) -> Vec<f32> {
+        let d = self.dim;
+        let t = q.len() / d;
+        let mut out = vec![0.0f32; t * d];
+        if t == 1 {
+            let mut scores = Vec::with_capacity(self.past + 1);
+            let lo = self.lowest_key(self.past);
+            attend_one(
+                q,
+                self.keys,
+                self.values,
+                d,
+                lo..self.past + 1,
+                self.valid,
+                self.spec,
+                &mut scores,
+                &mut out,
+            );
+            return out;
+        }
+        for i0 in (0..t).step_by(QUERY_BLOCK) {
+            let i1 = (i0 + QUERY_BLOCK).min(t);
+            self.attend_block(&q[i0 * d..i1 * d], i0, &mut out[i0 * d..i1 * d]);
+        }
+        out
+    }
+
+    /// The first key a query at `pos` may see (sliding window).
+    fn lowest_key(&self, pos: usize) -> usize {
+        self.spec.window.map_or(0, |w| (pos + 1).saturating_sub(w))
+    }
+
+    /// Queries `first..first + n` as matrix products: `S = Q·Kᵀ·scale`, masked soft-max per
+    /// query, `O = P·V`.
+    fn attend_block(&self, q: &[f32], first: usize, out: &mut [f32]) {
+        use faer::linalg::matmul::matmul;
+        use faer::{Accum, Mat, MatRef, Par};
+        let d = self.dim;
+        let n = q.len() / d;
+        let keys = self.past + first + n;
+        let mut scores = Mat::<f32>::zeros(n, keys);
+        matmul(
+            scores.as_mut(),
+            Accum::Replace,
+            MatRef::from_row_major_slice(q, n, d),
+            MatRef::from_row_major_slice(&self.keys[..keys * d], keys, d).transpose(),
+            self.spec.scale as f32,
+            Par::Seq,
+        );
+        for i in 0..n {
+            let pos = self.past + first + i;
+            let lo = self.lowest_key(pos);
+            let mut row: Vec<f32> = (0..keys).map(|j| scores[(i, j)]).collect();
+            let mut any = false;
+            for (j, s) in row.iter_mut().enumerate() {
+                if j < lo || j > pos || !self.valid[j] {
+                    *s = f32::NEG_INFINITY;
+                    continue;
+                }
+                any = true;
+                if let Some(cap) = self.spec.softcap {
+                    let cap = cap as f32;
+                    *s = (*s / cap).tanh() * cap;
+                }
+            }
+            if any {
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+                let mut total = 0.0f32;
+                for s in row.iter_mut() {
+                    *s = (*s - max).exp();
+                    total += *s;
+                }
+                for s in row.iter_mut() {
+                    *s /= total;
+                }
+            } else {
+                row.fill(0.0);
+            }
+            for (j, s) in row.into_iter().enumerate() {
+                scores[(i, j)] = s;
+            }
+        }
+        let mut o = Mat::<f32>::zeros(n, d);
+        matmul(
+            o.as_mut(),
+            Accum::Replace,
+            scores.as_ref(),
+            MatRef::from_row_major_slice(&self.values[..keys * d], keys, d),
+            1.0,
+            Par::Seq,
+        );
+        for (i, oi) in out.chunks_exact_mut(d).enumerate() {
+            for (k, v) in oi.iter_mut().enumerate() {
+                *v = o[(i, k)];
+            }
+        }
+    }
 }
 
 /// One query over keys `span` (those `valid` marks real): softmax-weighted sum of values.

@@ -109,6 +109,18 @@ impl<B: Backend> Linear<B> {
     }
 }
 
+/// A host tensor's values as f32, row-major (moved out without a copy when already f32 and
+/// contiguous).
+pub(crate) fn host_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Vec<f32> {
+    let data = x.into_data();
+    if data.dtype == DType::F32 {
+        data.into_vec::<f32>()
+            .expect("f32 tensor data converts to Vec<f32>")
+    } else {
+        data.iter::<f32>().collect()
+    }
+}
+
 /// Runs a packed layer on a host tensor: its values in f32, the product, the bias, and a tensor
 /// of the input's dtype back.
 fn host_forward<B: Backend, const D: usize>(
@@ -119,14 +131,7 @@ fn host_forward<B: Backend, const D: usize>(
     let mut dims = x.dims();
     let m = dims[..D - 1].iter().product::<usize>();
     let (device, dtype) = (x.device(), x.dtype());
-    let data = x.into_data();
-    let values: Vec<f32> = if data.dtype == DType::F32 {
-        data.into_vec::<f32>()
-            .expect("f32 tensor data converts to Vec<f32>")
-    } else {
-        data.iter::<f32>().collect()
-    };
-    let mut y = weight.matmul(&values, m);
+    let mut y = weight.matmul(&host_f32(x), m);
     if let Some(bias) = bias {
         for row in y.chunks_exact_mut(weight.rows()) {
             for (v, b) in row.iter_mut().zip(bias) {

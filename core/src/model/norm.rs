@@ -1,15 +1,21 @@
 //! Normalisation layers, computed in f32 and cast back to the compute dtype as `transformers` does.
+//! On the CPU backend they run on host rows in parallel: Flex broadcasts the `[H]` weights over
+//! `[B, T, H]` through a slow strided path.
 
 use super::ModelError;
+use super::linear::{host_f32, uses_host_kernels};
 use super::weights::Weights;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
+use rayon::prelude::*;
 
 /// LayerNorm with weight and bias over the last dimension (GPT-NeoX).
 #[derive(Debug, Clone)]
 pub struct LayerNorm<B: Backend> {
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
+    /// `gamma` and `beta` on the host, for the CPU backend.
+    host: Option<(Vec<f32>, Vec<f32>)>,
     eps: f64,
 }
 
@@ -22,15 +28,37 @@ impl<B: Backend> LayerNorm<B> {
         eps: f64,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
+        let (w, b) = (format!("{prefix}.weight"), format!("{prefix}.bias"));
+        let host = if uses_host_kernels::<B>(device) {
+            Some((
+                weights.read_f32(&w, &[size])?,
+                weights.read_f32(&b, &[size])?,
+            ))
+        } else {
+            None
+        };
         Ok(Self {
-            gamma: weights.tensor(&format!("{prefix}.weight"), [size], DType::F32, device)?,
-            beta: weights.tensor(&format!("{prefix}.bias"), [size], DType::F32, device)?,
+            gamma: weights.tensor(&w, [size], DType::F32, device)?,
+            beta: weights.tensor(&b, [size], DType::F32, device)?,
+            host,
             eps,
         })
     }
 
     /// Normalises `[B, T, H]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        if let Some((gamma, beta)) = &self.host {
+            let eps = self.eps as f32;
+            return on_host_rows(x, |row| {
+                let n = row.len() as f32;
+                let mean = row.iter().sum::<f32>() / n;
+                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+                let inv = 1.0 / (var + eps).sqrt();
+                for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                    *v = (*v - mean) * inv * g + b;
+                }
+            });
+        }
         let dtype = x.dtype();
         let x = x.cast(FloatDType::F32);
         let mean = x.clone().mean_dim(2);
@@ -46,6 +74,8 @@ impl<B: Backend> LayerNorm<B> {
 #[derive(Debug, Clone)]
 pub struct GemmaRmsNorm<B: Backend> {
     scale: Tensor<B, 1>,
+    /// `scale` on the host, for the CPU backend.
+    host: Option<Vec<f32>>,
     eps: f64,
 }
 
@@ -61,6 +91,7 @@ impl<B: Backend> GemmaRmsNorm<B> {
         let w = weights.read_f32(&format!("{prefix}.weight"), &[size])?;
         let scale: Vec<f32> = w.iter().map(|v| 1.0 + v).collect();
         Ok(Self {
+            host: uses_host_kernels::<B>(device).then(|| scale.clone()),
             scale: Tensor::from_data(TensorData::new(scale, [size]), (device, DType::F32)),
             eps,
         })
@@ -68,6 +99,16 @@ impl<B: Backend> GemmaRmsNorm<B> {
 
     /// Normalises the last dimension of a tensor of any rank.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if let Some(scale) = &self.host {
+            let eps = self.eps as f32;
+            return on_host_rows(x, |row| {
+                let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+                let inv = 1.0 / (ms + eps).sqrt();
+                for (v, s) in row.iter_mut().zip(scale) {
+                    *v = *v * inv * s;
+                }
+            });
+        }
         let dtype = x.dtype();
         let x = x.cast(FloatDType::F32);
         let ms = (x.clone() * x.clone()).mean_dim(D - 1);
@@ -75,4 +116,19 @@ impl<B: Backend> GemmaRmsNorm<B> {
         let y = y * self.scale.clone().unsqueeze::<D>();
         y.cast(dtype)
     }
+}
+
+/// Applies `f` to every last-dimension row of `x` on the host (rows in parallel, in f32) and
+/// returns a tensor of `x`'s shape and dtype.
+fn on_host_rows<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    f: impl Fn(&mut [f32]) + Sync + Send,
+) -> Tensor<B, D> {
+    let (dims, device, dtype) = (x.dims(), x.device(), x.dtype());
+    let mut values = host_f32(x);
+    values
+        .par_chunks_mut(dims[D - 1])
+        .with_min_len(16)
+        .for_each(f);
+    Tensor::from_data(TensorData::new(values, dims), (&device, dtype))
 }
