@@ -205,7 +205,12 @@ impl Head<'_> {
                 let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
                 let mut total = 0.0f32;
                 for s in row.iter_mut() {
-                    *s = (*s - max).exp();
+                    // Masked keys are exactly 0; only visible ones pay for `exp`.
+                    *s = if *s == f32::NEG_INFINITY {
+                        0.0
+                    } else {
+                        (*s - max).exp()
+                    };
                     total += *s;
                 }
                 for s in row.iter_mut() {
