@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod genesets;
 pub mod hub;
 pub mod inverse;
 pub mod io;
@@ -21,6 +22,7 @@ pub mod preprocess;
 pub mod progress;
 pub mod rng;
 pub mod sentence;
+pub mod statistics;
 pub mod tasks;
 pub mod test_support;
 
