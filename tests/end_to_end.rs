@@ -7,5 +7,6 @@ mod cli_bad_input;
 mod cli_convert;
 mod cli_download;
 mod cli_engine;
+mod cli_score_sets;
 mod cli_tasks;
 mod reference_parity;

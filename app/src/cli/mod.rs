@@ -5,6 +5,7 @@ mod bench_annotate;
 pub mod bench_convert;
 mod bench_engine;
 mod bench_gui;
+mod bench_ssgsea;
 mod bench_umap;
 mod convert;
 mod data_args;
@@ -21,6 +22,7 @@ mod models;
 mod perturb;
 mod prompt;
 mod score;
+mod score_sets;
 mod task_args;
 
 use c2s_core::dataset::MatrixChoice;
@@ -72,6 +74,8 @@ pub enum Command {
     Score(score::Args),
     /// Mean final hidden state of a text (cell embedding).
     Embed(embed::Args),
+    /// Score cells by gene sets of a GMT file (ssGSEA as gseapy, or scanpy's score_genes).
+    ScoreSets(score_sets::Args),
     /// List local models (a directory or the Hugging Face cache).
     Models(models::Args),
     /// Download a model from the Hugging Face hub into its cache (resumable, checksummed).
@@ -84,6 +88,8 @@ pub enum Command {
     BenchUmap(bench_umap::Args),
     /// Frame times of the desktop app's embedding view on generated datasets (opens a window).
     BenchGui(bench_gui::Args),
+    /// ssGSEA time vs. gseapy 1.3.1 on generated samples and gene sets.
+    BenchSsgsea(bench_ssgsea::Args),
 }
 
 /// Runs one subcommand; errors are printed as one `error:` line on stderr.
@@ -102,12 +108,14 @@ pub fn run(command: Command) -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Score(args) => score::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::ScoreSets(args) => score_sets::run(args),
         Command::Models(args) => models::run(args),
         Command::Download(args) => download::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
         Command::BenchAnnotate(args) => bench_annotate::run(args),
         Command::BenchUmap(args) => bench_umap::run(args),
         Command::BenchGui(args) => bench_gui::run(args),
+        Command::BenchSsgsea(args) => bench_ssgsea::run(args),
     };
     if std::env::var_os(bench_convert::PEAK_RSS_ENV).is_some()
         && let Some(peak) = bench_convert::peak_rss_bytes()
