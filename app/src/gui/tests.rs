@@ -1495,3 +1495,84 @@ fn predicted_perturbations_list_gene_changes_and_appear_on_the_plot() {
     h.get_by_label_contains("drugA (3 predicted cells)");
     assert!(painted_text(&h, "drugA on 3 cells ("));
 }
+
+#[test]
+fn scoring_a_gene_set_adds_an_obs_column_that_colours_the_plot() {
+    use c2s_core::genesets::GeneSetLibrary;
+    use c2s_core::genesets::dataset_scores::{Method, mean_mode, score_dataset};
+    let mut h = harness();
+    let view = open_demo_of(&mut h, 400);
+    let dir = tempfile::tempdir().unwrap();
+    let gmt = dir.path().join("markers.gmt");
+    std::fs::write(
+        &gmt,
+        "CD4_T_MARKERS\tdemo\tCD3E\tIL7R\tLTB\tNOT_A_GENE\nB_MARKERS\tdemo\tMS4A1\tCD79A\tCD19\n",
+    )
+    .unwrap();
+    h.state_mut().workbench.open_panel("gene_sets");
+    h.run_steps(1);
+    panel_on_the_right(&mut h, "gene_sets");
+    h.get_by_label("GMT file").focus();
+    h.run_steps(1);
+    h.get_by_label("GMT file")
+        .type_text(&gmt.display().to_string());
+    h.run_steps(2);
+    h.get_by_label("Load sets").click();
+    h.run_steps(2);
+    h.get_by_label("Search sets").focus();
+    h.run_steps(1);
+    h.get_by_label("Search sets").type_text("cd4_t");
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains("B_MARKERS").is_none(),
+        "the search lists matching sets only"
+    );
+    h.get_by_label_contains("CD4_T_MARKERS").click();
+    h.run_steps(2);
+    h.get_by_label("Score cells").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("3 of 4 genes in the data");
+    let v = h.state().views.iter().find(|v| v.id == view).unwrap();
+    let name = "ssgsea:CD4_T_MARKERS";
+    assert_eq!(v.color_source, ColorSource::Obs(name.into()));
+    let Some(ColumnData::Numeric(scores)) = v.dataset.obs_column(name).map(|c| &c.data) else {
+        panic!("no numeric obs column {name}");
+    };
+    // The same numbers as the core scorer (proven equal to gseapy by the fixture tests) ...
+    let library = GeneSetLibrary::read(&gmt).unwrap();
+    let method = Method::Ssgsea(c2s_core::genesets::SsgseaOptions {
+        weight: 0.25,
+        min_size: 1,
+        max_size: usize::MAX,
+    });
+    let want = score_dataset(
+        &v.dataset,
+        mean_mode(&v.dataset, false),
+        &library,
+        &["CD4_T_MARKERS".to_string()],
+        method,
+        &c2s_core::Progress::new(),
+    )
+    .unwrap();
+    assert_eq!(scores, &want.columns[0].values);
+    // ... and CD4 T cells, which express these markers, score highest on average.
+    let Some(ColumnData::Categorical { codes, categories }) =
+        v.dataset.obs_column("cell_type").map(|c| &c.data)
+    else {
+        panic!("the demo has cell types");
+    };
+    let mean_of = |label: &str| {
+        let code = categories.iter().position(|c| c == label).unwrap() as i32;
+        let xs: Vec<f64> = (0..scores.len())
+            .filter(|&i| codes[i] == code)
+            .map(|i| scores[i])
+            .collect();
+        xs.iter().sum::<f64>() / xs.len() as f64
+    };
+    let (t, b) = (mean_of("CD4 T"), mean_of("B"));
+    assert!(
+        t > 0.0 && b < 0.0,
+        "mean ES of CD4 T cells {t}, of B cells {b}"
+    );
+}

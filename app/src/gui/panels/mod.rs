@@ -19,6 +19,7 @@ pub mod drop_overlay;
 pub mod embed_cells;
 pub mod explorer;
 pub mod gene_search;
+pub mod gene_sets;
 pub mod generate;
 pub mod generated_sets;
 pub mod hover;
@@ -95,6 +96,7 @@ pub fn registry() -> Vec<Box<dyn Panel>> {
         Box::new(embed_cells::EmbedCellsPanel::default()),
         Box::new(generate::GeneratePanel::default()),
         Box::new(perturb::PerturbPanel::default()),
+        Box::new(gene_sets::GeneSetsPanel::default()),
         Box::new(jobs::JobsPanel),
     ]
 }
