@@ -13,9 +13,11 @@
 //! NES divides every ES by `max ES − min ES` over all (sample, set) pairs of the same call, so it
 //! depends on the whole batch: state the batch when reporting it.
 //!
-//! Each sample costs `O(nnz log nnz + K log K)` for `nnz` stored values and `K` set members:
-//! genes without a stored value tie at zero, and their positions follow from a count, so nothing
-//! gene-length is allocated per sample. Samples run in parallel.
+//! Each sample costs `O(nnz log nnz + G + K)` for `nnz` stored values, `G` genes in any set and
+//! `K` set memberships: genes without a stored value tie at zero and their positions follow
+//! from a count, and every set accumulates its members in position order (gseapy's summation
+//! order) in one walk down the ranking, so nothing gene-length is touched per sample. Samples
+//! run in parallel.
 
 use super::gmt::SetMatch;
 use crate::error::{Error, Result};
@@ -95,8 +97,13 @@ impl SsgseaScores {
 #[derive(Debug, Clone)]
 pub struct Ssgsea {
     names: Vec<String>,
-    /// Member columns of each set, sorted ascending.
-    members: Vec<Vec<u32>>,
+    /// Members of each set present in the data.
+    sizes: Vec<usize>,
+    /// Genes in at least one set, descending (the order zero-valued genes are ranked in).
+    member_genes: Vec<u32>,
+    /// `sets_of[set_offsets[g]..set_offsets[g + 1]]`: the sets gene `g` belongs to.
+    set_offsets: Vec<u32>,
+    sets_of: Vec<u32>,
     n_genes: usize,
     weight: f64,
 }
@@ -122,12 +129,8 @@ impl Ssgsea {
                 options.min_size, options.max_size
             )));
         }
-        let mut scorer = Self {
-            names: Vec::new(),
-            members: Vec::new(),
-            n_genes,
-            weight: options.weight,
-        };
+        let mut names = Vec::new();
+        let mut members: Vec<Vec<u32>> = Vec::new();
         let mut skipped = Vec::new();
         for set in sets {
             let k = set.n_present();
@@ -135,8 +138,8 @@ impl Ssgsea {
                 let mut cols: Vec<u32> = set.columns.iter().map(|&c| c as u32).collect();
                 cols.sort_unstable();
                 cols.dedup();
-                scorer.names.push(set.name.clone());
-                scorer.members.push(cols);
+                names.push(set.name.clone());
+                members.push(cols);
             } else {
                 skipped.push(SkippedSet {
                     name: set.name.clone(),
@@ -144,6 +147,37 @@ impl Ssgsea {
                 });
             }
         }
+        // Invert set → genes into gene → sets.
+        let mut counts = vec![0u32; n_genes + 1];
+        for cols in &members {
+            for &g in cols {
+                counts[g as usize + 1] += 1;
+            }
+        }
+        for g in 0..n_genes {
+            counts[g + 1] += counts[g];
+        }
+        let set_offsets = counts.clone();
+        let mut sets_of = vec![0u32; *counts.last().unwrap_or(&0) as usize];
+        for (set, cols) in members.iter().enumerate() {
+            for &g in cols {
+                sets_of[counts[g as usize] as usize] = set as u32;
+                counts[g as usize] += 1;
+            }
+        }
+        let member_genes: Vec<u32> = (0..n_genes as u32)
+            .rev()
+            .filter(|&g| set_offsets[g as usize] < set_offsets[g as usize + 1])
+            .collect();
+        let scorer = Self {
+            names,
+            sizes: members.iter().map(Vec::len).collect(),
+            member_genes,
+            set_offsets,
+            sets_of,
+            n_genes,
+            weight: options.weight,
+        };
         Ok((scorer, skipped))
     }
 
@@ -263,88 +297,72 @@ impl Ssgsea {
         let n = self.n_genes;
         let nf = n as f64;
         // Stored non-zero values, by value descending, then column descending.
-        s.order.clear();
-        s.order.extend(
-            s.row
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.1 != 0.0)
-                .map(|(k, _)| k as u32),
-        );
-        let row = &s.row;
-        s.order.sort_unstable_by(|&a, &b| {
-            let (ea, eb) = (row[a as usize], row[b as usize]);
-            eb.1.total_cmp(&ea.1).then(eb.0.cmp(&ea.0))
-        });
-        let n_pos = s
-            .order
-            .iter()
-            .take_while(|&&k| row[k as usize].1 > 0.0)
-            .count();
-        let n_zero = n - s.order.len();
-        // Position and metric of each stored entry; zero entries get them from the zero group.
-        s.pos.clear();
-        s.pos.resize(row.len(), u32::MAX);
-        s.metric.clear();
-        s.metric.resize(row.len(), 0.0);
-        let mut g = 0;
-        while g < s.order.len() {
-            let v = row[s.order[g] as usize].1;
-            let mut end = g + 1;
-            while end < s.order.len() && row[s.order[end] as usize].1 == v {
-                end += 1;
+        s.ranked.clear();
+        s.ranked
+            .extend(s.row.iter().filter(|e| e.1 != 0.0).map(|&(g, v)| (v, g)));
+        s.ranked
+            .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+        let n_pos = s.ranked.iter().take_while(|e| e.0 > 0.0).count();
+        let n_zero = n - s.ranked.len();
+        s.acc.clear();
+        s.acc.resize(self.names.len(), Acc::default());
+        // Walk the ranking down: positives, the zero tie, negatives, so that each set adds its
+        // members in position order.
+        self.visit_groups(&s.ranked[..n_pos], 0, &mut s.acc);
+        if n_zero > 0 {
+            let m = self.group_metric(n_pos, n_zero);
+            let row = &s.row;
+            let mut j = row.len();
+            let mut nonzero_above = 0usize;
+            for &g in &self.member_genes {
+                while j > 0 && row[j - 1].0 > g {
+                    j -= 1;
+                    nonzero_above += usize::from(row[j].1 != 0.0);
+                }
+                if j > 0 && row[j - 1].0 == g && row[j - 1].1 != 0.0 {
+                    continue;
+                }
+                // Among zero genes, higher columns come first.
+                let place = n_pos + (n - 1 - g as usize) - nonzero_above;
+                self.visit(g, place, m, &mut s.acc);
             }
-            // Descending places g..end; nonzero places after the zero group shift by n_zero.
-            let place = if g < n_pos { g } else { g + n_zero };
-            let m = self.group_metric(place, end - g);
-            for (p, &k) in s.order[g..end].iter().enumerate() {
-                s.pos[k as usize] = (place + p) as u32;
-                s.metric[k as usize] = m;
+        }
+        self.visit_groups(&s.ranked[n_pos..], n_pos + n_zero, &mut s.acc);
+        for ((a, &k), slot) in s.acc.iter().zip(&self.sizes).zip(out.iter_mut()) {
+            let k = k as f64;
+            *slot = a.weighted / a.total - (nf * (nf + 1.0) / 2.0 - a.steps) / (nf - k);
+        }
+    }
+
+    /// Visits ranked non-zero genes `ranked` (tie groups of equal value) at places from `first`.
+    fn visit_groups(&self, ranked: &[(f64, u32)], first: usize, acc: &mut [Acc]) {
+        let mut g = 0;
+        while g < ranked.len() {
+            let end = g + ranked[g..]
+                .iter()
+                .take_while(|e| e.0 == ranked[g].0)
+                .count();
+            let m = self.group_metric(first + g, end - g);
+            for (p, &(_, gene)) in ranked[g..end].iter().enumerate() {
+                self.visit(gene, first + g + p, m, acc);
             }
             g = end;
         }
-        let zero_metric = if n_zero > 0 {
-            self.group_metric(n_pos, n_zero)
-        } else {
-            0.0
-        };
-        // Non-zero stored entries before each entry, to place zero genes by a count.
-        s.nonzero_before.clear();
-        let mut count = 0u32;
-        for e in row.iter() {
-            s.nonzero_before.push(count);
-            count += u32::from(e.1 != 0.0);
-        }
-        let total_nonzero = count;
+    }
 
-        for (set, slot) in self.members.iter().zip(out.iter_mut()) {
-            s.hits.clear();
-            for &gene in set {
-                let at = row.partition_point(|e| e.0 < gene);
-                if at < row.len() && row[at].0 == gene && row[at].1 != 0.0 {
-                    s.hits.push((s.pos[at], s.metric[at]));
-                } else {
-                    // Among zero genes, higher columns come first.
-                    let after = if at < row.len() && row[at].0 == gene {
-                        at + 1
-                    } else {
-                        at
-                    };
-                    let nonzero_above = if after < row.len() {
-                        total_nonzero - s.nonzero_before[after]
-                    } else {
-                        0
-                    };
-                    let zeros_above = (n - 1 - gene as usize) - nonzero_above as usize;
-                    s.hits.push(((n_pos + zeros_above) as u32, zero_metric));
-                }
-            }
-            s.hits.sort_unstable_by_key(|h| h.0);
-            let k = s.hits.len() as f64;
-            let weighted: f64 = s.hits.iter().map(|&(i, m)| m * (nf - f64::from(i))).sum();
-            let total: f64 = s.hits.iter().map(|h| h.1).sum();
-            let steps: f64 = s.hits.iter().map(|&(i, _)| nf - f64::from(i)).sum();
-            *slot = weighted / total - (nf * (nf + 1.0) / 2.0 - steps) / (nf - k);
+    /// Adds gene `g`, ranked at `place` with metric `m`, to the sums of the sets holding it.
+    #[inline]
+    fn visit(&self, g: u32, place: usize, m: f64, acc: &mut [Acc]) {
+        let (a, b) = (
+            self.set_offsets[g as usize],
+            self.set_offsets[g as usize + 1],
+        );
+        let step = self.n_genes as f64 - place as f64;
+        for &set in &self.sets_of[a as usize..b as usize] {
+            let sum = &mut acc[set as usize];
+            sum.weighted += m * step;
+            sum.total += m;
+            sum.steps += step;
         }
     }
 
@@ -360,15 +378,23 @@ impl Ssgsea {
     }
 }
 
-/// Per-thread buffers, sized by a sample's stored values or a set's members, never by genes.
+/// Running sums of one set over its members in position order.
+#[derive(Debug, Default, Clone, Copy)]
+struct Acc {
+    /// Σ m·(n − i).
+    weighted: f64,
+    /// Σ m.
+    total: f64,
+    /// Σ (n − i).
+    steps: f64,
+}
+
+/// Per-thread buffers, sized by a sample's stored values or the number of sets, never by genes.
 #[derive(Default)]
 struct Scratch {
     row: Vec<(u32, f64)>,
-    order: Vec<u32>,
-    pos: Vec<u32>,
-    metric: Vec<f64>,
-    nonzero_before: Vec<u32>,
-    hits: Vec<(u32, f64)>,
+    ranked: Vec<(f64, u32)>,
+    acc: Vec<Acc>,
 }
 
 #[cfg(test)]
