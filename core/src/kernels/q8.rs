@@ -107,25 +107,31 @@ impl Q8Panels {
     }
 
     fn quantize_input(&self, x: &[f32], m: usize, cols: usize) -> Q8Input {
-        let nb = self.kp / BLOCK;
+        let (kp, nb) = (self.kp, self.kp / BLOCK);
         let mut input = Q8Input {
-            q: vec![0i8; m * self.kp],
+            q: vec![0i8; m * kp],
             d: vec![0.0; m * nb],
             c: vec![0.0; m * nb],
         };
-        let mut block = [0.0f32; BLOCK];
-        for i in 0..m {
-            let row = &x[i * cols..][..cols];
-            for b in 0..nb {
-                block.fill(0.0);
-                let src = &row[(b * BLOCK).min(cols)..((b + 1) * BLOCK).min(cols)];
-                block[..src.len()].copy_from_slice(src);
-                let q_block = &mut input.q[i * self.kp + b * BLOCK..][..BLOCK];
-                let (scale, sum) = quantize_block(&block, |c, v| q_block[c] = v);
-                input.d[i * nb + b] = scale;
-                input.c[i * nb + b] = 128.0 * scale * sum as f32;
-            }
-        }
+        input
+            .q
+            .par_chunks_mut(kp)
+            .zip(input.d.par_chunks_mut(nb))
+            .zip(input.c.par_chunks_mut(nb))
+            .zip(x.par_chunks(cols))
+            .with_min_len(4)
+            .for_each(|(((q, d), c), row)| {
+                let mut block = [0.0f32; BLOCK];
+                for b in 0..nb {
+                    block.fill(0.0);
+                    let src = &row[(b * BLOCK).min(cols)..((b + 1) * BLOCK).min(cols)];
+                    block[..src.len()].copy_from_slice(src);
+                    let q_block = &mut q[b * BLOCK..][..BLOCK];
+                    let (scale, sum) = quantize_block(&block, |col, v| q_block[col] = v);
+                    d[b] = scale;
+                    c[b] = 128.0 * scale * sum as f32;
+                }
+            });
         input
     }
 }
@@ -148,11 +154,19 @@ fn quantize_block(values: &[f32; BLOCK], mut put: impl FnMut(usize, i8)) -> (f32
     let inv = 1.0 / scale;
     let mut sum = 0i32;
     for (c, v) in values.iter().enumerate() {
-        let q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+        let q = round_to_integer(v * inv).clamp(-127.0, 127.0) as i8;
         sum += q as i32;
         put(c, q);
     }
     (scale, sum)
+}
+
+/// `x` rounded to the nearest integer (ties to even) for `|x| < 2²²`, without a call to the C
+/// library's `roundf` (adding and removing 1.5·2²³ leaves no fraction bits).
+#[inline(always)]
+fn round_to_integer(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0;
+    (x + SHIFT) - SHIFT
 }
 
 /// Raw views of one product's buffers.

@@ -10,15 +10,20 @@
 
 use super::attention::build_mask;
 use super::config::{GemmaConfig, GemmaVersion, LayerKind};
-use super::host_attention::AttentionSpec;
+use super::host_attention::{AttentionShape, AttentionSpec};
 use super::kv_cache::KvCache;
+use super::linear::host_f32;
 use super::linear::{Linear, uses_host_kernels};
 use super::norm::GemmaRmsNorm;
+use super::rope::HostRope;
 use super::rope::Rope;
 use super::weights::Weights;
-use super::{ModelError, Precision, Step, activate, embed};
+use super::{
+    ModelError, Precision, Step, activate, activate_rows, embed, rows_tensor, runs_on_host,
+};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, bf16, f16};
+use rayon::prelude::*;
 
 /// Key prefixes under which checkpoints store the Gemma text decoder, most specific first.
 const PREFIXES: [&str; 3] = ["model.language_model.", "language_model.model.", "model."];
@@ -233,6 +238,9 @@ impl<B: Backend> Gemma<B> {
     ) -> Result<Tensor<B, 3>, ModelError> {
         let c = &self.config;
         let device = self.embed_tokens.device();
+        if runs_on_host::<B>(&device, self.dtype) {
+            return self.forward_rows(step, cache, trace);
+        }
         let (b, t) = (step.batch, step.seq);
         let dh = c.head_dim;
         let mut x = embed(&self.embed_tokens, step, &device)?.mul_scalar(self.embed_scale);
@@ -312,6 +320,76 @@ impl<B: Backend> Gemma<B> {
         Ok(self.norm.forward(x))
     }
 
+    /// [`Self::forward`] on host rows (the CPU backend): activations stay in one `Vec` per
+    /// step, every product runs on the CPU kernels and attention reads the host-side cache.
+    fn forward_rows(
+        &self,
+        step: &Step,
+        cache: &mut KvCache<B>,
+        mut trace: Option<&mut Vec<Tensor<B, 3>>>,
+    ) -> Result<Tensor<B, 3>, ModelError> {
+        let c = &self.config;
+        let device = self.embed_tokens.device();
+        let (b, t) = (step.batch, step.seq);
+        let m = b * t;
+        let dh = c.head_dim;
+        let mut push = |x: &[f32]| {
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.push(rows_tensor(x.to_vec(), step, &device, self.dtype));
+            }
+        };
+        let mut x = host_f32(embed(&self.embed_tokens, step, &device)?);
+        let embed_scale = self.embed_scale as f32;
+        x.par_iter_mut().for_each(|v| *v *= embed_scale);
+        push(&x);
+        cache.begin_step(step.valid, t)?;
+        let rope_global = self.rope_global.host_tables(step.positions);
+        let rope_local = self.rope_local.host_tables(step.positions);
+        let shape = AttentionShape {
+            rows: b,
+            tokens: t,
+            heads: c.num_heads,
+            kv_heads: c.num_kv_heads,
+            dim: dh,
+        };
+        let scale = c.query_pre_attn_scalar.powf(-0.5);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let rope = match layer.kind {
+                LayerKind::Full => &rope_global,
+                LayerKind::Sliding => &rope_local,
+            };
+            let mut h = x.clone();
+            layer.input_layernorm.forward_rows(&mut h);
+            let mut q = layer.q_proj.forward_rows(&h, m);
+            let mut k = layer.k_proj.forward_rows(&h, m);
+            let v = layer.v_proj.forward_rows(&h, m);
+            prepare_heads(&mut q, m, dh, layer.q_norm.as_ref(), rope);
+            prepare_heads(&mut k, m, dh, layer.k_norm.as_ref(), rope);
+            let spec = AttentionSpec {
+                scale,
+                softcap: c.attn_softcap,
+                window: (layer.kind == LayerKind::Sliding).then_some(c.sliding_window),
+            };
+            let attn = cache.attend_rows(l, &q, &k, &v, shape, spec);
+            let mut attn = layer.o_proj.forward_rows(&attn, m);
+            layer.post_attention_layernorm.forward_rows(&mut attn);
+            x.par_iter_mut().zip(&attn).for_each(|(x, a)| *x += a);
+            let mut h = x.clone();
+            layer.pre_feedforward_layernorm.forward_rows(&mut h);
+            let mut gate = layer.gate_proj.forward_rows(&h, m);
+            let up = layer.up_proj.forward_rows(&h, m);
+            activate_rows(&mut gate, c.hidden_act);
+            gate.par_iter_mut().zip(&up).for_each(|(g, u)| *g *= u);
+            let mut mlp = layer.down_proj.forward_rows(&gate, m);
+            layer.post_feedforward_layernorm.forward_rows(&mut mlp);
+            x.par_iter_mut().zip(&mlp).for_each(|(x, f)| *x += f);
+            push(&x);
+        }
+        cache.end_step(t);
+        self.norm.forward_rows(&mut x);
+        Ok(rows_tensor(x, step, &device, self.dtype))
+    }
+
     /// Logits `[B, T, V]`: `h·Eᵀ`, soft-capped when the config says so.
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         let logits = match &self.lm_head {
@@ -323,4 +401,26 @@ impl<B: Backend> Gemma<B> {
             None => logits,
         }
     }
+}
+
+/// Normalises (Gemma-3's q/k norms) and rotates every head vector of `x` (`[tokens, heads, dh]`)
+/// in place.
+fn prepare_heads<B: Backend>(
+    x: &mut [f32],
+    tokens: usize,
+    dh: usize,
+    norm: Option<&GemmaRmsNorm<B>>,
+    rope: &HostRope,
+) {
+    if let Some(norm) = norm {
+        norm.forward_rows(x);
+    }
+    let width = x.len() / tokens;
+    x.par_chunks_mut(width)
+        .enumerate()
+        .for_each(|(token, heads)| {
+            for head in heads.chunks_exact_mut(dh) {
+                rope.apply(token, head);
+            }
+        });
 }

@@ -6,15 +6,19 @@
 
 use super::attention::build_mask;
 use super::config::{Activation, GptNeoxConfig};
-use super::host_attention::AttentionSpec;
+use super::host_attention::{AttentionShape, AttentionSpec};
 use super::kv_cache::KvCache;
+use super::linear::host_f32;
 use super::linear::{Linear, uses_host_kernels};
 use super::norm::LayerNorm;
 use super::rope::{Rope, RopeTables};
 use super::weights::Weights;
-use super::{ModelError, Precision, Step, activate, embed};
+use super::{
+    ModelError, Precision, Step, activate, activate_rows, embed, rows_tensor, runs_on_host,
+};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
+use rayon::prelude::*;
 
 /// One transformer block.
 #[derive(Debug, Clone)]
@@ -187,6 +191,9 @@ impl<B: Backend> GptNeox<B> {
         mut trace: Option<&mut Vec<Tensor<B, 3>>>,
     ) -> Result<Tensor<B, 3>, ModelError> {
         let device = self.embed_in.device();
+        if runs_on_host::<B>(&device, self.dtype) {
+            return self.forward_rows(step, cache, trace);
+        }
         let (b, t) = (step.batch, step.seq);
         let heads = self.config.num_heads;
         let dh = self.config.head_dim();
@@ -235,6 +242,75 @@ impl<B: Backend> GptNeox<B> {
         Ok(self.final_layer_norm.forward(x))
     }
 
+    /// [`Self::forward`] on host rows (the CPU backend): activations stay in one `Vec` per
+    /// step, every product runs on the CPU kernels and attention reads the host-side cache.
+    fn forward_rows(
+        &self,
+        step: &Step,
+        cache: &mut KvCache<B>,
+        mut trace: Option<&mut Vec<Tensor<B, 3>>>,
+    ) -> Result<Tensor<B, 3>, ModelError> {
+        let device = self.embed_in.device();
+        let (b, t) = (step.batch, step.seq);
+        let m = b * t;
+        let heads = self.config.num_heads;
+        let dh = self.config.head_dim();
+        let mut push = |x: &[f32]| {
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.push(rows_tensor(x.to_vec(), step, &device, self.dtype));
+            }
+        };
+        let mut x = host_f32(embed(&self.embed_in, step, &device)?);
+        push(&x);
+        cache.begin_step(step.valid, t)?;
+        let rope = self.rope.host_tables(step.positions);
+        let shape = AttentionShape {
+            rows: b,
+            tokens: t,
+            heads,
+            kv_heads: heads,
+            dim: dh,
+        };
+        let spec = AttentionSpec {
+            scale: (dh as f64).powf(-0.5),
+            softcap: None,
+            window: None,
+        };
+        for (l, layer) in self.layers.iter().enumerate() {
+            let mut h = x.clone();
+            layer.input_layernorm.forward_rows(&mut h);
+            let qkv = layer.query_key_value.forward_rows(&h, m);
+            let (q, k, v) = split_heads(&qkv, heads, dh, |token, head| rope.apply(token, head));
+            let attn = cache.attend_rows(l, &q, &k, &v, shape, spec);
+            let attn = layer.dense.forward_rows(&attn, m);
+            if self.config.use_parallel_residual {
+                let mut h = x.clone();
+                layer.post_attention_layernorm.forward_rows(&mut h);
+                let mlp = self.mlp_rows(layer, &h, m);
+                x.par_iter_mut()
+                    .zip(&mlp)
+                    .zip(&attn)
+                    .for_each(|((x, f), a)| *x += f + a);
+            } else {
+                x.par_iter_mut().zip(&attn).for_each(|(x, a)| *x += a);
+                let mut h = x.clone();
+                layer.post_attention_layernorm.forward_rows(&mut h);
+                let mlp = self.mlp_rows(layer, &h, m);
+                x.par_iter_mut().zip(&mlp).for_each(|(x, f)| *x += f);
+            }
+            push(&x);
+        }
+        cache.end_step(t);
+        self.final_layer_norm.forward_rows(&mut x);
+        Ok(rows_tensor(x, step, &device, self.dtype))
+    }
+
+    fn mlp_rows(&self, layer: &Layer<B>, x: &[f32], m: usize) -> Vec<f32> {
+        let mut up = layer.dense_h_to_4h.forward_rows(x, m);
+        activate_rows(&mut up, self.config.hidden_act);
+        layer.dense_4h_to_h.forward_rows(&up, m)
+    }
+
     fn mlp(&self, layer: &Layer<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let act: Activation = self.config.hidden_act;
         layer
@@ -249,4 +325,36 @@ impl<B: Backend> GptNeox<B> {
             None => hidden.matmul(self.embed_in.clone().transpose().unsqueeze::<3>()),
         }
     }
+}
+
+/// Splits the fused projection (per token: `[head: q k v]`, each `dh` values) into queries, keys
+/// and values laid out `[tokens, heads, dh]`, applying `rotate(token, vector)` to every query and
+/// key head vector.
+fn split_heads(
+    qkv: &[f32],
+    heads: usize,
+    dh: usize,
+    rotate: impl Fn(usize, &mut [f32]) + Sync,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let width = heads * dh;
+    let tokens = qkv.len() / (3 * width);
+    let mut q = vec![0.0f32; tokens * width];
+    let mut k = vec![0.0f32; tokens * width];
+    let mut v = vec![0.0f32; tokens * width];
+    q.par_chunks_mut(width)
+        .zip(k.par_chunks_mut(width))
+        .zip(v.par_chunks_mut(width))
+        .zip(qkv.par_chunks(3 * width))
+        .enumerate()
+        .for_each(|(token, (((q, k), v), fused))| {
+            for (h, part) in fused.chunks_exact(3 * dh).enumerate() {
+                let at = h * dh..(h + 1) * dh;
+                q[at.clone()].copy_from_slice(&part[..dh]);
+                k[at.clone()].copy_from_slice(&part[dh..2 * dh]);
+                v[at.clone()].copy_from_slice(&part[2 * dh..]);
+                rotate(token, &mut q[at.clone()]);
+                rotate(token, &mut k[at]);
+            }
+        });
+    (q, k, v)
 }

@@ -42,13 +42,18 @@ impl HostKv {
         }
     }
 
-    /// Writes `[rows, heads, t, dim]` keys and values at positions `start..start + t`.
-    fn write(&mut self, k: &[f32], v: &[f32], t: usize, start: usize) {
-        let (cap, d) = (self.capacity, self.dim);
-        for (seq, (ks, vs)) in k.chunks_exact(t * d).zip(v.chunks_exact(t * d)).enumerate() {
-            let at = (seq * cap + start) * d;
-            self.k[at..at + t * d].copy_from_slice(ks);
-            self.v[at..at + t * d].copy_from_slice(vs);
+    /// Writes keys and values laid out `[rows, t, heads, dim]` at positions `start..start + t`.
+    fn write(&mut self, k: &[f32], v: &[f32], rows: usize, t: usize, start: usize) {
+        let (cap, d, heads) = (self.capacity, self.dim, self.heads);
+        for row in 0..rows {
+            for i in 0..t {
+                for h in 0..heads {
+                    let from = ((row * t + i) * heads + h) * d;
+                    let at = ((row * heads + h) * cap + start + i) * d;
+                    self.k[at..at + d].copy_from_slice(&k[from..from + d]);
+                    self.v[at..at + d].copy_from_slice(&v[from..from + d]);
+                }
+            }
         }
     }
 
@@ -68,27 +73,48 @@ impl HostKv {
     }
 }
 
-/// Appends this step's `k`, `v` (`[B, n_kv, T, Dh]`) at position `past` of `cache` (allocated
-/// with `capacity` on first use) and attends `q` (`[B, H, T, Dh]`) over every cached position
-/// that `key_valid` marks real, causally. Returns `[B, H, T, Dh]` in `q`'s dtype; a query that
-/// sees no key gets zeros (as torch's SDPA).
+/// The sizes of one attention call: `rows × tokens` queries of `heads` heads of `dim` values,
+/// keys and values of `kv_heads` heads (grouped-query attention when fewer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionShape {
+    /// Sequences in the batch.
+    pub rows: usize,
+    /// New tokens per sequence.
+    pub tokens: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (a divisor of `heads`).
+    pub kv_heads: usize,
+    /// Values per head.
+    pub dim: usize,
+}
+
+/// Appends this step's keys and values (`[B, T, n_kv, Dh]`, token-major as the projections
+/// write them) at position `past` of `cache` (allocated with `capacity` on first use) and
+/// attends the queries (`[B, T, H, Dh]`) over every cached position that `key_valid` marks
+/// real, causally. Returns `[B, T, H, Dh]`; a query that sees no key gets zeros (as torch's
+/// SDPA).
 #[allow(clippy::too_many_arguments)]
-pub fn append_and_attend<B: Backend>(
+pub fn attend_rows(
     cache: &mut Option<HostKv>,
     capacity: usize,
     past: usize,
     key_valid: &[Vec<bool>],
-    q: Tensor<B, 4>,
-    k: Tensor<B, 4>,
-    v: Tensor<B, 4>,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    shape: AttentionShape,
     spec: AttentionSpec,
-) -> Tensor<B, 4> {
-    let [b, heads, t, d] = q.dims();
-    let kv_heads = k.dims()[1];
-    let (device, dtype) = (q.device(), q.dtype());
+) -> Vec<f32> {
+    let AttentionShape {
+        rows: b,
+        tokens: t,
+        heads,
+        kv_heads,
+        dim: d,
+    } = shape;
     let cache = cache.get_or_insert_with(|| HostKv::new(b, kv_heads, capacity, d));
-    cache.write(&host_f32(k), &host_f32(v), t, past);
-    let q = host_f32(q);
+    cache.write(k, v, b, t, past);
     let group = heads / kv_heads;
     let cache = &*cache;
     // One task per (row, head): its `[T, Dh]` output.
@@ -105,20 +131,62 @@ pub fn append_and_attend<B: Backend>(
                 past,
                 spec,
             };
-            head.attend(&q[task * t * d..(task + 1) * t * d])
+            let queries: Vec<f32> = (0..t)
+                .flat_map(|i| &q[((row * t + i) * heads + h) * d..][..d])
+                .copied()
+                .collect();
+            head.attend(&queries)
         })
         .collect();
-    // Output laid out [B, T, H, Dh]: callers swap back to [B, T, H·Dh] without a copy.
     let mut out = vec![0.0f32; b * t * heads * d];
     for (task, o) in per_head.iter().enumerate() {
         let (row, h) = (task / heads, task % heads);
         for (i, oi) in o.chunks_exact(d).enumerate() {
-            let at = ((row * t + i) * heads + h) * d;
-            out[at..at + d].copy_from_slice(oi);
+            out[((row * t + i) * heads + h) * d..][..d].copy_from_slice(oi);
         }
     }
-    Tensor::<B, 4>::from_data(TensorData::new(out, [b, t, heads, d]), (&device, dtype))
-        .swap_dims(1, 2)
+    out
+}
+
+/// [`attend_rows`] for Burn tensors: `q: [B, H, T, Dh]`, `k, v: [B, n_kv, T, Dh]`; returns
+/// `[B, H, T, Dh]` in `q`'s dtype.
+#[allow(clippy::too_many_arguments)]
+pub fn append_and_attend<B: Backend>(
+    cache: &mut Option<HostKv>,
+    capacity: usize,
+    past: usize,
+    key_valid: &[Vec<bool>],
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    spec: AttentionSpec,
+) -> Tensor<B, 4> {
+    let [rows, heads, tokens, dim] = q.dims();
+    let shape = AttentionShape {
+        rows,
+        tokens,
+        heads,
+        kv_heads: k.dims()[1],
+        dim,
+    };
+    let (device, dtype) = (q.device(), q.dtype());
+    let token_major = |x: Tensor<B, 4>| host_f32(x.swap_dims(1, 2));
+    let out = attend_rows(
+        cache,
+        capacity,
+        past,
+        key_valid,
+        &token_major(q),
+        &token_major(k),
+        &token_major(v),
+        shape,
+        spec,
+    );
+    Tensor::<B, 4>::from_data(
+        TensorData::new(out, [rows, tokens, heads, dim]),
+        (&device, dtype),
+    )
+    .swap_dims(1, 2)
 }
 
 /// Queries per block of the prefill path (bounds the score matrix to `BLOCK × keys`).
@@ -172,71 +240,59 @@ impl Head<'_> {
     /// query, `O = P·V`.
     fn attend_block(&self, q: &[f32], first: usize, out: &mut [f32]) {
         use faer::linalg::matmul::matmul;
-        use faer::{Accum, Mat, MatRef, Par};
+        use faer::{Accum, MatMut, MatRef, Par};
         let d = self.dim;
         let n = q.len() / d;
         let keys = self.past + first + n;
-        let mut scores = Mat::<f32>::zeros(n, keys);
+        let mut scores = vec![0.0f32; n * keys];
         matmul(
-            scores.as_mut(),
+            MatMut::from_row_major_slice_mut(&mut scores, n, keys),
             Accum::Replace,
             MatRef::from_row_major_slice(q, n, d),
             MatRef::from_row_major_slice(&self.keys[..keys * d], keys, d).transpose(),
             self.spec.scale as f32,
             Par::Seq,
         );
-        for i in 0..n {
+        for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
             let pos = self.past + first + i;
             let lo = self.lowest_key(pos);
-            let mut row: Vec<f32> = (0..keys).map(|j| scores[(i, j)]).collect();
-            let mut any = false;
             for (j, s) in row.iter_mut().enumerate() {
                 if j < lo || j > pos || !self.valid[j] {
                     *s = f32::NEG_INFINITY;
-                    continue;
-                }
-                any = true;
-                if let Some(cap) = self.spec.softcap {
+                } else if let Some(cap) = self.spec.softcap {
                     let cap = cap as f32;
                     *s = (*s / cap).tanh() * cap;
                 }
             }
-            if any {
-                let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-                let mut total = 0.0f32;
-                for s in row.iter_mut() {
-                    // Masked keys are exactly 0; only visible ones pay for `exp`.
-                    *s = if *s == f32::NEG_INFINITY {
-                        0.0
-                    } else {
-                        (*s - max).exp()
-                    };
-                    total += *s;
-                }
-                for s in row.iter_mut() {
-                    *s /= total;
-                }
-            } else {
-                row.fill(0.0);
-            }
-            for (j, s) in row.into_iter().enumerate() {
-                scores[(i, j)] = s;
-            }
+            softmax_visible(row);
         }
-        let mut o = Mat::<f32>::zeros(n, d);
         matmul(
-            o.as_mut(),
+            MatMut::from_row_major_slice_mut(out, n, d),
             Accum::Replace,
-            scores.as_ref(),
+            MatRef::from_row_major_slice(&scores, n, keys),
             MatRef::from_row_major_slice(&self.values[..keys * d], keys, d),
             1.0,
             Par::Seq,
         );
-        for (i, oi) in out.chunks_exact_mut(d).enumerate() {
-            for (k, v) in oi.iter_mut().enumerate() {
-                *v = o[(i, k)];
-            }
-        }
+    }
+}
+
+/// Soft-max over the entries that are not `-∞` (masked keys get exactly 0; a row with no
+/// visible key becomes all zeros). Weights below `e^-87` relative to the largest are flushed to
+/// zero: they cannot change an f32 sum, and as subnormals they would slow every later product.
+fn softmax_visible(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+    if max == f32::NEG_INFINITY {
+        row.fill(0.0);
+        return;
+    }
+    for s in row.iter_mut() {
+        *s = exp_nonpositive(*s - max);
+    }
+    let total: f32 = row.iter().sum();
+    let inv = 1.0 / total;
+    for s in row.iter_mut() {
+        *s *= inv;
     }
 }
 
@@ -270,15 +326,40 @@ fn attend_one(
     let max = scores.iter().fold(f32::NEG_INFINITY, |m, s| m.max(s.1));
     let mut total = 0.0f32;
     for s in scores.iter_mut() {
-        s.1 = (s.1 - max).exp();
+        s.1 = exp_nonpositive(s.1 - max);
         total += s.1;
     }
-    for &(j, p) in scores.iter() {
+    for &(j, p) in scores.iter().filter(|s| s.1 != 0.0) {
         let w = p / total;
         for (o, v) in out.iter_mut().zip(&values[j * d..][..d]) {
             *o += w * v;
         }
     }
+}
+
+/// `eˣ` for `x ≤ 0` (`-∞` gives 0) within 2 ulp, as straight-line arithmetic the compiler can
+/// vectorise (the C library's `expf` is a call per value). Results below `e⁻⁸⁷` are flushed to
+/// zero instead of becoming subnormal. Range reduction `x = n·ln 2 + r` with `ln 2` split in two
+/// parts, a degree-6 polynomial for `eʳ` on `|r| ≤ ln 2 / 2` (Cephes' `expf` coefficients), and
+/// `2ⁿ` built from its exponent bits.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0; // 1.5·2²³: adding and removing it rounds to an integer
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    if x < -87.0 {
+        return 0.0;
+    }
+    let n = (x * std::f32::consts::LOG2_E + SHIFT) - SHIFT;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let er = p * r * r + r + 1.0;
+    er * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
 /// Dot product in 16 independent lanes (vectorised by the compiler).
@@ -297,4 +378,39 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_f64_within_two_ulp_and_flushes_tiny_values() {
+        let mut worst = 0.0f64;
+        for i in 0..=870_000 {
+            let x = -(i as f32) * 1e-4;
+            let exact = (x as f64).exp();
+            let got = exp_nonpositive(x) as f64;
+            worst = worst.max((got - exact).abs() / exact);
+        }
+        assert!(worst < 2.5e-7, "max relative error {worst:e}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-88.0), 0.0);
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+        assert!(exp_nonpositive(-86.9).is_normal());
+    }
+
+    #[test]
+    fn softmax_ignores_masked_keys_and_zeroes_blind_rows() {
+        let mut row = [1.0, f32::NEG_INFINITY, 3.0, 2.0];
+        softmax_visible(&mut row);
+        let e = [1.0f64.exp(), 0.0, 3.0f64.exp(), 2.0f64.exp()];
+        let total: f64 = e.iter().sum();
+        for (got, e) in row.iter().zip(e) {
+            assert!((*got as f64 - e / total).abs() < 1e-6, "{row:?}");
+        }
+        let mut blind = [f32::NEG_INFINITY; 3];
+        softmax_visible(&mut blind);
+        assert_eq!(blind, [0.0; 3]);
+    }
 }

@@ -2,7 +2,9 @@
 
 use super::ModelError;
 use super::attention::{StepMask, attend};
-use super::host_attention::{AttentionSpec, HostKv, append_and_attend};
+use super::host_attention::{
+    AttentionShape, AttentionSpec, HostKv, append_and_attend, attend_rows,
+};
 use super::linear::uses_host_kernels;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -140,6 +142,31 @@ impl<B: Backend> KvCache<B> {
         }
         let (k, v) = self.append(layer, k, v);
         attend(q, k, v, mask, spec.scale, spec.softcap)
+    }
+
+    /// The host forward pass's [`Self::attend`]: appends keys and values (`[B, T, n_kv, Dh]`)
+    /// to `layer`'s host-side cache and attends the queries (`[B, T, H, Dh]`) over it; returns
+    /// `[B, T, H, Dh]`.
+    pub fn attend_rows(
+        &mut self,
+        layer: usize,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        shape: AttentionShape,
+        spec: AttentionSpec,
+    ) -> Vec<f32> {
+        attend_rows(
+            &mut self.host[layer],
+            self.capacity,
+            self.len,
+            &self.key_valid,
+            q,
+            k,
+            v,
+            shape,
+            spec,
+        )
     }
 
     /// A cache whose row `i` is a copy of this cache's row `rows[i]` (rows may repeat): one

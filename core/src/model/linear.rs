@@ -8,6 +8,7 @@ use super::{ModelError, Precision};
 use crate::kernels::PackedMatrix;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
+use rayon::prelude::*;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -98,6 +99,20 @@ impl<B: Backend> Linear<B> {
         }
     }
 
+    /// Applies the layer to `m` host rows of `in` values (row-major); returns `m × out` values.
+    /// Packed layers multiply on the CPU kernels; device weights take a round trip through a
+    /// tensor.
+    pub fn forward_rows(&self, x: &[f32], m: usize) -> Vec<f32> {
+        match &self.weight {
+            Weight::Host { weight, bias } => packed_forward(x, m, weight, bias.as_deref()),
+            Weight::Device { weight, .. } => {
+                let input = TensorData::new(x.to_vec(), [m, x.len() / m.max(1)]);
+                let input = Tensor::<B, 2>::from_data(input, (&weight.device(), weight.dtype()));
+                host_f32(self.forward(input))
+            }
+        }
+    }
+
     /// Applies the layer to `[..., in]`.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         match &self.weight {
@@ -131,14 +146,22 @@ fn host_forward<B: Backend, const D: usize>(
     let mut dims = x.dims();
     let m = dims[..D - 1].iter().product::<usize>();
     let (device, dtype) = (x.device(), x.dtype());
-    let mut y = weight.matmul(&host_f32(x), m);
-    if let Some(bias) = bias {
-        for row in y.chunks_exact_mut(weight.rows()) {
-            for (v, b) in row.iter_mut().zip(bias) {
-                *v += b;
-            }
-        }
-    }
+    let y = packed_forward(&host_f32(x), m, weight, bias);
     dims[D - 1] = weight.rows();
     Tensor::from_data(TensorData::new(y, dims), (&device, dtype))
+}
+
+/// `x·Wᵀ + b` for `m` host rows on the packed kernels.
+fn packed_forward(x: &[f32], m: usize, weight: &PackedMatrix, bias: Option<&[f32]>) -> Vec<f32> {
+    let mut y = weight.matmul(x, m);
+    if let Some(bias) = bias {
+        y.par_chunks_mut(weight.rows())
+            .with_min_len(8)
+            .for_each(|row| {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    *v += b;
+                }
+            });
+    }
+    y
 }

@@ -316,6 +316,51 @@ fn embed<B: Backend>(
         .reshape([step.batch, step.seq, h]))
 }
 
+/// Applies an MLP activation to host values in place, in parallel (as `transformers`:
+/// `x·½·(1 + erf(x/√2))`, the tanh form, or ReLU).
+fn activate_rows(x: &mut [f32], act: Activation) {
+    use rayon::prelude::*;
+    const SQRT_2_OVER_PI: f32 = std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
+    x.par_chunks_mut(1 << 14).for_each(|chunk| match act {
+        Activation::Gelu => {
+            for v in chunk {
+                *v = *v * 0.5 * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+            }
+        }
+        Activation::GeluTanh => {
+            for v in chunk {
+                let x = *v;
+                *v = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh());
+            }
+        }
+        Activation::Relu => {
+            for v in chunk {
+                *v = v.max(0.0);
+            }
+        }
+    });
+}
+
+/// `[B, T, H]` host values as a tensor (for traces and the forward pass's result).
+fn rows_tensor<B: Backend>(
+    values: Vec<f32>,
+    step: &Step,
+    device: &B::Device,
+    dtype: DType,
+) -> Tensor<B, 3> {
+    let width = values.len() / (step.batch * step.seq);
+    Tensor::from_data(
+        TensorData::new(values, [step.batch, step.seq, width]),
+        (device, dtype),
+    )
+}
+
+/// Whether [`LanguageModel::forward`] runs on host rows (the CPU backend in f32): every layer
+/// on the CPU kernels, no tensor round trips between operations.
+fn runs_on_host<B: Backend>(device: &B::Device, dtype: DType) -> bool {
+    linear::uses_host_kernels::<B>(device) && dtype == DType::F32
+}
+
 /// Applies an MLP activation.
 fn activate<B: Backend, const D: usize>(x: Tensor<B, D>, act: Activation) -> Tensor<B, D> {
     match act {

@@ -37,6 +37,22 @@ impl Rope {
         }
     }
 
+    /// The angles' cosines and sines for `positions` (one per token, any layout), on the host.
+    pub fn host_tables(&self, positions: &[i64]) -> HostRope {
+        let half = self.rotary_dim / 2;
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(positions.len() * half);
+        for &p in positions {
+            let p = p as f32;
+            for f in &self.inv_freq {
+                let (s, c) = (p * f).sin_cos();
+                cos.push(c);
+                sin.push(s);
+            }
+        }
+        HostRope { cos, sin, half }
+    }
+
     /// Builds the tables for `positions` (row-major `[batch, seq]`).
     pub fn tables<B: Backend>(
         &self,
@@ -47,14 +63,13 @@ impl Rope {
         device: &B::Device,
     ) -> RopeTables<B> {
         let rd = self.rotary_dim;
-        let half = rd / 2;
+        let host = self.host_tables(positions);
+        let half = host.half;
         let mut cos = vec![0f32; batch * seq * rd];
         let mut sin = vec![0f32; batch * seq * rd];
-        for (row, &p) in positions.iter().enumerate() {
-            let p = p as f32;
-            for (i, f) in self.inv_freq.iter().enumerate() {
-                let angle = p * f;
-                let (s, c) = angle.sin_cos();
+        for row in 0..positions.len() {
+            for i in 0..half {
+                let (c, s) = (host.cos[row * half + i], host.sin[row * half + i]);
                 cos[row * rd + i] = c;
                 cos[row * rd + half + i] = c;
                 sin[row * rd + i] = s;
@@ -66,6 +81,33 @@ impl Rope {
             cos: Tensor::from_data(TensorData::new(cos, shape), (device, dtype)),
             sin: Tensor::from_data(TensorData::new(sin, shape), (device, dtype)),
             rotary_dim: rd,
+        }
+    }
+}
+
+/// Rotation tables on the host: `[tokens, rotary_dim / 2]` cosines and sines.
+#[derive(Debug, Clone)]
+pub struct HostRope {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    half: usize,
+}
+
+impl HostRope {
+    /// Rotates the first `rotary_dim` values of `head` (one head's vector of token `token`) in
+    /// place, exactly as [`RopeTables::apply`]: `x·cos + rotate_half(x)·sin`.
+    pub fn apply(&self, token: usize, head: &mut [f32]) {
+        let half = self.half;
+        let (cos, sin) = (
+            &self.cos[token * half..][..half],
+            &self.sin[token * half..][..half],
+        );
+        let (x1, rest) = head.split_at_mut(half);
+        let x2 = &mut rest[..half];
+        for i in 0..half {
+            let (a, b) = (x1[i], x2[i]);
+            x1[i] = a * cos[i] + (-b) * sin[i];
+            x2[i] = b * cos[i] + a * sin[i];
         }
     }
 }
