@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
-use c2s_core::engine::{Engine, LoadOptions};
+use c2s_core::engine::{Engine, EngineError, LoadOptions};
+use c2s_core::model::ModelError;
 
-use super::jobs::{JobContext, JobHandle, Jobs, Lane};
+use super::jobs::{JobContext, JobError, JobHandle, Jobs, Lane};
 
 /// A model in memory.
 #[derive(Debug, Clone)]
@@ -74,7 +75,12 @@ impl ModelRegistry {
             Lane::Accelerator,
             move |cx: &JobContext<()>| {
                 cx.set(0.0, "reading the checkpoint");
-                let engine = Engine::load(&what, &options).map_err(|e| e.to_string())?;
+                let engine = match Engine::load_with_progress(&what, &options, cx.core()) {
+                    Err(EngineError::Model(ModelError::Cancelled)) => {
+                        return Err(JobError::Cancelled);
+                    }
+                    loaded => loaded.map_err(|e| e.to_string())?,
+                };
                 cx.set(1.0, "loaded");
                 Ok(engine)
             },

@@ -34,6 +34,7 @@ pub use score::TokenScores;
 use crate::kernels::{Q8_BLOCK, WeightFormat};
 use crate::model::weights::{StoredDType, Weights};
 use crate::model::{LanguageModel, ModelError, Precision, config::ModelConfig};
+use crate::progress::Progress;
 use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
 use burn::backend::{Cuda, Flex, Wgpu, cuda::CudaDevice, flex::FlexDevice};
 use burn::tensor::DType;
@@ -213,17 +214,36 @@ const SCORE_BATCH: usize = 16;
 impl Engine {
     /// Loads `model` (a directory or a Hugging Face id found in the local cache).
     pub fn load(model: &str, options: &LoadOptions) -> Result<Self, EngineError> {
+        Self::load_with_progress(model, options, &Progress::new())
+    }
+
+    /// [`Self::load`], reporting the fraction of the weights read to `progress` and stopping
+    /// with [`ModelError::Cancelled`] soon after it is cancelled.
+    pub fn load_with_progress(
+        model: &str,
+        options: &LoadOptions,
+        progress: &Progress,
+    ) -> Result<Self, EngineError> {
         let dir = locate::resolve_model(model)?;
-        Self::load_dir(&dir, options)
+        Self::load_dir_with_progress(&dir, options, progress)
     }
 
     /// Loads a model directory.
     pub fn load_dir(dir: &Path, options: &LoadOptions) -> Result<Self, EngineError> {
+        Self::load_dir_with_progress(dir, options, &Progress::new())
+    }
+
+    /// [`Self::load_dir`] with progress and cancellation (see [`Self::load_with_progress`]).
+    pub fn load_dir_with_progress(
+        dir: &Path,
+        options: &LoadOptions,
+        progress: &Progress,
+    ) -> Result<Self, EngineError> {
         let config_path = dir.join("config.json");
         let raw = read_json(&config_path)?;
         let config = ModelConfig::from_json(&raw)?;
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-        let weights = Weights::open_dir(dir)?;
+        let weights = Weights::open_dir(dir)?.with_progress(progress.clone());
         let stored = weights.dominant_dtype();
         let mut selection = device::select_device(options.device);
         loop {

@@ -59,6 +59,9 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// Loading stopped because it was cancelled.
+    #[error("loading the model was cancelled")]
+    Cancelled,
     /// Bad inputs to a forward pass (token ids out of range, too long, ...).
     #[error("{message}")]
     Input {

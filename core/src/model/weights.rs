@@ -3,6 +3,7 @@
 //! offending tensor.
 
 use super::ModelError;
+use crate::progress::Progress;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, bf16, f16};
 use memmap2::Mmap;
@@ -11,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Element type of a stored tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,11 @@ pub struct Weights {
     files: Vec<(PathBuf, Mmap)>,
     entries: BTreeMap<String, Entry>,
     used: Mutex<BTreeSet<String>>,
+    /// Where reading reports the fraction of the checkpoint's bytes decoded, and learns that
+    /// the load was cancelled.
+    progress: Option<Progress>,
+    /// Bytes decoded so far.
+    decoded: AtomicU64,
 }
 
 impl Weights {
@@ -124,7 +131,25 @@ impl Weights {
             files,
             entries,
             used: Mutex::new(BTreeSet::new()),
+            progress: None,
+            decoded: AtomicU64::new(0),
         })
+    }
+
+    /// Reports reading progress to `progress` (the fraction of the checkpoint's bytes decoded;
+    /// a tensor read twice, as a tied head on the CPU, counts twice) and stops with
+    /// [`ModelError::Cancelled`] at the next tensor once it is cancelled.
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Bytes of all tensors in the checkpoint.
+    fn total_bytes(&self) -> u64 {
+        self.entries
+            .values()
+            .map(|e| (e.end - e.start) as u64)
+            .sum()
     }
 
     /// Whether a tensor with this name exists.
@@ -169,6 +194,9 @@ impl Weights {
 
     /// Reads a tensor as f32 values, checking its shape.
     pub fn read_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+        if self.progress.as_ref().is_some_and(Progress::is_cancelled) {
+            return Err(ModelError::Cancelled);
+        }
         let entry = self.entries.get(name).ok_or_else(|| ModelError::Weights {
             message: format!("tensor `{name}` is missing from the checkpoint"),
         })?;
@@ -223,6 +251,13 @@ impl Weights {
                 message: "weight bookkeeping lock poisoned".into(),
             })?
             .insert(name.to_string());
+        if let Some(progress) = &self.progress {
+            let done = self
+                .decoded
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed)
+                + bytes.len() as u64;
+            progress.set_fraction(done as f32 / self.total_bytes().max(1) as f32);
+        }
         Ok(values)
     }
 

@@ -6,6 +6,7 @@ use crate::common::fixtures_dir;
 use c2s_core::engine::{
     DTypeRequest, DeviceRequest, Engine, EngineError, GenerateOptions, LoadOptions, SamplingParams,
 };
+use c2s_core::model::ModelError;
 use std::path::Path;
 
 fn cpu() -> LoadOptions {
@@ -183,4 +184,26 @@ fn bad_sampling_settings_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("empty"), "{err}");
+}
+
+#[test]
+fn loading_reports_progress_and_stops_when_cancelled() {
+    // An untied head: every tensor is read once, so the fraction reaches 1 only at the end.
+    let dir = fixtures_dir().join("gpt_neox_parallel");
+    let progress = c2s_core::Progress::new();
+    Engine::load_dir_with_progress(&dir, &cpu(), &progress).expect("loads");
+    assert_eq!(
+        progress.fraction(),
+        1.0,
+        "every byte of the checkpoint was read"
+    );
+
+    let cancelled = c2s_core::Progress::new();
+    cancelled.cancel();
+    let err = Engine::load_dir_with_progress(&dir, &cpu(), &cancelled).unwrap_err();
+    assert!(
+        matches!(err, EngineError::Model(ModelError::Cancelled)),
+        "{err}"
+    );
+    assert_eq!(err.to_string(), "loading the model was cancelled");
 }
