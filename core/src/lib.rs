@@ -21,6 +21,7 @@ pub mod model;
 pub mod preprocess;
 pub mod progress;
 pub mod rng;
+pub mod screen;
 pub mod sentence;
 pub mod statistics;
 pub mod tasks;

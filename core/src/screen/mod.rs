@@ -1,0 +1,10 @@
+//! Virtual perturbation screens: a spec (contexts × library × model × gene sets), the work
+//! units it expands to, a resumable and shardable results store, the runner and the report.
+
+pub mod context;
+pub mod library;
+pub mod report;
+pub mod run;
+pub mod spec;
+pub mod store;
+pub mod units;

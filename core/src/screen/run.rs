@@ -1,0 +1,287 @@
+//! Running a screen: the shard's pending units in batches on the engine, each unit generated
+//! with its own seed from a perturbation prompt built as `perturb` builds it, its predicted
+//! sentence scored per gene set and every finished batch appended to the store before the next
+//! starts. A cancel keeps every finished batch; running again resumes.
+
+use super::context::LoadedContext;
+use super::spec::{ControlSpec, ScreenSpec};
+use super::store::{ControlResult, Store, UnitResult};
+use super::units::{ContextShape, Shard, Unit, all_units};
+use crate::engine::{Engine, GenerateOptions, GenerateRequest, SamplingParams, StopReason};
+use crate::error::{Error, Result};
+use crate::genesets::gmt::GeneSetLibrary;
+use crate::progress::Progress;
+use crate::tasks::Task;
+use crate::tasks::prompt::{PromptBuilder, PromptSettings};
+use crate::tasks::template::{PromptTemplate, TemplateChoice};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+/// How a run proceeds (none of this changes the results).
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Units generated together.
+    pub batch: usize,
+    /// This process's share of the units.
+    pub shard: Shard,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Units of this shard.
+    pub shard_units: usize,
+    /// Units that were already finished when the run started.
+    pub already_done: usize,
+    /// Units finished by this run.
+    pub done_now: usize,
+    /// Whether the run stopped on a cancel before finishing its shard.
+    pub cancelled: bool,
+    /// Whether every unit of the whole screen is now in this folder (`results.parquet` was
+    /// written).
+    pub complete: bool,
+}
+
+/// The contexts of a spec, loaded (see [`LoadedContext::load`]).
+pub fn load_contexts(spec: &ScreenSpec, progress: &Progress) -> Result<Vec<LoadedContext>> {
+    let gmt = GeneSetLibrary::read(&spec.genesets.gmt)?;
+    spec.contexts
+        .iter()
+        .map(|c| {
+            progress.set_stage(format!("reading context {}", c.name));
+            LoadedContext::load(
+                c,
+                spec.model.top_k_genes,
+                &gmt,
+                &spec.genesets.sets,
+                progress,
+            )
+        })
+        .collect()
+}
+
+/// The perturbation prompt settings of a spec (built-in template unless a file is named).
+pub fn prompt_settings(spec: &ScreenSpec) -> Result<PromptSettings> {
+    let task = Task::PerturbationPrediction;
+    let template = match &spec.model.template_file {
+        Some(path) => PromptTemplate::from_file(path)
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?,
+        None => task.builtin_template(),
+    };
+    task.check(&template)
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    Ok(PromptSettings {
+        task,
+        template,
+        choice: TemplateChoice::First,
+        seed: spec.sampling.seed,
+        top_k: spec.model.top_k_genes,
+        organism: spec.model.organism.clone(),
+    })
+}
+
+/// Runs the shard's pending units of `spec` into `store`, `options.batch` at a time. Progress
+/// shows units done of the shard's total, units/s and the ETA; `on_batch` sees the summary
+/// after each stored batch. A cancel (on `progress`) drops the batch in flight and keeps every
+/// stored one. When the folder then holds every unit of the screen, `results.parquet` is
+/// written.
+pub fn run_screen(
+    spec: &ScreenSpec,
+    contexts: &[LoadedContext],
+    store: &Store,
+    engine: &Engine,
+    options: RunOptions,
+    progress: &Progress,
+    on_batch: &mut dyn FnMut(&RunSummary),
+) -> Result<RunSummary> {
+    if options.batch == 0 {
+        return Err(Error::InvalidArgument(
+            "the batch size must be at least 1".into(),
+        ));
+    }
+    if let ControlSpec::Unperturbed = spec.control {
+        let controls = score_controls(contexts, progress)?;
+        if store.controls()?.as_ref() != Some(&controls) {
+            store.write_controls(&controls)?;
+        }
+    }
+    let shapes: Vec<ContextShape> = spec
+        .contexts
+        .iter()
+        .zip(contexts)
+        .map(|(c, l)| ContextShape {
+            name: c.name.clone(),
+            samples: l.sentences.len(),
+            replicates: c.replicates,
+        })
+        .collect();
+    let every = all_units(&spec.perturbations, &shapes);
+    let total_screen = every.len();
+    let mine = options.shard.select(every);
+    let finished = store.finished()?;
+    let pending: Vec<Unit> = mine
+        .iter()
+        .filter(|u| !finished.contains(u))
+        .cloned()
+        .collect();
+    let mut summary = RunSummary {
+        shard_units: mine.len(),
+        already_done: mine.len() - pending.len(),
+        done_now: 0,
+        cancelled: false,
+        complete: false,
+    };
+    let by_name: HashMap<&str, &LoadedContext> =
+        contexts.iter().map(|c| (c.name.as_str(), c)).collect();
+    let mut builder = PromptBuilder::new(prompt_settings(spec)?)
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let generate = GenerateOptions {
+        max_new_tokens: spec
+            .sampling
+            .max_new_tokens
+            .unwrap_or(4 * spec.model.top_k_genes + 8),
+        sampling: SamplingParams {
+            temperature: spec.sampling.temperature,
+            seed: Some(spec.sampling.seed),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    generate.validate().map_err(Error::InvalidArgument)?;
+    let started = Instant::now();
+    for batch in pending.chunks(options.batch) {
+        if progress.is_cancelled() {
+            summary.cancelled = true;
+            break;
+        }
+        let mut prompts = Vec::with_capacity(batch.len());
+        for u in batch {
+            let ctx = by_name[u.context.as_str()];
+            let s = u.sample as usize;
+            let fields = BTreeMap::from([("perturbation_name", u.perturbation.as_str())]);
+            let prompt = builder
+                .single(&ctx.sample_ids[s], Some(&ctx.sentences[s]), &fields)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            prompts.push(prompt.model_input);
+        }
+        let texts: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        let ids = engine.encode_all(&texts).map_err(engine_err)?;
+        let requests: Vec<GenerateRequest<'_>> = batch
+            .iter()
+            .zip(&ids)
+            .map(|(u, p)| {
+                let mut r = GenerateRequest::new(p);
+                r.seed = Some(u.seed(spec.sampling.seed));
+                r
+            })
+            .collect();
+        let (generations, _) = engine
+            .generate_requests(
+                &requests,
+                &generate,
+                &mut |_| {},
+                &mut |_, _| {},
+                Some(progress.cancel_flag()),
+            )
+            .map_err(engine_err)?;
+        if generations
+            .iter()
+            .any(|g| g.stop_reason == StopReason::Cancelled)
+        {
+            summary.cancelled = true;
+            break;
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        for (u, g) in batch.iter().zip(&generations) {
+            let ctx = by_name[u.context.as_str()];
+            let (sentence, scores) = ctx
+                .score_texts(&[g.text.as_str()], &Progress::new())?
+                .remove(0);
+            results.push(UnitResult {
+                unit: u.clone(),
+                generated: g.text.clone(),
+                sentence,
+                scores,
+            });
+        }
+        store.append(&results)?;
+        summary.done_now += batch.len();
+        report(progress, &summary, started);
+        on_batch(&summary);
+    }
+    if !summary.cancelled {
+        summary.complete = store.finished()?.len() == total_screen;
+        if summary.complete {
+            store.write_results()?;
+        }
+    }
+    Ok(summary)
+}
+
+fn engine_err(e: crate::engine::EngineError) -> Error {
+    Error::InvalidData(format!("generation failed: {e}"))
+}
+
+/// Each context's drawn samples' own sentences, scored as the predictions are.
+pub fn score_controls(
+    contexts: &[LoadedContext],
+    progress: &Progress,
+) -> Result<Vec<ControlResult>> {
+    let mut out = Vec::new();
+    for c in contexts {
+        let texts: Vec<&str> = c.sentences.iter().map(String::as_str).collect();
+        for (s, (sentence, scores)) in c.score_texts(&texts, progress)?.into_iter().enumerate() {
+            out.push(ControlResult {
+                context: c.name.clone(),
+                sample: s as u32,
+                sentence,
+                scores,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Progress: units done of the shard, units/s over this run, ETA.
+fn report(progress: &Progress, s: &RunSummary, started: Instant) {
+    let done = s.already_done + s.done_now;
+    let rate = s.done_now as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    let left = s.shard_units - done;
+    let eta = if rate > 0.0 {
+        left as f64 / rate
+    } else {
+        f64::INFINITY
+    };
+    progress.set_fraction(done as f32 / s.shard_units.max(1) as f32);
+    progress.set_stage(format!(
+        "{done}/{} units, {rate:.2} units/s, ETA {}",
+        s.shard_units,
+        format_eta(eta)
+    ));
+}
+
+/// `1h02m`, `3m05s`, `12s`.
+fn format_eta(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return "unknown".into();
+    }
+    let t = seconds.round() as u64;
+    match (t / 3600, (t % 3600) / 60, t % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_reads_naturally() {
+        assert_eq!(format_eta(12.4), "12s");
+        assert_eq!(format_eta(185.0), "3m05s");
+        assert_eq!(format_eta(3720.0), "1h02m");
+        assert_eq!(format_eta(f64::INFINITY), "unknown");
+    }
+}
