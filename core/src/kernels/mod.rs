@@ -10,6 +10,7 @@
 
 mod dense;
 mod isa;
+pub(crate) mod math;
 mod q8;
 mod tiles;
 

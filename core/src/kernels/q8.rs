@@ -47,6 +47,7 @@ impl Q8Panels {
             .enumerate()
             .for_each(|(p, (q_panel, d_panel))| {
                 let mut block = [0.0f32; BLOCK];
+                let mut quantized = [0i8; BLOCK];
                 for lane in 0..PANEL.min(rows - p * PANEL) {
                     let row = &weights[(p * PANEL + lane) * cols..][..cols];
                     for b in 0..nb {
@@ -54,9 +55,10 @@ impl Q8Panels {
                         let src = &row[(b * BLOCK).min(cols)..((b + 1) * BLOCK).min(cols)];
                         block[..src.len()].copy_from_slice(src);
                         let q_block = &mut q_panel[b * BLOCK * PANEL..][..BLOCK * PANEL];
-                        let (scale, _) = quantize_block(&block, |c, v| {
+                        let (scale, _) = quantize_block(&block, &mut quantized);
+                        for (c, &v) in quantized.iter().enumerate() {
                             q_block[((c / 4) * PANEL + lane) * 4 + c % 4] = (v as i16 + 128) as u8;
-                        });
+                        }
                         d_panel[b * PANEL + lane] = scale;
                     }
                 }
@@ -127,7 +129,9 @@ impl Q8Panels {
                     let src = &row[(b * BLOCK).min(cols)..((b + 1) * BLOCK).min(cols)];
                     block[..src.len()].copy_from_slice(src);
                     let q_block = &mut q[b * BLOCK..][..BLOCK];
-                    let (scale, sum) = quantize_block(&block, |col, v| q_block[col] = v);
+                    let q_block: &mut [i8; BLOCK] =
+                        q_block.try_into().expect("an input block is BLOCK values");
+                    let (scale, sum) = quantize_block(&block, q_block);
                     d[b] = scale;
                     c[b] = 128.0 * scale * sum as f32;
                 }
@@ -136,27 +140,37 @@ impl Q8Panels {
     }
 }
 
-/// Quantizes one block to `round(v / scale)` in `-127..=127`, passing `(column, value)` to
-/// `put`; returns the scale and the sum of the quantized values. A block holding NaN or an
-/// infinity gets a NaN scale, so the product's outputs turn NaN instead of silently finite.
-fn quantize_block(values: &[f32; BLOCK], mut put: impl FnMut(usize, i8)) -> (f32, i32) {
-    if !values.iter().all(|v| v.is_finite()) {
+/// Quantizes one block to `round(v / scale)` in `-127..=127` into `out`; returns the scale and
+/// the sum of the quantized values. A block holding NaN or an infinity gets a NaN scale, so the
+/// product's outputs turn NaN instead of silently finite. Written in 16 lanes without calls so
+/// that it vectorises (it runs over every input value of every product).
+fn quantize_block(values: &[f32; BLOCK], out: &mut [i8; BLOCK]) -> (f32, i32) {
+    let mut lanes = [0.0f32; 16];
+    let mut nan = false;
+    for chunk in values.chunks_exact(16) {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            let a = v.abs();
+            // NaN never wins `>`: it is looked for separately.
+            *m = if a > *m { a } else { *m };
+            nan |= v.is_nan();
+        }
+    }
+    let amax = lanes.iter().fold(0.0f32, |m, &a| if a > m { a } else { m });
+    if nan || amax.is_infinite() {
+        out.fill(0);
         return (f32::NAN, 0);
     }
-    let amax = values.iter().fold(0.0f32, |a, v| a.max(v.abs()));
     if amax == 0.0 {
-        for c in 0..BLOCK {
-            put(c, 0);
-        }
+        out.fill(0);
         return (0.0, 0);
     }
     let scale = amax / 127.0;
     let inv = 1.0 / scale;
     let mut sum = 0i32;
-    for (c, v) in values.iter().enumerate() {
+    for (o, v) in out.iter_mut().zip(values) {
         let q = round_to_integer(v * inv).clamp(-127.0, 127.0) as i8;
+        *o = q;
         sum += q as i32;
-        put(c, q);
     }
     (scale, sum)
 }

@@ -4,6 +4,7 @@
 //! keys and values stay in one `Vec` per layer and each (row, head) is computed on the rayon pool.
 
 use super::linear::host_f32;
+use crate::kernels::math::exp_nonpositive;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
@@ -337,31 +338,6 @@ fn attend_one(
     }
 }
 
-/// `eˣ` for `x ≤ 0` (`-∞` gives 0) within 2 ulp, as straight-line arithmetic the compiler can
-/// vectorise (the C library's `expf` is a call per value). Results below `e⁻⁸⁷` are flushed to
-/// zero instead of becoming subnormal. Range reduction `x = n·ln 2 + r` with `ln 2` split in two
-/// parts, a degree-6 polynomial for `eʳ` on `|r| ≤ ln 2 / 2` (Cephes' `expf` coefficients), and
-/// `2ⁿ` built from its exponent bits.
-#[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
-    const SHIFT: f32 = 12_582_912.0; // 1.5·2²³: adding and removing it rounds to an integer
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    if x < -87.0 {
-        return 0.0;
-    }
-    let n = (x * std::f32::consts::LOG2_E + SHIFT) - SHIFT;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
-    er * f32::from_bits(((n as i32 + 127) << 23) as u32)
-}
-
 /// Dot product in 16 independent lanes (vectorised by the compiler).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 16];
@@ -383,22 +359,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_matches_f64_within_two_ulp_and_flushes_tiny_values() {
-        let mut worst = 0.0f64;
-        for i in 0..=870_000 {
-            let x = -(i as f32) * 1e-4;
-            let exact = (x as f64).exp();
-            let got = exp_nonpositive(x) as f64;
-            worst = worst.max((got - exact).abs() / exact);
-        }
-        assert!(worst < 2.5e-7, "max relative error {worst:e}");
-        assert_eq!(exp_nonpositive(0.0), 1.0);
-        assert_eq!(exp_nonpositive(-88.0), 0.0);
-        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
-        assert!(exp_nonpositive(-86.9).is_normal());
-    }
 
     #[test]
     fn softmax_ignores_masked_keys_and_zeroes_blind_rows() {

@@ -320,14 +320,14 @@ fn embed<B: Backend>(
 }
 
 /// Applies an MLP activation to host values in place, in parallel (as `transformers`:
-/// `x·½·(1 + erf(x/√2))`, the tanh form, or ReLU).
+/// `x·½·(1 + erf(x/√2))` (see [`crate::kernels::math::gelu_erf`]), the tanh form, or ReLU).
 fn activate_rows(x: &mut [f32], act: Activation) {
     use rayon::prelude::*;
     const SQRT_2_OVER_PI: f32 = std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
     x.par_chunks_mut(1 << 14).for_each(|chunk| match act {
         Activation::Gelu => {
             for v in chunk {
-                *v = *v * 0.5 * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+                *v = crate::kernels::math::gelu_erf(*v);
             }
         }
         Activation::GeluTanh => {
