@@ -8,5 +8,6 @@ mod cli_convert;
 mod cli_download;
 mod cli_engine;
 mod cli_score_sets;
+mod cli_screen;
 mod cli_tasks;
 mod reference_parity;

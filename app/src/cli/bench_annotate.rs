@@ -12,7 +12,7 @@
 //! see byte-identical prompts; the Python side counts how many of its prompts and answers equal
 //! ours. The package side lives in `tools/models/bench_annotate.py`.
 
-use super::engine_args::EngineArgs;
+use super::engine_args::DeviceArgs;
 use c2s_core::Progress;
 use c2s_core::convert::{ConvertOptions, prepare_h5ad};
 use c2s_core::dataset::MatrixChoice;
@@ -603,13 +603,8 @@ pub fn run(args: Args) -> Result<(), String> {
         return Err("bench-annotate needs at least one cell, label and gene".into());
     }
     let setup = Setup::new(&args)?;
-    let engine = EngineArgs {
-        model: setup.model_dir.display().to_string(),
-        device: args.device.clone(),
-        dtype: args.dtype.clone(),
-        no_fusion: false,
-    }
-    .load(true)?;
+    let engine = DeviceArgs::new(&args.device, &args.dtype)
+        .load(&setup.model_dir.display().to_string(), true)?;
     setup.print(&engine, &args)?;
     let (ours, took) = setup.ours(&engine, &args)?;
     if args.reference {

@@ -2,7 +2,7 @@
 //! `transformers` on the same machine, threads and random Pythia-160M-sized checkpoint, in one run.
 //! The Python side lives in `tools/models/bench_transformers.py` (run with the pinned venv).
 
-use super::engine_args::EngineArgs;
+use super::engine_args::DeviceArgs;
 use c2s_core::engine::{GenerateOptions, SamplingParams};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,13 +79,8 @@ pub fn run(args: Args) -> Result<(), String> {
             return Err("writing the benchmark checkpoint failed".into());
         }
     }
-    let engine = EngineArgs {
-        model: model_dir.display().to_string(),
-        device: args.device.clone(),
-        dtype: args.dtype.clone(),
-        no_fusion: false,
-    }
-    .load(false)?;
+    let engine =
+        DeviceArgs::new(&args.device, &args.dtype).load(&model_dir.display().to_string(), false)?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -113,6 +108,7 @@ pub fn run(args: Args) -> Result<(), String> {
         "peak MiB",
         "hf peak"
     );
+    let mut measured = Vec::new();
     for &batch in &args.batch {
         let prompts: Vec<Vec<u32>> = (0..batch)
             .map(|r| bench_prompt(r, args.prompt_len))
@@ -174,14 +170,65 @@ pub fn run(args: Args) -> Result<(), String> {
             prefill / hf_prefill,
             decode / hf_decode,
         );
+        measured.push(Throughput {
+            batch,
+            prefill,
+            decode,
+            hf_prefill,
+            hf_decode,
+        });
     }
     println!(
         "(peak MiB is this process's high-water mark so far; hf peak is the Python process's)"
     );
+    print_screen_projection(&measured, &args);
     if args.requests > 0 {
         many_requests(&engine, &python, &script, &model_dir, &args, threads)?;
     }
     Ok(())
+}
+
+/// One batch size's measured tokens/s, ours and transformers'.
+struct Throughput {
+    batch: usize,
+    prefill: f64,
+    decode: f64,
+    hf_prefill: f64,
+    hf_decode: f64,
+}
+
+/// Units of the C2S-Scale paper's dual-context screen: 4,266 drugs × 486 samples.
+const PAPER_SCREEN_UNITS: f64 = 4266.0 * 486.0;
+
+/// Virtual-screen units (one prompt of `--prompt-len` tokens and `--new-tokens` predicted
+/// tokens each) per second at each measured batch size, from the per-token times above, and
+/// the time the C2S-Scale paper's screen would take at that rate on this machine.
+fn print_screen_projection(measured: &[Throughput], args: &Args) {
+    let units_per_s = |batch: usize, prefill: f64, decode: f64| {
+        let b = batch as f64;
+        b / (b * args.prompt_len as f64 / prefill + b * args.new_tokens as f64 / decode)
+    };
+    let days = |rate: f64| PAPER_SCREEN_UNITS / rate / 86_400.0;
+    println!(
+        "\nas screen units ({} prompt + {} predicted tokens each); the C2S-Scale screen \
+         (4,266 drugs x 486 samples = {PAPER_SCREEN_UNITS} units) at that rate:",
+        args.prompt_len, args.new_tokens
+    );
+    println!(
+        "{:>5} | {:>10} {:>10} {:>7} | {:>12} {:>12}",
+        "batch", "units/s", "hf units/s", "ratio", "screen days", "hf days"
+    );
+    for t in measured {
+        let ours = units_per_s(t.batch, t.prefill, t.decode);
+        let hf = units_per_s(t.batch, t.hf_prefill, t.hf_decode);
+        println!(
+            "{:>5} | {ours:>10.3} {hf:>10.3} {:>6.2}x | {:>12.1} {:>12.1}",
+            t.batch,
+            ours / hf,
+            days(ours),
+            days(hf)
+        );
+    }
 }
 
 /// Prompt `r` of the benchmark: `len` token ids spread over the vocabulary.

@@ -2,12 +2,28 @@
 
 use c2s_core::engine::{DTypeRequest, DeviceRequest, Engine, LoadOptions};
 
-/// `--model`, `--device`, `--dtype`, `--no-fusion`.
+/// `--model` and how it runs ([`DeviceArgs`]).
 #[derive(Debug, clap::Args)]
 pub struct EngineArgs {
     /// Model directory, or a Hugging Face id (org/name) already in the local cache.
     #[arg(long)]
     pub model: String,
+    /// Backend and precision.
+    #[command(flatten)]
+    pub run: DeviceArgs,
+}
+
+impl EngineArgs {
+    /// Loads `--model`, reporting the device on stderr (quietly when `quiet`).
+    pub fn load(&self, quiet: bool) -> Result<Engine, String> {
+        self.run.load(&self.model, quiet)
+    }
+}
+
+/// `--device`, `--dtype`, `--no-fusion`: for commands whose model comes from elsewhere (a
+/// screen spec, a benchmark's generated checkpoint).
+#[derive(Debug, clap::Args)]
+pub struct DeviceArgs {
     /// Backend: auto, cuda, wgpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -20,15 +36,25 @@ pub struct EngineArgs {
     pub no_fusion: bool,
 }
 
-impl EngineArgs {
-    /// Loads the model, reporting the device on stderr (quietly when `quiet`).
-    pub fn load(&self, quiet: bool) -> Result<Engine, String> {
+impl DeviceArgs {
+    /// `--device` and `--dtype` for `device` and `dtype` strings, with fusion on.
+    pub fn new(device: &str, dtype: &str) -> Self {
+        Self {
+            device: device.to_string(),
+            dtype: dtype.to_string(),
+            no_fusion: false,
+        }
+    }
+
+    /// Loads `model` (a directory or a cached Hugging Face id), reporting the device on stderr
+    /// (quietly when `quiet`).
+    pub fn load(&self, model: &str, quiet: bool) -> Result<Engine, String> {
         let options = LoadOptions {
             device: self.device.parse::<DeviceRequest>()?,
             dtype: self.dtype.parse::<DTypeRequest>()?,
             fusion: !self.no_fusion && LoadOptions::default().fusion,
         };
-        let engine = Engine::load(&self.model, &options).map_err(|e| e.to_string())?;
+        let engine = Engine::load(model, &options).map_err(|e| e.to_string())?;
         let info = engine.info();
         for note in &info.device.notes {
             eprintln!("note: {note}");

@@ -18,11 +18,13 @@ mod generate;
 mod generate_cells;
 mod generated;
 mod inspect;
+mod interrupt;
 mod models;
 mod perturb;
 mod prompt;
 mod score;
 mod score_sets;
+mod screen;
 mod task_args;
 
 use c2s_core::dataset::MatrixChoice;
@@ -90,6 +92,8 @@ pub enum Command {
     BenchGui(bench_gui::Args),
     /// ssGSEA time vs. gseapy 1.3.1 on generated samples and gene sets.
     BenchSsgsea(bench_ssgsea::Args),
+    /// Virtual perturbation screens: run a spec (resumable, shardable), merge shards, report.
+    Screen(screen::Args),
 }
 
 /// Runs one subcommand; errors are printed as one `error:` line on stderr.
@@ -116,6 +120,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::BenchUmap(args) => bench_umap::run(args),
         Command::BenchGui(args) => bench_gui::run(args),
         Command::BenchSsgsea(args) => bench_ssgsea::run(args),
+        Command::Screen(args) => screen::run(args),
     };
     if std::env::var_os(bench_convert::PEAK_RSS_ENV).is_some()
         && let Some(peak) = bench_convert::peak_rss_bytes()

@@ -1,0 +1,229 @@
+//! `c2s-studio screen`: virtual perturbation screens. `run` runs a spec's units (resumable,
+//! shardable) into a results folder, `merge` joins shard folders, `report` computes effects,
+//! z-scores, Welch tests with BH q, context selectivity and hits.
+
+use super::engine_args::DeviceArgs;
+use super::interrupt;
+use c2s_core::Progress;
+use c2s_core::io::export::{TableFormat, write_table};
+use c2s_core::screen::report::{EffectRow, HitThresholds, SelectivityRow, report};
+use c2s_core::screen::run::{RunOptions, load_contexts, run_screen};
+use c2s_core::screen::spec::ScreenSpec;
+use c2s_core::screen::store::{RESULTS, Store, merge};
+use c2s_core::screen::units::Shard;
+use polars::prelude::{Column, DataFrame};
+use std::path::PathBuf;
+
+/// Arguments of `screen`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ScreenCommand,
+}
+
+/// The screen subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ScreenCommand {
+    /// Run a screen spec (TOML) into a results folder; running it again resumes.
+    Run(RunArgs),
+    /// Merge the results folders of a screen's shards into one.
+    Merge(MergeArgs),
+    /// Effects, z, Welch p, BH q, context selectivity and hits of a finished screen.
+    Report(ReportArgs),
+}
+
+/// Arguments of `screen run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The screen spec (TOML).
+    pub spec: PathBuf,
+    /// Results folder (new, or one this screen already started: the run resumes).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Run only shard I of N (1-based), e.g. from a Slurm array task; merge the folders after.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Units generated together.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Backend and precision.
+    #[command(flatten)]
+    pub run: DeviceArgs,
+}
+
+/// Arguments of `screen merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Results folders of the shards.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Merged results folder (new, or a folder of the same screen).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `screen report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A finished results folder.
+    pub dir: PathBuf,
+    /// Every perturbation × context × set row (`.csv` or `.parquet`); hits are printed.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Context selectivity rows (`.csv` or `.parquet`).
+    #[arg(long)]
+    pub selectivity: Option<PathBuf>,
+    /// A hit needs z (effect across the library) at least this.
+    #[arg(long, default_value_t = 0.75)]
+    pub min_z: f64,
+    /// A hit needs p below this.
+    #[arg(long, default_value_t = 0.05)]
+    pub max_p: f64,
+}
+
+/// Runs `screen`.
+pub fn run(args: Args) -> Result<(), String> {
+    match args.command {
+        ScreenCommand::Run(a) => run_command(a),
+        ScreenCommand::Merge(a) => {
+            let store = merge(&a.dirs, &a.out).map_err(|e| e.to_string())?;
+            let n = store.results().map_err(|e| e.to_string())?.len();
+            eprintln!(
+                "merged {} folders: {n} units in {}",
+                a.dirs.len(),
+                store.dir().join(RESULTS).display()
+            );
+            Ok(())
+        }
+        ScreenCommand::Report(a) => report_command(a),
+    }
+}
+
+fn run_command(a: RunArgs) -> Result<(), String> {
+    let shard = match &a.shard {
+        Some(s) => s.parse::<Shard>().map_err(|e| e.to_string())?,
+        None => Shard::ALL,
+    };
+    let spec = ScreenSpec::load(&a.spec).map_err(|e| e.to_string())?;
+    let store = Store::create_or_open(&a.out, &spec).map_err(|e| e.to_string())?;
+    let progress = Progress::new();
+    interrupt::cancel_on_interrupt(
+        &progress,
+        "stopping; the unfinished batch is dropped, finished units are kept",
+    );
+    let contexts = load_contexts(&spec, &progress).map_err(|e| e.to_string())?;
+    let engine = a.run.load(&spec.model.dir.display().to_string(), false)?;
+    let summary = run_screen(
+        &spec,
+        &contexts,
+        &store,
+        &engine,
+        RunOptions {
+            batch: a.batch,
+            shard,
+        },
+        &progress,
+        &mut |_| eprintln!("{}", progress.stage()),
+    )
+    .map_err(|e| e.to_string())?;
+    eprintln!(
+        "shard {shard}: {} of {} units done ({} already), results in {}",
+        summary.already_done + summary.done_now,
+        summary.shard_units,
+        summary.already_done,
+        a.out.display()
+    );
+    if summary.cancelled {
+        return Err(format!(
+            "the screen was interrupted; {} finished units are kept in {} and running the same \
+             command again resumes",
+            summary.already_done + summary.done_now,
+            a.out.display()
+        ));
+    }
+    if summary.complete {
+        eprintln!("screen complete: {}", a.out.join(RESULTS).display());
+    }
+    Ok(())
+}
+
+fn report_command(a: ReportArgs) -> Result<(), String> {
+    for path in [&a.out, &a.selectivity].into_iter().flatten() {
+        TableFormat::from_path(path).map_err(|e| e.to_string())?;
+    }
+    let store = Store::open(&a.dir).map_err(|e| e.to_string())?;
+    let thresholds = HitThresholds {
+        min_z: a.min_z,
+        max_p: a.max_p,
+    };
+    let r = report(&store, thresholds).map_err(|e| e.to_string())?;
+    let hits: Vec<&EffectRow> = r.effects.iter().filter(|e| e.hit).collect();
+    println!(
+        "{} hits (z ≥ {}, p < {}) of {} rows",
+        hits.len(),
+        a.min_z,
+        a.max_p,
+        r.effects.len()
+    );
+    for h in &hits {
+        println!(
+            "{}\t{}\t{}\teffect {:+.4}\tz {:.3}\tp {:.3e}\tq {:.3e}",
+            h.perturbation, h.context, h.set, h.effect, h.z, h.p, h.q
+        );
+    }
+    if let Some(path) = &a.out {
+        write_table(path, &mut effects_frame(&r.effects)?).map_err(|e| e.to_string())?;
+    }
+    if let Some(path) = &a.selectivity {
+        write_table(path, &mut selectivity_frame(&r.selectivity)?).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn effects_frame(rows: &[EffectRow]) -> Result<DataFrame, String> {
+    let text =
+        |f: fn(&EffectRow) -> &str| rows.iter().map(|r| f(r).to_string()).collect::<Vec<_>>();
+    let num = |f: fn(&EffectRow) -> f64| rows.iter().map(f).collect::<Vec<_>>();
+    DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new("perturbation".into(), text(|r| &r.perturbation)),
+            Column::new("context".into(), text(|r| &r.context)),
+            Column::new("set".into(), text(|r| &r.set)),
+            Column::new(
+                "n".into(),
+                rows.iter().map(|r| r.n as u32).collect::<Vec<_>>(),
+            ),
+            Column::new("mean".into(), num(|r| r.mean)),
+            Column::new("control_mean".into(), num(|r| r.control_mean)),
+            Column::new("effect".into(), num(|r| r.effect)),
+            Column::new("z".into(), num(|r| r.z)),
+            Column::new("t".into(), num(|r| r.t)),
+            Column::new("p".into(), num(|r| r.p)),
+            Column::new("q".into(), num(|r| r.q)),
+            Column::new("hit".into(), rows.iter().map(|r| r.hit).collect::<Vec<_>>()),
+        ],
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn selectivity_frame(rows: &[SelectivityRow]) -> Result<DataFrame, String> {
+    let text =
+        |f: fn(&SelectivityRow) -> &str| rows.iter().map(|r| f(r).to_string()).collect::<Vec<_>>();
+    let num = |f: fn(&SelectivityRow) -> f64| rows.iter().map(f).collect::<Vec<_>>();
+    DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new("perturbation".into(), text(|r| &r.perturbation)),
+            Column::new("set".into(), text(|r| &r.set)),
+            Column::new("context_a".into(), text(|r| &r.context_a)),
+            Column::new("context_b".into(), text(|r| &r.context_b)),
+            Column::new("selectivity".into(), num(|r| r.selectivity)),
+            Column::new("t".into(), num(|r| r.t)),
+            Column::new("p".into(), num(|r| r.p)),
+            Column::new("q".into(), num(|r| r.q)),
+        ],
+    )
+    .map_err(|e| e.to_string())
+}

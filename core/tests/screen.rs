@@ -1,0 +1,257 @@
+//! A tiny virtual screen on the random GPT-NeoX fixture: a run cancelled part-way and resumed,
+//! and the same screen as three shards merged, both equal one uninterrupted run.
+
+use c2s_core::Progress;
+use c2s_core::dataset::{ColumnData, Dataset, ObsColumn};
+use c2s_core::engine::{DTypeRequest, DeviceRequest, Engine, LoadOptions};
+use c2s_core::io::h5ad::{CreateOptions, Storage, ValueType, write_dataset_h5ad};
+use c2s_core::matrix::CsrMatrix;
+use c2s_core::screen::run::{RunOptions, load_contexts, run_screen};
+use c2s_core::screen::spec::ScreenSpec;
+use c2s_core::screen::store::{RESULTS, Store, merge};
+use c2s_core::screen::units::Shard;
+use std::path::{Path, PathBuf};
+
+fn model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gpt_neox_parallel")
+}
+
+/// Gene names that are single tokens of the fixture's tokenizer (as `perturb`'s test uses).
+fn token_genes() -> Vec<String> {
+    let tokenizer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model_dir().join("tokenizer.json")).unwrap())
+            .unwrap();
+    let mut names: Vec<String> = tokenizer["model"]["vocab"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| {
+            k.len() >= 3
+                && k.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+        .cloned()
+        .collect();
+    names.sort();
+    assert!(names.len() >= 13, "{names:?}");
+    names
+}
+
+/// 24 cells in two groups, distinct counts per gene so sentences differ between cells.
+fn write_h5ad(dir: &Path, genes: &[String]) -> PathBuf {
+    let (n, g) = (24, genes.len());
+    let mut m = CsrMatrix {
+        n_rows: n,
+        n_cols: g,
+        indptr: vec![0],
+        ..Default::default()
+    };
+    for i in 0..n {
+        for j in 0..g {
+            let v = ((i * 7 + j * 13) % 17) as f32;
+            if v > 4.0 {
+                m.indices.push(j as u32);
+                m.data.push(v);
+            }
+        }
+        m.indptr.push(m.data.len() as u64);
+    }
+    let ds = Dataset {
+        obs_names: (0..n).map(|i| format!("cell{i}")).collect(),
+        var_names: genes.to_vec(),
+        obs: vec![ObsColumn {
+            name: "group".into(),
+            data: ColumnData::Text((0..n).map(|i| ["a", "b"][i % 2].to_string()).collect()),
+        }],
+        expression: m,
+        ..Default::default()
+    };
+    let path = dir.join("cells.h5ad");
+    write_dataset_h5ad(
+        &path,
+        &ds,
+        &CreateOptions {
+            x: Some((Storage::Csr, ValueType::F32)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    path
+}
+
+fn screen(dir: &Path) -> ScreenSpec {
+    let genes = token_genes();
+    write_h5ad(dir, &genes);
+    std::fs::write(dir.join("lib.txt"), "DrugA\nDrugB\nDrugC\n").unwrap();
+    std::fs::write(
+        dir.join("sets.gmt"),
+        format!(
+            "UP\tx\t{}\nDOWN\tx\t{}\n",
+            genes[..5].join("\t"),
+            genes[8..13].join("\t")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pert.json"),
+        r#"{"model_input": ["{control_cell_sentence} + {perturbation_name}:"], "response": ["{perturbed_cell_sentence}."]}"#,
+    )
+    .unwrap();
+    let text = format!(
+        r#"
+[[context]]
+name = "A"
+h5ad = "cells.h5ad"
+filter = "group=a"
+samples = 2
+replicates = 2
+preprocess = "none"
+
+[[context]]
+name = "B"
+h5ad = "cells.h5ad"
+filter = "group=b"
+samples = 2
+replicates = 2
+seed = 3
+preprocess = "none"
+
+[library]
+path = "lib.txt"
+
+[model]
+dir = "{}"
+template_file = "pert.json"
+top_k_genes = 3
+
+[sampling]
+temperature = 0.9
+seed = 11
+max_new_tokens = 24
+
+[genesets]
+gmt = "sets.gmt"
+sets = ["UP", "DOWN"]
+"#,
+        model_dir().display()
+    );
+    ScreenSpec::parse(&text, dir).unwrap()
+}
+
+fn engine() -> Engine {
+    Engine::load_dir(
+        &model_dir(),
+        &LoadOptions {
+            device: DeviceRequest::Cpu,
+            dtype: DTypeRequest::F32,
+            fusion: false,
+        },
+    )
+    .expect("the fixture loads")
+}
+
+#[test]
+fn resumed_and_sharded_runs_equal_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = screen(tmp.path());
+    let progress = Progress::new();
+    let contexts = load_contexts(&spec, &progress).unwrap();
+    let engine = engine();
+    let run = |out: &Path, batch: usize, shard: Shard, progress: &Progress, stop_after: usize| {
+        let store = Store::create_or_open(out, &spec).unwrap();
+        let options = RunOptions { batch, shard };
+        run_screen(
+            &spec,
+            &contexts,
+            &store,
+            &engine,
+            options,
+            progress,
+            &mut |s| {
+                if s.done_now >= stop_after {
+                    progress.cancel();
+                }
+            },
+        )
+        .unwrap()
+    };
+
+    let whole = tmp.path().join("whole");
+    let one = run(&whole, 4, Shard::ALL, &Progress::new(), usize::MAX);
+    assert_eq!((one.shard_units, one.done_now), (3 * 2 * 2 * 2, 24));
+    assert!(one.complete && !one.cancelled);
+    assert!(whole.join(RESULTS).exists());
+    let expected = Store::open(&whole).unwrap().results().unwrap();
+    assert_eq!(expected.len(), 24);
+    // The random model rarely writes a gene, but its raw output differs between units.
+    let distinct: std::collections::HashSet<&str> =
+        expected.iter().map(|r| r.generated.as_str()).collect();
+    assert!(
+        distinct.len() > 12,
+        "outputs differ between units: {distinct:?}"
+    );
+    assert!(
+        expected
+            .iter()
+            .all(|r| r.scores.iter().all(|x| x.is_finite()))
+    );
+
+    // Cancelled after the first batches, then resumed with another batch size.
+    let resumed = tmp.path().join("resumed");
+    let stopped = run(&resumed, 5, Shard::ALL, &Progress::new(), 5);
+    assert!(stopped.cancelled && !stopped.complete, "{stopped:?}");
+    assert_eq!(stopped.done_now, 5);
+    assert!(!resumed.join(RESULTS).exists());
+    let again = run(&resumed, 3, Shard::ALL, &Progress::new(), usize::MAX);
+    assert_eq!((again.already_done, again.done_now), (5, 19));
+    assert!(again.complete);
+    assert_eq!(Store::open(&resumed).unwrap().results().unwrap(), expected);
+
+    // Three shards, merged.
+    let shards: Vec<PathBuf> = (1..=3)
+        .map(|i| {
+            let dir = tmp.path().join(format!("shard{i}"));
+            let s = run(
+                &dir,
+                2,
+                Shard { index: i, count: 3 },
+                &Progress::new(),
+                usize::MAX,
+            );
+            assert_eq!(s.shard_units, 8);
+            assert!(!s.complete);
+            dir
+        })
+        .collect();
+    let merged = merge(&shards, &tmp.path().join("merged")).unwrap();
+    assert_eq!(merged.results().unwrap(), expected);
+    assert_eq!(
+        merged.controls().unwrap(),
+        Store::open(&whole).unwrap().controls().unwrap()
+    );
+    assert!(merged.dir().join(RESULTS).exists());
+}
+
+#[test]
+fn a_context_without_cells_or_a_foreign_gmt_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spec = screen(tmp.path());
+    spec.contexts[1].filter = Some("group=zzz".into());
+    let e = load_contexts(&spec, &Progress::new())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("context B: no cell has group = 'zzz'"), "{e}");
+    let mut spec = screen(tmp.path());
+    std::fs::write(tmp.path().join("mouse.gmt"), "UP\tx\tCd8a\tGzmb\n").unwrap();
+    spec.genesets.gmt = tmp.path().join("mouse.gmt");
+    spec.genesets.sets = vec!["UP".into()];
+    let e = load_contexts(&spec, &Progress::new())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("context A") && e.contains("shares no gene with the data"),
+        "{e}"
+    );
+}

@@ -1,0 +1,236 @@
+//! `screen run`, `screen merge` and `screen report` on the random GPT-NeoX fixture.
+
+use crate::common::{annotated, cli, read_parquet, strings, tied_counts, write};
+use c2s_core::io::h5ad::{Storage, ValueType};
+use std::path::{Path, PathBuf};
+
+fn model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gpt_neox_parallel")
+}
+
+/// A spec over an `.h5ad` whose genes are single tokens of the fixture's tokenizer.
+fn spec(dir: &Path, seed: u64) -> PathBuf {
+    let tokenizer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model().join("tokenizer.json")).unwrap())
+            .unwrap();
+    let mut names: Vec<String> = tokenizer["model"]["vocab"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| {
+            k.len() >= 3
+                && k.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+        .cloned()
+        .collect();
+    names.sort();
+    names.truncate(40);
+    let ds = annotated(tied_counts(30, names.len(), 5), names.clone());
+    write(dir, "cells.h5ad", &ds, Storage::Csr, ValueType::F32);
+    std::fs::write(dir.join("lib.txt"), "DrugA\nDrugB\nDrugC\n").unwrap();
+    std::fs::write(
+        dir.join("sets.gmt"),
+        format!("MHC\tx\t{}\n", names[..12].join("\t")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pert.json"),
+        r#"{"model_input": ["{control_cell_sentence} + {perturbation_name}:"], "response": ["{perturbed_cell_sentence}."]}"#,
+    )
+    .unwrap();
+    let text = format!(
+        "[[context]]\nname = \"T\"\nh5ad = \"cells.h5ad\"\nfilter = \"cell_type=T cell\"\n\
+         samples = 2\nreplicates = 2\npreprocess = \"none\"\n\
+         [[context]]\nname = \"B\"\nh5ad = \"cells.h5ad\"\nfilter = \"cell_type=B cell\"\n\
+         samples = 2\nreplicates = 2\npreprocess = \"none\"\n\
+         [library]\npath = \"lib.txt\"\n\
+         [model]\ndir = \"{}\"\ntemplate_file = \"pert.json\"\ntop_k_genes = 3\n\
+         [sampling]\nseed = {seed}\nmax_new_tokens = 12\n\
+         [genesets]\ngmt = \"sets.gmt\"\nsets = [\"MHC\"]\n",
+        model().display()
+    );
+    let path = dir.join(format!("screen{seed}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = cli(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    stderr + &String::from_utf8_lossy(&out.stdout)
+}
+
+#[test]
+fn screen_runs_resumes_merges_and_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let spec = spec(d, 0);
+    let (whole, s1, s2, merged) = (d.join("whole"), d.join("s1"), d.join("s2"), d.join("m"));
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["screen", "run", spec.to_str().unwrap(), "--device", "cpu"];
+        let out = p(out);
+        args.extend(["--out", out.as_str(), "--batch", "5"]);
+        args.extend(extra);
+        ok(&args)
+    };
+    let log = run(&whole, &[]);
+    assert!(log.contains("24 of 24 units done (0 already)"), "{log}");
+    assert!(log.contains("units/s, ETA"), "{log}");
+    assert!(log.contains("screen complete"), "{log}");
+    // Running again resumes: nothing is left to do.
+    let log = run(&whole, &[]);
+    assert!(log.contains("24 of 24 units done (24 already)"), "{log}");
+    run(&s1, &["--shard", "1/2"]);
+    let log = run(&s2, &["--shard", "2/2"]);
+    assert!(log.contains("12 of 12 units done"), "{log}");
+    let log = ok(&["screen", "merge", &p(&s1), &p(&s2), "--out", &p(&merged)]);
+    assert!(log.contains("24 units"), "{log}");
+    let a = read_parquet(&whole.join("results.parquet"));
+    let b = read_parquet(&merged.join("results.parquet"));
+    assert!(a.equals_missing(&b), "{a}\n{b}");
+    let names: Vec<String> = a.get_column_names().iter().map(|n| n.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "perturbation",
+            "context",
+            "sample",
+            "replicate",
+            "score:MHC",
+            "sentence",
+            "generated"
+        ]
+    );
+
+    let (hits, sel) = (d.join("hits.csv"), d.join("sel.parquet"));
+    let log = ok(&[
+        "screen",
+        "report",
+        &p(&merged),
+        "--out",
+        &p(&hits),
+        "--selectivity",
+        &p(&sel),
+    ]);
+    assert!(log.contains("hits (z ≥ 0.75, p < 0.05) of 6 rows"), "{log}");
+    let csv = std::fs::read_to_string(&hits).unwrap();
+    assert!(
+        csv.starts_with("perturbation,context,set,n,mean,control_mean,effect,z,t,p,q,hit\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1 + 6);
+    let sel = read_parquet(&sel);
+    assert_eq!(strings(&sel, "context_a"), vec!["T"; 3]);
+}
+
+#[test]
+fn screen_bad_input_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (spec0, spec1) = (spec(d, 0), spec(d, 1));
+    let out = d.join("out");
+    let fail = |args: &[&str], expected: &str| {
+        let o = cli(args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    let (s0, s1, o) = (
+        spec0.to_str().unwrap(),
+        spec1.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    fail(
+        &["screen", "run", s0, "--out", o, "--shard", "0/3"],
+        "is not I/N",
+    );
+    ok(&[
+        "screen", "run", s0, "--out", o, "--device", "cpu", "--shard", "1/8",
+    ]);
+    fail(
+        &["screen", "run", s1, "--out", o, "--device", "cpu"],
+        "holds results of a different screen",
+    );
+    fail(&["screen", "report", o], "not finished");
+    std::fs::write(d.join("lib.txt"), "DrugA\nDrugB\nDrugA\n").unwrap();
+    fail(&["screen", "run", s0, "--out", o], "DrugA (lines 1, 3)");
+}
+
+/// Ctrl-C (SIGINT) stops a run within a decoding step with a message saying how to resume;
+/// finished units are kept, and the resumed run equals an uninterrupted one.
+#[cfg(unix)]
+#[test]
+fn screen_interrupted_by_ctrl_c_resumes_to_the_same_results() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let spec = spec(d, 0);
+    // 40 perturbations × 2 contexts × 2 samples × 2 replicates = 320 units, one per batch: the
+    // interrupt lands long before the end.
+    let names: Vec<String> = (0..40).map(|i| format!("Drug{i}\n")).collect();
+    std::fs::write(d.join("lib.txt"), names.concat()).unwrap();
+    let (cut, whole) = (d.join("cut"), d.join("whole"));
+    let args = |out: &Path| {
+        vec![
+            "screen".to_string(),
+            "run".into(),
+            spec.display().to_string(),
+            "--device".into(),
+            "cpu".into(),
+            "--batch".into(),
+            "1".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ]
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_c2s-studio"))
+        .args(args(&cut))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut interrupted = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if !interrupted && line.contains("units/s") {
+            let pid = child.id().to_string();
+            assert!(
+                Command::new("kill")
+                    .args(["-INT", &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            interrupted = true;
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(interrupted, "no progress line: {log}");
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("interrupted: stopping"), "{log}");
+    assert!(
+        log.contains("running the same command again resumes"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+
+    let resumed = ok(&args(&cut).iter().map(String::as_str).collect::<Vec<_>>());
+    let kept: usize = resumed
+        .split("units done (")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{resumed}"));
+    assert!(kept > 0 && kept < 320, "{kept} units kept: {resumed}");
+    assert!(resumed.contains("screen complete"), "{resumed}");
+    ok(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    let a = read_parquet(&cut.join("results.parquet"));
+    let b = read_parquet(&whole.join("results.parquet"));
+    assert!(a.equals_missing(&b), "{a}\n{b}");
+}
