@@ -310,3 +310,103 @@ fn a_malformed_prompts_line_names_its_line_and_problem() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// `log_softmax(logits)[id]` in f64.
+fn log_softmax_at(logits: &[Value], id: usize) -> f64 {
+    let v: Vec<f64> = logits.iter().map(|x| x.as_f64().unwrap()).collect();
+    let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let lse = max + v.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+    v[id] - lse
+}
+
+#[test]
+fn score_input_file_matches_transformers_and_scores_continuations_after_a_prompt() {
+    let name = "gpt_neox_parallel";
+    let r = reference(name);
+    let dir = fixtures().join(name);
+    let tmp = tempfile::tempdir().unwrap();
+    let prompts = r["prompts"].as_array().unwrap();
+    let (prompt, cont) = (prompts[1]["text"].as_str().unwrap(), " CD3D CD3E");
+    let mut input: Vec<String> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({"id": i, "text": p["text"]}).to_string())
+        .collect();
+    input.push(json!({"id": "joined", "text": format!("{prompt}{cont}")}).to_string());
+    input.push(json!({"id": "ranked", "prompt": prompt, "continuations": [cont]}).to_string());
+    let path = tmp.path().join("in.jsonl");
+    std::fs::write(&path, input.join("\n")).unwrap();
+    let out = tmp.path().join("out.jsonl");
+    let (ok, _, stderr) = run(&[
+        "score",
+        "--model",
+        dir.to_str().unwrap(),
+        "--input",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("5 lines scored into"), "{stderr}");
+    let rows: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 5);
+    // Whole texts: every log-probability equals transformers' (log-softmax of its logits).
+    for (i, p) in prompts.iter().enumerate() {
+        assert_eq!(rows[i]["id"], json!(i));
+        let ids = p["ids"].as_array().unwrap();
+        let logits = r["logits"][i].as_array().unwrap();
+        let ours = rows[i]["logprobs"].as_array().unwrap();
+        assert_eq!(ours.len(), ids.len() - 1);
+        for t in 1..ids.len() {
+            let hf = log_softmax_at(
+                logits[t - 1].as_array().unwrap(),
+                ids[t].as_u64().unwrap() as usize,
+            );
+            let got = ours[t - 1].as_f64().unwrap();
+            assert!(
+                (got - hf).abs() < 1e-4,
+                "{name} text {i} token {t}: {got} vs {hf}"
+            );
+        }
+    }
+    // The continuation after the prompt: the tail of the joined text's scores.
+    let n = rows[4]["tokens"][0].as_u64().unwrap() as usize;
+    let joined = rows[3]["logprobs"].as_array().unwrap();
+    assert_eq!(
+        joined.len(),
+        prompts[1]["ids"].as_array().unwrap().len() - 1 + n
+    );
+    let tail: f64 = joined[joined.len() - n..]
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .sum();
+    let total = rows[4]["totals"][0].as_f64().unwrap();
+    assert!((total - tail).abs() < 1e-4, "{total} vs {tail}");
+
+    // A bad line is named, and no output file appears.
+    std::fs::write(&path, "{\"id\": 1, \"prompt\": \"x\"}\n").unwrap();
+    let out2 = tmp.path().join("out2.jsonl");
+    let (ok, _, stderr) = run(&[
+        "score",
+        "--model",
+        dir.to_str().unwrap(),
+        "--input",
+        path.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("line 1: a \"prompt\" needs \"continuations\""),
+        "{stderr}"
+    );
+    assert!(!out2.exists());
+}

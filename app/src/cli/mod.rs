@@ -23,6 +23,7 @@ mod models;
 mod perturb;
 mod prompt;
 mod score;
+mod score_input;
 mod score_sets;
 mod screen;
 mod task_args;
