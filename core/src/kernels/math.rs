@@ -8,13 +8,12 @@
 /// `2ⁿ` built from its exponent bits.
 #[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
-    const SHIFT: f32 = 12_582_912.0; // 1.5·2²³: adding and removing it rounds to an integer
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     if x < -87.0 {
         return 0.0;
     }
-    let n = (x * std::f32::consts::LOG2_E + SHIFT) - SHIFT;
+    let n = round_to_integer(x * std::f32::consts::LOG2_E);
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -24,6 +23,14 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
     er * f32::from_bits(((n as i32 + 127) << 23) as u32)
+}
+
+/// `x` rounded to the nearest integer (ties to even) for `|x| < 2²²`, without a call to the C
+/// library's `roundf` (adding and removing 1.5·2²³ leaves no fraction bits).
+#[inline(always)]
+pub fn round_to_integer(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0;
+    (x + SHIFT) - SHIFT
 }
 
 /// GELU with the error function, `x·½·(1 + erf(x/√2))` (`transformers`' `gelu`), with

@@ -7,6 +7,7 @@
 //! block's sum.
 
 use super::isa::Isa;
+use super::math::round_to_integer;
 use super::tiles::{OutPtr, PANEL, dispatch_micro, for_each_tile, walk};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -173,14 +174,6 @@ fn quantize_block(values: &[f32; BLOCK], out: &mut [i8; BLOCK]) -> (f32, i32) {
         sum += q as i32;
     }
     (scale, sum)
-}
-
-/// `x` rounded to the nearest integer (ties to even) for `|x| < 2²²`, without a call to the C
-/// library's `roundf` (adding and removing 1.5·2²³ leaves no fraction bits).
-#[inline(always)]
-fn round_to_integer(x: f32) -> f32 {
-    const SHIFT: f32 = 12_582_912.0;
-    (x + SHIFT) - SHIFT
 }
 
 /// Raw views of one product's buffers.
