@@ -21,6 +21,7 @@ pub mod loader;
 pub mod models;
 pub mod panels;
 pub mod render;
+pub mod screen;
 pub mod selection;
 pub mod state;
 pub mod table_model;

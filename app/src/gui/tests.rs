@@ -20,7 +20,7 @@ use super::state::PersistedState;
 use super::table_model::Sort;
 use super::workbench::Tab;
 
-fn harness() -> Harness<'static, StudioApp> {
+pub(super) fn harness() -> Harness<'static, StudioApp> {
     Harness::builder()
         .with_size(Vec2::new(1400.0, 900.0))
         .with_step_dt(1.0 / 60.0)
@@ -32,7 +32,7 @@ fn harness() -> Harness<'static, StudioApp> {
 }
 
 /// Steps frames until no job is running (bounded, so a hung job fails the test).
-fn wait_for_jobs(h: &mut Harness<'_, StudioApp>) {
+pub(super) fn wait_for_jobs(h: &mut Harness<'_, StudioApp>) {
     for _ in 0..200_000 {
         h.step();
         if !h.state().jobs.is_busy() {
@@ -59,7 +59,7 @@ fn shared_pbmc() -> Option<PathBuf> {
     [p, alt].into_iter().find(|p| p.exists())
 }
 
-fn drop_file(h: &mut Harness<'_, StudioApp>, path: PathBuf) {
+pub(super) fn drop_file(h: &mut Harness<'_, StudioApp>, path: PathBuf) {
     h.input_mut().hovered_files.push(egui::HoveredFile {
         path: Some(path.clone()),
         ..Default::default()
@@ -946,7 +946,7 @@ fn tiny_model() -> PathBuf {
 
 /// Moves tool panel `id` into a full-height leaf on the right, as a user would drag it, so the
 /// whole panel is on screen.
-fn panel_on_the_right(h: &mut Harness<'_, StudioApp>, id: &str) {
+pub(super) fn panel_on_the_right(h: &mut Harness<'_, StudioApp>, id: &str) {
     let wb = &mut h.state_mut().workbench;
     let path = wb.dock.find_tab(&Tab::Panel(id.into())).unwrap();
     let tab = wb.dock.remove_tab(path).unwrap();
@@ -1350,7 +1350,7 @@ fn generated_words(prompts: &[&str], n: usize) -> Vec<String> {
 }
 
 /// Types `text` into the text field labelled `label`.
-fn type_into(h: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
+pub(super) fn type_into(h: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
     h.get_by_label(label).focus();
     h.run_steps(1);
     h.get_by_label(label).type_text(text);
@@ -1358,7 +1358,7 @@ fn type_into(h: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
 }
 
 /// Whether the explorer painted a text starting with `prefix` this frame.
-fn painted_text(h: &Harness<'_, StudioApp>, prefix: &str) -> bool {
+pub(super) fn painted_text(h: &Harness<'_, StudioApp>, prefix: &str) -> bool {
     h.output()
         .shapes
         .iter()

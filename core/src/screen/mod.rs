@@ -7,4 +7,5 @@ pub mod report;
 pub mod run;
 pub mod spec;
 pub mod store;
+pub mod table;
 pub mod units;

@@ -339,6 +339,24 @@ impl ScreenSpec {
         Ok(())
     }
 
+    /// The spec as TOML, in the layout [`ScreenSpec::parse`] reads (paths as they are held,
+    /// i.e. resolved; the library's names are not written, they are read from its file).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self)
+            .map_err(|e| Error::InvalidArgument(format!("the screen spec cannot be written: {e}")))
+    }
+
+    /// Writes [`ScreenSpec::to_toml`] to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = self.to_toml()?;
+        crate::io::atomic::write_atomically(path, |tmp| {
+            std::fs::write(tmp, &text).map_err(|e| Error::Write {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })
+        })
+    }
+
     /// Context by name.
     pub fn context(&self, name: &str) -> Option<&ContextSpec> {
         self.contexts.iter().find(|c| c.name == name)
@@ -480,6 +498,32 @@ sets = ["MHC"]
         let dup = folder("drugA\ndrugA\n");
         let e = ScreenSpec::parse(SPEC, dup.path()).unwrap_err().to_string();
         assert!(e.contains("drugA (lines 1, 2)"), "{e}");
+    }
+
+    #[test]
+    fn saved_specs_load_back_equal() {
+        let dir = folder("drugA\nDMSO\n");
+        let text = format!(
+            "{SPEC}\n[sampling]\ntemperature = 0.5\nseed = 7\nmax_new_tokens = 40\n\
+             [control]\nkind = \"perturbation\"\nname = \"DMSO\"\n"
+        );
+        let spec = ScreenSpec::parse(&text, dir.path()).unwrap();
+        let path = dir.path().join("out").join("screen.toml");
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        spec.save(&path).unwrap();
+        let back = ScreenSpec::load(&path).unwrap();
+        assert_eq!(back, spec);
+        assert_eq!(back.hash(), spec.hash());
+        // Defaults and absent options round-trip too.
+        let plain = ScreenSpec::parse(SPEC, dir.path()).unwrap();
+        let back = ScreenSpec::parse(&plain.to_toml().unwrap(), Path::new("/elsewhere")).unwrap();
+        assert_eq!(back, plain);
+        // A folder that does not exist is a clear error, and nothing is written.
+        let e = spec
+            .save(&dir.path().join("missing").join("screen.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
     }
 
     #[test]

@@ -97,6 +97,7 @@ pub fn registry() -> Vec<Box<dyn Panel>> {
         Box::new(generate::GeneratePanel::default()),
         Box::new(perturb::PerturbPanel::default()),
         Box::new(gene_sets::GeneSetsPanel::default()),
+        Box::new(crate::gui::screen::ScreenPanel::default()),
         Box::new(jobs::JobsPanel),
     ]
 }
