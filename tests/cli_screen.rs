@@ -234,3 +234,87 @@ fn screen_interrupted_by_ctrl_c_resumes_to_the_same_results() {
     let b = read_parquet(&whole.join("results.parquet"));
     assert!(a.equals_missing(&b), "{a}\n{b}");
 }
+
+/// The spec as flags runs the same screen as the TOML file (identical results), saves it as
+/// `screen.toml` in the results folder, and resumes when run again.
+#[test]
+fn screen_from_flags_equals_the_spec_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let spec = spec(d, 0);
+    let (from_file, from_flags) = (d.join("file"), d.join("flags"));
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    ok(&[
+        "screen",
+        "run",
+        &p(&spec),
+        "--out",
+        &p(&from_file),
+        "--device",
+        "cpu",
+    ]);
+    let cells = d.join("cells.h5ad");
+    let flags: Vec<String> = [
+        "screen",
+        "run",
+        "--model",
+        &p(&model()),
+        "--context",
+        &format!("T={}:cell_type=T cell", p(&cells)),
+        "--context",
+        &format!("B={}:cell_type=B cell", p(&cells)),
+        "--library",
+        &p(&d.join("lib.txt")),
+        "--gmt",
+        &p(&d.join("sets.gmt")),
+        "--set",
+        "MHC",
+        "--samples",
+        "2",
+        "--replicates",
+        "2",
+        "--preprocess",
+        "none",
+        "--template-file",
+        &p(&d.join("pert.json")),
+        "--top-k-genes",
+        "3",
+        "--max-new-tokens",
+        "12",
+        "--seed",
+        "0",
+        "--out",
+        &p(&from_flags),
+        "--device",
+        "cpu",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let log = ok(&flags);
+    assert!(log.contains("24 of 24 units done (0 already)"), "{log}");
+    let a = read_parquet(&from_file.join("results.parquet"));
+    let b = read_parquet(&from_flags.join("results.parquet"));
+    assert!(a.equals_missing(&b), "{a}\n{b}");
+    let log = ok(&[
+        "screen",
+        "run",
+        &p(&from_flags.join("screen.toml")),
+        "--out",
+        &p(&from_flags),
+        "--device",
+        "cpu",
+    ]);
+    assert!(log.contains("24 of 24 units done (24 already)"), "{log}");
+    let o = cli(&[
+        "screen",
+        "run",
+        "--model",
+        &p(&model()),
+        "--out",
+        &p(&d.join("x")),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give a spec file, or --library"));
+}

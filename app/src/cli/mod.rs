@@ -26,6 +26,7 @@ mod score;
 mod score_input;
 mod score_sets;
 mod screen;
+mod screen_flags;
 mod task_args;
 
 use c2s_core::dataset::MatrixChoice;

@@ -4,14 +4,15 @@
 
 use super::engine_args::DeviceArgs;
 use super::interrupt;
+use super::screen_flags::SpecFlags;
 use c2s_core::Progress;
 use c2s_core::io::export::{TableFormat, write_table};
-use c2s_core::screen::report::{EffectRow, HitThresholds, SelectivityRow, report};
+use c2s_core::screen::report::{EffectRow, HitThresholds, report};
 use c2s_core::screen::run::{RunOptions, load_contexts, run_screen};
 use c2s_core::screen::spec::ScreenSpec;
-use c2s_core::screen::store::{RESULTS, Store, merge};
+use c2s_core::screen::store::{RESULTS, SPEC_FILE, Store, merge};
+use c2s_core::screen::table::{effects_frame, selectivity_frame};
 use c2s_core::screen::units::Shard;
-use polars::prelude::{Column, DataFrame};
 use std::path::PathBuf;
 
 /// Arguments of `screen`.
@@ -26,7 +27,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum ScreenCommand {
     /// Run a screen spec (TOML) into a results folder; running it again resumes.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Merge the results folders of a screen's shards into one.
     Merge(MergeArgs),
     /// Effects, z, Welch p, BH q, context selectivity and hits of a finished screen.
@@ -36,8 +37,13 @@ pub enum ScreenCommand {
 /// Arguments of `screen run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The screen spec (TOML).
-    pub spec: PathBuf,
+    /// The screen spec (TOML); without it, the spec comes from the flags below and is saved as
+    /// `screen.toml` in the results folder.
+    #[arg(conflicts_with_all = ["model", "contexts", "library", "gmt", "sets"])]
+    pub spec: Option<PathBuf>,
+    /// The spec as flags.
+    #[command(flatten)]
+    pub flags: SpecFlags,
     /// Results folder (new, or one this screen already started: the run resumes).
     #[arg(long)]
     pub out: PathBuf,
@@ -85,7 +91,7 @@ pub struct ReportArgs {
 /// Runs `screen`.
 pub fn run(args: Args) -> Result<(), String> {
     match args.command {
-        ScreenCommand::Run(a) => run_command(a),
+        ScreenCommand::Run(a) => run_command(*a),
         ScreenCommand::Merge(a) => {
             let store = merge(&a.dirs, &a.out).map_err(|e| e.to_string())?;
             let n = store.results().map_err(|e| e.to_string())?.len();
@@ -105,8 +111,15 @@ fn run_command(a: RunArgs) -> Result<(), String> {
         Some(s) => s.parse::<Shard>().map_err(|e| e.to_string())?,
         None => Shard::ALL,
     };
-    let spec = ScreenSpec::load(&a.spec).map_err(|e| e.to_string())?;
+    let spec = match &a.spec {
+        Some(path) => ScreenSpec::load(path).map_err(|e| e.to_string())?,
+        None => a.flags.spec()?,
+    };
     let store = Store::create_or_open(&a.out, &spec).map_err(|e| e.to_string())?;
+    if a.spec.is_none() {
+        spec.save(&a.out.join(SPEC_FILE))
+            .map_err(|e| e.to_string())?;
+    }
     let progress = Progress::new();
     interrupt::cancel_on_interrupt(
         &progress,
@@ -173,57 +186,10 @@ fn report_command(a: ReportArgs) -> Result<(), String> {
         );
     }
     if let Some(path) = &a.out {
-        write_table(path, &mut effects_frame(&r.effects)?).map_err(|e| e.to_string())?;
+        write_table(path, &mut effects_frame(&r.effects)).map_err(|e| e.to_string())?;
     }
     if let Some(path) = &a.selectivity {
-        write_table(path, &mut selectivity_frame(&r.selectivity)?).map_err(|e| e.to_string())?;
+        write_table(path, &mut selectivity_frame(&r.selectivity)).map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-fn effects_frame(rows: &[EffectRow]) -> Result<DataFrame, String> {
-    let text =
-        |f: fn(&EffectRow) -> &str| rows.iter().map(|r| f(r).to_string()).collect::<Vec<_>>();
-    let num = |f: fn(&EffectRow) -> f64| rows.iter().map(f).collect::<Vec<_>>();
-    DataFrame::new(
-        rows.len(),
-        vec![
-            Column::new("perturbation".into(), text(|r| &r.perturbation)),
-            Column::new("context".into(), text(|r| &r.context)),
-            Column::new("set".into(), text(|r| &r.set)),
-            Column::new(
-                "n".into(),
-                rows.iter().map(|r| r.n as u32).collect::<Vec<_>>(),
-            ),
-            Column::new("mean".into(), num(|r| r.mean)),
-            Column::new("control_mean".into(), num(|r| r.control_mean)),
-            Column::new("effect".into(), num(|r| r.effect)),
-            Column::new("z".into(), num(|r| r.z)),
-            Column::new("t".into(), num(|r| r.t)),
-            Column::new("p".into(), num(|r| r.p)),
-            Column::new("q".into(), num(|r| r.q)),
-            Column::new("hit".into(), rows.iter().map(|r| r.hit).collect::<Vec<_>>()),
-        ],
-    )
-    .map_err(|e| e.to_string())
-}
-
-fn selectivity_frame(rows: &[SelectivityRow]) -> Result<DataFrame, String> {
-    let text =
-        |f: fn(&SelectivityRow) -> &str| rows.iter().map(|r| f(r).to_string()).collect::<Vec<_>>();
-    let num = |f: fn(&SelectivityRow) -> f64| rows.iter().map(f).collect::<Vec<_>>();
-    DataFrame::new(
-        rows.len(),
-        vec![
-            Column::new("perturbation".into(), text(|r| &r.perturbation)),
-            Column::new("set".into(), text(|r| &r.set)),
-            Column::new("context_a".into(), text(|r| &r.context_a)),
-            Column::new("context_b".into(), text(|r| &r.context_b)),
-            Column::new("selectivity".into(), num(|r| r.selectivity)),
-            Column::new("t".into(), num(|r| r.t)),
-            Column::new("p".into(), num(|r| r.p)),
-            Column::new("q".into(), num(|r| r.q)),
-        ],
-    )
-    .map_err(|e| e.to_string())
 }

@@ -22,6 +22,9 @@ const PARTS: &str = "parts";
 const CONTROLS: &str = "controls.parquet";
 /// The merged results of a complete run.
 pub const RESULTS: &str = "results.parquet";
+/// The spec of a screen started from the app's form or from `screen run` flags, saved beside its
+/// results so the folder can be reopened and resumed.
+pub const SPEC_FILE: &str = "screen.toml";
 const FORMAT: &str = "c2s-studio-screen";
 
 /// One finished unit: its predicted sentence and its score per set (store order).
