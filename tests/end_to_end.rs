@@ -7,6 +7,7 @@ mod cli_bad_input;
 mod cli_convert;
 mod cli_download;
 mod cli_engine;
+mod cli_finetune;
 mod cli_score_sets;
 mod cli_screen;
 mod cli_tasks;

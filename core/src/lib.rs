@@ -26,6 +26,7 @@ pub mod sentence;
 pub mod statistics;
 pub mod tasks;
 pub mod test_support;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use progress::Progress;

@@ -14,11 +14,13 @@ mod download;
 mod embed;
 mod embed_cells;
 mod engine_args;
+mod finetune;
 mod generate;
 mod generate_cells;
 mod generated;
 mod inspect;
 mod interrupt;
+mod merge;
 mod models;
 mod perturb;
 mod prompt;
@@ -80,6 +82,10 @@ pub enum Command {
     Embed(embed::Args),
     /// Score cells by gene sets of a GMT file (ssGSEA as gseapy, or scanpy's score_genes).
     ScoreSets(score_sets::Args),
+    /// Fine-tune a model with LoRA on examples or labelled cells; writes a peft adapter.
+    Finetune(finetune::Args),
+    /// Merge a peft LoRA adapter into its base model as a full Hugging Face checkpoint.
+    Merge(merge::Args),
     /// List local models (a directory or the Hugging Face cache).
     Models(models::Args),
     /// Download a model from the Hugging Face hub into its cache (resumable, checksummed).
@@ -115,6 +121,8 @@ pub fn run(command: Command) -> ExitCode {
         Command::Score(args) => score::run(args),
         Command::Embed(args) => embed::run(args),
         Command::ScoreSets(args) => score_sets::run(args),
+        Command::Finetune(args) => finetune::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Models(args) => models::run(args),
         Command::Download(args) => download::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),

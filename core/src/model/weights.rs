@@ -162,6 +162,18 @@ impl Weights {
         self.entries.keys().map(String::as_str)
     }
 
+    /// Stored element type of a tensor.
+    pub fn dtype(&self, name: &str) -> Option<StoredDType> {
+        self.entries.get(name).map(|e| e.dtype)
+    }
+
+    /// The file that holds a tensor.
+    pub fn file_of(&self, name: &str) -> Option<&Path> {
+        self.entries
+            .get(name)
+            .map(|e| self.files[e.file].0.as_path())
+    }
+
     /// Stored shape of a tensor.
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         self.entries.get(name).map(|e| e.shape.as_slice())

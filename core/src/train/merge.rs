@@ -1,0 +1,135 @@
+//! Merging a LoRA adapter into its base model: `W += scale · B·A` for every adapted projection,
+//! written as a full Hugging Face checkpoint (the base's files with the merged tensors, each
+//! safetensors file in its stored dtype, the other files copied), which every command loads as
+//! an ordinary model.
+
+use super::TrainError;
+use super::adapter::Adapter;
+use super::model::BaseModel;
+use super::params::LoraParams;
+use crate::io::atomic::{ensure_not_input, write_atomically};
+use crate::model::weights::StoredDType;
+use burn::tensor::{bf16, f16};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What a merge wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeSummary {
+    /// Projections that received an adapter.
+    pub merged: usize,
+    /// Tensors written in total.
+    pub tensors: usize,
+}
+
+/// Merges the peft adapter in `adapter_dir` into the model in `model_dir` and writes the result
+/// to `out` (created; must not be the base model's folder).
+pub fn merge_adapter(
+    model_dir: &Path,
+    adapter_dir: &Path,
+    out: &Path,
+) -> Result<MergeSummary, TrainError> {
+    ensure_not_input(out, &[model_dir])?;
+    let base = BaseModel::open(model_dir)?;
+    let adapter = Adapter::open(adapter_dir, &base.config)?;
+    let specs = adapter.specs(&base.weights)?;
+    let params: LoraParams = adapter.params(&specs)?;
+    let scale = adapter.config.scale() as f32;
+    let r = params.rank;
+    let deltas: BTreeMap<String, &super::params::Factor> = params
+        .factors
+        .iter()
+        .map(|f| (format!("{}.weight", f.spec.path), f))
+        .collect();
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let weights = &base.weights;
+    let mut by_file: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for name in weights.names() {
+        let file = weights
+            .file_of(name)
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or("model.safetensors")
+            .to_string();
+        by_file.entry(file).or_default().push(name);
+    }
+    let mut tensors = 0;
+    for (file, names) in &by_file {
+        let mut encoded: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        for &name in names {
+            let shape = weights.shape(name).unwrap_or_default().to_vec();
+            let mut values = weights.read_f32(name, &shape)?;
+            if let Some(f) = deltas.get(name) {
+                let inp = f.spec.in_features;
+                for (o, row) in values.chunks_mut(inp).enumerate() {
+                    let b = &f.b[o * r..(o + 1) * r];
+                    for (k, &bk) in b.iter().enumerate() {
+                        let a = &f.a[k * inp..(k + 1) * inp];
+                        let w = scale * bk;
+                        for (v, &ak) in row.iter_mut().zip(a) {
+                            *v += w * ak;
+                        }
+                    }
+                }
+            }
+            let (dtype, bytes) = match weights.dtype(name) {
+                Some(StoredDType::BF16) => (
+                    safetensors::Dtype::BF16,
+                    values
+                        .iter()
+                        .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+                        .collect(),
+                ),
+                Some(StoredDType::F16) => (
+                    safetensors::Dtype::F16,
+                    values
+                        .iter()
+                        .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+                        .collect(),
+                ),
+                _ => (
+                    safetensors::Dtype::F32,
+                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ),
+            };
+            encoded.push((name.to_string(), dtype, shape, bytes));
+        }
+        let path = out.join(file);
+        let views = encoded
+            .iter()
+            .map(|(name, dtype, shape, bytes)| {
+                safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
+                    .map(|v| (name.clone(), v))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TrainError::io(&path, e))?;
+        let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+        let data =
+            safetensors::serialize(views, Some(metadata)).map_err(|e| TrainError::io(&path, e))?;
+        write_atomically(&path, |tmp| {
+            std::fs::write(tmp, &data).map_err(|e| crate::Error::Write {
+                path: tmp.to_path_buf(),
+                detail: e.to_string(),
+            })
+        })?;
+        tensors += encoded.len();
+    }
+    copy_other_files(model_dir, out)?;
+    Ok(MergeSummary {
+        merged: deltas.len(),
+        tensors,
+    })
+}
+
+/// Copies the base folder's files other than safetensors weights (config, tokenizer, index).
+fn copy_other_files(from: &Path, to: &Path) -> Result<(), TrainError> {
+    for entry in std::fs::read_dir(from).map_err(|e| TrainError::io(from, e))? {
+        let path = entry.map_err(|e| TrainError::io(from, e))?.path();
+        let is_weights = path.extension().is_some_and(|e| e == "safetensors");
+        if path.is_file() && !is_weights {
+            let dest = to.join(path.file_name().unwrap_or_default());
+            std::fs::copy(&path, &dest).map_err(|e| TrainError::io(&dest, e))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! The trainable GPT-NeoX: `transformers`' `GPTNeoXForCausalLM` (eager attention) as plain Burn
+//! operations over frozen weights, with LoRA on the projections named by the config. The fused
+//! QKV adapter acts on the head-interleaved `3H` output, before the q/k/v split, as in peft.
+
+use super::layers::{Adapters, Frozen, LayerNorm, Projection, attention, embed, mask_bias};
+use crate::model::ModelError;
+use crate::model::Step;
+use crate::model::config::{Activation, GptNeoxConfig};
+use crate::model::rope::Rope;
+use crate::model::weights::Weights;
+use crate::train::config::LoraConfig;
+use crate::train::params::ModuleSpec;
+use burn::tensor::activation::{gelu, gelu_approximate, relu};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor};
+
+struct Layer<B: Backend> {
+    input_layernorm: LayerNorm<B>,
+    post_attention_layernorm: LayerNorm<B>,
+    query_key_value: Projection<B>,
+    dense: Projection<B>,
+    dense_h_to_4h: Projection<B>,
+    dense_4h_to_h: Projection<B>,
+}
+
+/// A GPT-NeoX with frozen weights and LoRA slots.
+pub struct TrainableGptNeox<B: Backend> {
+    config: GptNeoxConfig,
+    embed_in: Tensor<B, 2>,
+    layers: Vec<Layer<B>>,
+    final_layer_norm: LayerNorm<B>,
+    embed_out: Option<Frozen<B>>,
+    rope: Rope,
+    modules: Vec<ModuleSpec>,
+}
+
+impl<B: Backend> TrainableGptNeox<B> {
+    /// Loads the frozen weights and numbers the projections `lora` targets, in layer order.
+    pub fn load(
+        config: GptNeoxConfig,
+        weights: &Weights,
+        lora: &LoraConfig,
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        let h = config.hidden_size;
+        let inter = config.intermediate_size;
+        let eps = config.layer_norm_eps;
+        let vocab_rows = weights
+            .shape("gpt_neox.embed_in.weight")
+            .map(|s| s[0])
+            .unwrap_or(config.vocab_size);
+        let embed_in = weights.tensor(
+            "gpt_neox.embed_in.weight",
+            [vocab_rows, h],
+            DType::F32,
+            device,
+        )?;
+        let mut modules = Vec::new();
+        let mut projection = |path: String, name: &str, i: usize, o: usize, bias: bool| {
+            let base = Frozen::load(weights, &path, i, o, bias, device)?;
+            let lora = lora.targets(name).then(|| {
+                modules.push(ModuleSpec {
+                    path,
+                    in_features: i,
+                    out_features: o,
+                });
+                modules.len() - 1
+            });
+            Ok::<_, ModelError>(Projection { base, lora })
+        };
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for l in 0..config.num_layers {
+            let p = format!("gpt_neox.layers.{l}");
+            let bias = config.attention_bias;
+            let query_key_value = projection(
+                format!("{p}.attention.query_key_value"),
+                "query_key_value",
+                h,
+                3 * h,
+                bias,
+            )?;
+            let dense = projection(format!("{p}.attention.dense"), "dense", h, h, bias)?;
+            let dense_h_to_4h = projection(
+                format!("{p}.mlp.dense_h_to_4h"),
+                "dense_h_to_4h",
+                h,
+                inter,
+                true,
+            )?;
+            let dense_4h_to_h = projection(
+                format!("{p}.mlp.dense_4h_to_h"),
+                "dense_4h_to_h",
+                inter,
+                h,
+                true,
+            )?;
+            layers.push(Layer {
+                input_layernorm: LayerNorm::load(
+                    weights,
+                    &format!("{p}.input_layernorm"),
+                    h,
+                    eps,
+                    device,
+                )?,
+                post_attention_layernorm: LayerNorm::load(
+                    weights,
+                    &format!("{p}.post_attention_layernorm"),
+                    h,
+                    eps,
+                    device,
+                )?,
+                query_key_value,
+                dense,
+                dense_h_to_4h,
+                dense_4h_to_h,
+            });
+        }
+        let final_layer_norm =
+            LayerNorm::load(weights, "gpt_neox.final_layer_norm", h, eps, device)?;
+        let tied = config.tie_word_embeddings && !weights.contains("embed_out.weight");
+        let embed_out = if tied {
+            None
+        } else {
+            Some(Frozen::load(
+                weights,
+                "embed_out",
+                h,
+                vocab_rows,
+                false,
+                device,
+            )?)
+        };
+        let rope = Rope::new(config.rotary_dim(), config.rope);
+        Ok(Self {
+            config,
+            embed_in,
+            layers,
+            final_layer_norm,
+            embed_out,
+            rope,
+            modules,
+        })
+    }
+
+    /// The projections with adapters, in the order of the LoRA factors.
+    pub fn modules(&self) -> &[ModuleSpec] {
+        &self.modules
+    }
+
+    /// Logits `[rows, seq, V]`.
+    pub fn forward(&self, step: &Step, adapters: Option<&Adapters<B>>) -> Tensor<B, 3> {
+        let c = &self.config;
+        let (b, t) = (step.batch, step.seq);
+        let (heads, dh, hidden) = (c.num_heads, c.head_dim(), c.hidden_size);
+        let device = self.embed_in.device();
+        let mut x = embed(&self.embed_in, step.ids, b, t);
+        let bias = mask_bias::<B>(step.valid, b, t, None, &device);
+        let rope = self
+            .rope
+            .tables::<B>(step.positions, b, t, DType::F32, &device);
+        let scale = (dh as f64).powf(-0.5);
+        for layer in &self.layers {
+            let qkv = layer
+                .query_key_value
+                .forward(layer.input_layernorm.forward(x.clone()), adapters)
+                .reshape([b, t, heads, 3 * dh])
+                .swap_dims(1, 2);
+            let q = rope.apply(qkv.clone().narrow(3, 0, dh));
+            let k = rope.apply(qkv.clone().narrow(3, dh, dh));
+            let v = qkv.narrow(3, 2 * dh, dh);
+            let attn = attention(q, k, v, scale, None, &bias)
+                .swap_dims(1, 2)
+                .reshape([b, t, hidden]);
+            let attn = layer.dense.forward(attn, adapters);
+            x = if c.use_parallel_residual {
+                let mlp = self.mlp(
+                    layer,
+                    layer.post_attention_layernorm.forward(x.clone()),
+                    adapters,
+                );
+                mlp + attn + x
+            } else {
+                let a = attn + x;
+                let mlp = self.mlp(
+                    layer,
+                    layer.post_attention_layernorm.forward(a.clone()),
+                    adapters,
+                );
+                mlp + a
+            };
+        }
+        let h = self.final_layer_norm.forward(x);
+        match &self.embed_out {
+            Some(head) => head.forward(h),
+            None => h.matmul(self.embed_in.clone().transpose().unsqueeze::<3>()),
+        }
+    }
+
+    fn mlp(
+        &self,
+        layer: &Layer<B>,
+        x: Tensor<B, 3>,
+        adapters: Option<&Adapters<B>>,
+    ) -> Tensor<B, 3> {
+        let up = layer.dense_h_to_4h.forward(x, adapters);
+        let up = match self.config.hidden_act {
+            Activation::Gelu => gelu(up),
+            Activation::GeluTanh => gelu_approximate(up),
+            Activation::Relu => relu(up),
+        };
+        layer.dense_4h_to_h.forward(up, adapters)
+    }
+}
