@@ -7,6 +7,7 @@ use egui_plot::{Plot, Points};
 
 use super::dots;
 use super::results::{ResultsView, ScreenResults};
+use super::table::format_p;
 use crate::gui::table_model::format_number;
 
 /// Draws the detail of `view.selected` (a hint when nothing is selected).
@@ -35,9 +36,11 @@ pub fn show(ui: &mut Ui, results: &ScreenResults, view: &ResultsView) {
             {
                 ui.label(&r.context);
                 ui.label(r.n.to_string());
-                for v in [r.mean, r.control_mean, r.effect, r.z, r.p, r.q] {
+                for v in [r.mean, r.control_mean, r.effect, r.z] {
                     ui.label(format_number(v));
                 }
+                ui.label(format_p(r.p));
+                ui.label(format_p(r.q));
                 ui.end_row();
             }
         });

@@ -75,16 +75,24 @@ pub fn draw(plot_ui: &mut PlotUi<'_>, dots: &[Dot<'_>], selected: Option<&str>) 
     hovered
 }
 
-/// Names `labelled` points (e.g. the top hits) beside them.
+/// Names `labelled` points (e.g. the top hits) beside them: right of points in the left half
+/// of the view, left of those in the right half, so names stay inside the plot.
 pub fn label(plot_ui: &mut PlotUi<'_>, dots: &[&Dot<'_>]) {
+    let bounds = plot_ui.plot_bounds();
+    let middle = (bounds.min()[0] + bounds.max()[0]) / 2.0;
     for d in dots {
+        let anchor = if d.x > middle {
+            Align2::RIGHT_TOP
+        } else {
+            Align2::LEFT_TOP
+        };
         plot_ui.text(
             Text::new(
                 format!("label {}", d.name),
                 PlotPoint::new(d.x, d.y),
-                format!(" {}", d.name),
+                format!(" {} ", d.name),
             )
-            .anchor(Align2::LEFT_TOP)
+            .anchor(anchor)
             .color(HIT),
         );
     }

@@ -381,13 +381,15 @@ impl ScreenPanel {
         };
         let view = &mut self.view;
         let mut changed = false;
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.strong("Results")
                 .on_hover_text(results.dir.display().to_string());
             ui.label("context");
             changed |= choice(ui, "screen-context", &mut view.context, &results.contexts);
             ui.label("set");
             changed |= choice(ui, "screen-set", &mut view.set, &results.sets);
+        });
+        ui.horizontal_wrapped(|ui| {
             let label = ui.label("hit: z ≥");
             changed |= ui
                 .add(egui::Slider::new(&mut view.thresholds.min_z, -3.0..=5.0).step_by(0.05))
@@ -408,7 +410,7 @@ impl ScreenPanel {
             self.volcano_rect = v.rect;
             hovered = v.hovered;
             if results.contexts.len() > 1 {
-                cols[1].horizontal(|ui| {
+                cols[1].horizontal_wrapped(|ui| {
                     ui.label("scatter: x");
                     ui.label(&results.contexts[view.context]);
                     ui.label("y");
@@ -428,10 +430,17 @@ impl ScreenPanel {
             ui.weak("Hover a point to name its perturbation; click it to select its row.");
         }
         ui.separator();
-        ui.columns(2, |cols| {
-            table::show(&mut cols[0], results, view, &mut self.table);
-            detail::show(&mut cols[1], results, view);
-        });
+        // The table's columns need about 650 points; the detail goes beside it when it fits.
+        if ui.available_width() >= 1300.0 {
+            ui.columns(2, |cols| {
+                table::show(&mut cols[0], results, view, &mut self.table);
+                detail::show(&mut cols[1], results, view);
+            });
+        } else {
+            table::show(ui, results, view, &mut self.table);
+            ui.separator();
+            detail::show(ui, results, view);
+        }
         ui.horizontal(|ui| {
             ui.label("Export");
             for (table, text) in [

@@ -71,6 +71,16 @@ pub struct Row<'a> {
     pub selectivity: Option<f64>,
 }
 
+/// A p or q value: scientific below 0.001 (so small values do not read as 0), else as other
+/// numbers.
+pub fn format_p(v: f64) -> String {
+    if v > 0.0 && v < 1e-3 {
+        format!("{v:.2e}")
+    } else {
+        format_number(v)
+    }
+}
+
 /// The shown rows, filtered and sorted.
 pub fn rows<'a>(
     results: &'a ScreenResults,
@@ -205,8 +215,13 @@ pub fn show(ui: &mut Ui, results: &ScreenResults, view: &mut ResultsView, state:
                 if ui.add_sized([NAME_W, ROW], name).clicked() {
                     view.selected = Some(r.perturbation.clone());
                 }
-                for v in [r.effect, r.z, r.p, r.q] {
-                    ui.add_sized([NUM_W, ROW], egui::Label::new(format_number(v)));
+                for v in [
+                    format_number(r.effect),
+                    format_number(r.z),
+                    format_p(r.p),
+                    format_p(r.q),
+                ] {
+                    ui.add_sized([NUM_W, ROW], egui::Label::new(v));
                 }
                 ui.add_sized(
                     [NUM_W * 0.6, ROW],
@@ -279,6 +294,13 @@ mod tests {
 
     fn names(rows: &[Row<'_>]) -> Vec<String> {
         rows.iter().map(|r| r.effect.perturbation.clone()).collect()
+    }
+
+    #[test]
+    fn small_p_values_stay_readable() {
+        assert_eq!(format_p(0.000123), "1.23e-4");
+        assert_eq!(format_p(0.5), format_number(0.5));
+        assert_eq!(format_p(0.0), format_number(0.0));
     }
 
     #[test]

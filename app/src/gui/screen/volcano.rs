@@ -64,6 +64,7 @@ pub fn show(
         .show_x(false)
         .show_y(false)
         .allow_boxed_zoom(true)
+        .set_margin_fraction(egui::vec2(0.08, 0.1))
         .show(ui, |plot_ui| {
             let guide = Color32::from_rgb(200, 120, 40);
             plot_ui.hline(
