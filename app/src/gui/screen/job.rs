@@ -9,15 +9,12 @@ use std::time::Instant;
 use c2s_core::engine::{Engine, LoadOptions};
 use c2s_core::screen::run::{RunOptions, RunSummary, load_contexts, run_screen};
 use c2s_core::screen::spec::ScreenSpec;
-use c2s_core::screen::store::{RESULTS, Store};
+use c2s_core::screen::store::{RESULTS, SPEC_FILE, Store};
 use c2s_core::screen::units::Shard;
 
 use super::form::Plan;
 use super::results::ScreenResults;
 use crate::gui::jobs::{JobContext, JobError, JobHandle, Jobs, Lane};
-
-/// The spec's file in the output folder.
-pub const SPEC_FILE: &str = "screen.toml";
 
 /// What a finished (or resumed-to-the-end) run hands back.
 #[derive(Debug)]

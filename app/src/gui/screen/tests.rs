@@ -10,7 +10,7 @@ use c2s_core::matrix::CsrMatrix;
 use c2s_core::screen::report::{HitThresholds, report};
 use c2s_core::screen::run::{RunOptions, load_contexts, run_screen};
 use c2s_core::screen::spec::ScreenSpec;
-use c2s_core::screen::store::{RESULTS, Store};
+use c2s_core::screen::store::{RESULTS, SPEC_FILE, Store};
 use c2s_core::screen::units::Shard;
 use egui::accesskit::{Action, ActionData, ActionRequest, Role, Toggled};
 use egui::{Event, Pos2};
@@ -18,7 +18,6 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_plot::{PlotMemory, PlotPoint};
 
-use super::job::SPEC_FILE;
 use super::volcano;
 use crate::gui::app::StudioApp;
 use crate::gui::tests::{drop_file, harness, panel_on_the_right, type_into, wait_for_jobs};
