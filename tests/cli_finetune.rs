@@ -229,10 +229,11 @@ fn finetune_refuses_long_examples_and_foreign_adapters() {
     assert_clean_error(&cli(&args), "another base model");
 }
 
-/// `merge` + `score` on the merged checkpoint equals peft's log-probabilities with the
-/// (unmerged) adapter, for GPT-NeoX (fused QKV and MLP adapters) and Gemma-2 (q, v, down).
+/// `score --adapter` (the adapter applied at load), and `merge` + `score` on the merged
+/// checkpoint, both equal peft's log-probabilities with the adapter, for GPT-NeoX (fused QKV and
+/// MLP adapters) and Gemma-2 (q, v, down).
 #[test]
-fn merged_checkpoint_scores_as_peft_with_the_adapter() {
+fn adapter_and_merged_checkpoint_score_as_peft() {
     for (arch, model_name) in [("gpt_neox", "gpt_neox_parallel"), ("gemma2", "gemma2")] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("merged");
@@ -257,37 +258,57 @@ fn merged_checkpoint_scores_as_peft_with_the_adapter() {
         )
         .unwrap();
         let score = &reference["score"];
-        let run = cli(&[
-            "score",
-            "--model",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--dtype",
-            "f32",
-            "--json",
-            "--text",
-            score["text"].as_str().unwrap(),
-        ]);
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let ours: Value =
-            serde_json::from_str(String::from_utf8_lossy(&run.stdout).lines().last().unwrap())
-                .unwrap();
-        assert_eq!(ours["token_ids"], score["token_ids"], "{arch}");
-        let (a, b) = (
-            ours["logprobs"].as_array().unwrap(),
-            score["logprobs"].as_array().unwrap(),
-        );
-        assert_eq!(a.len(), b.len());
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            assert!((x - y).abs() < 1e-4, "{arch} token {i}: {x} vs peft {y}");
+        let text = score["text"].as_str().unwrap();
+        let common = [
+            "score", "--device", "cpu", "--dtype", "f32", "--json", "--text", text,
+        ];
+        let merged = [&common[..], &["--model", out.to_str().unwrap()]].concat();
+        let applied = [
+            &common[..],
+            &[
+                "--model",
+                m.to_str().unwrap(),
+                "--adapter",
+                adapter.to_str().unwrap(),
+            ],
+        ]
+        .concat();
+        for (how, args) in [("merged", merged), ("--adapter", applied)] {
+            let run = cli(&args);
+            assert!(
+                run.status.success(),
+                "{how}: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            let ours: Value =
+                serde_json::from_str(String::from_utf8_lossy(&run.stdout).lines().last().unwrap())
+                    .unwrap();
+            assert_eq!(ours["token_ids"], score["token_ids"], "{arch} {how}");
+            let (a, b) = (
+                ours["logprobs"].as_array().unwrap(),
+                score["logprobs"].as_array().unwrap(),
+            );
+            assert_eq!(a.len(), b.len());
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                assert!(
+                    (x - y).abs() < 1e-4,
+                    "{arch} {how} token {i}: {x} vs peft {y}"
+                );
+            }
         }
     }
+    // An adapter for another architecture is refused with a clear message, at load too.
+    let run = cli(&[
+        "score",
+        "--model",
+        model("gpt_neox_parallel").to_str().unwrap(),
+        "--adapter",
+        lora("gemma2/final").to_str().unwrap(),
+        "--text",
+        "CD3D",
+    ]);
+    assert_clean_error(&run, "another base model");
     // An adapter for another architecture is refused with a clear message.
     let dir = tempfile::tempdir().unwrap();
     let m = model("gpt_neox_parallel");

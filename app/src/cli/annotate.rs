@@ -48,9 +48,6 @@ pub struct Args {
     /// Matrix, gene names, preprocessing and tie-break.
     #[command(flatten)]
     pub data: DataArgs,
-    /// Reserved for LoRA adapters (see the fine-tuning issue); refused for now.
-    #[arg(long)]
-    pub adapter: Option<PathBuf>,
     /// Output: a table (`.parquet`, `.csv`) or a copy of the input (`.h5ad`).
     #[arg(long)]
     pub out: PathBuf,
@@ -65,9 +62,6 @@ pub fn run(args: Args) -> Result<(), String> {
         .is_some_and(|e| e.eq_ignore_ascii_case("h5ad"));
     if !to_h5ad {
         c2s_core::io::export::TableFormat::from_path(&args.out).map_err(|e| e.to_string())?;
-    }
-    if args.adapter.is_some() {
-        return Err("--adapter is not supported yet: LoRA adapters come with fine-tuning".into());
     }
     let settings = args
         .prompt

@@ -1,6 +1,8 @@
 //! Model and device flags shared by the engine subcommands.
 
+use c2s_core::Progress;
 use c2s_core::engine::{DTypeRequest, DeviceRequest, Engine, LoadOptions};
+use std::path::{Path, PathBuf};
 
 /// `--model` and how it runs ([`DeviceArgs`]).
 #[derive(Debug, clap::Args)]
@@ -8,15 +10,20 @@ pub struct EngineArgs {
     /// Model directory, or a Hugging Face id (org/name) already in the local cache.
     #[arg(long)]
     pub model: String,
+    /// A peft LoRA adapter folder (`adapter_config.json` + `adapter_model.safetensors`, from
+    /// `finetune` or from peft) applied to the model's weights at load.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Backend and precision.
     #[command(flatten)]
     pub run: DeviceArgs,
 }
 
 impl EngineArgs {
-    /// Loads `--model`, reporting the device on stderr (quietly when `quiet`).
+    /// Loads `--model` (with `--adapter`), reporting the device on stderr (quietly when `quiet`).
     pub fn load(&self, quiet: bool) -> Result<Engine, String> {
-        self.run.load(&self.model, quiet)
+        self.run
+            .load_with_adapter(&self.model, self.adapter.as_deref(), quiet)
     }
 }
 
@@ -49,12 +56,23 @@ impl DeviceArgs {
     /// Loads `model` (a directory or a cached Hugging Face id), reporting the device on stderr
     /// (quietly when `quiet`).
     pub fn load(&self, model: &str, quiet: bool) -> Result<Engine, String> {
+        self.load_with_adapter(model, None, quiet)
+    }
+
+    /// [`Self::load`] with an optional peft LoRA adapter folder applied at load.
+    pub fn load_with_adapter(
+        &self,
+        model: &str,
+        adapter: Option<&Path>,
+        quiet: bool,
+    ) -> Result<Engine, String> {
         let options = LoadOptions {
             device: self.device.parse::<DeviceRequest>()?,
             dtype: self.dtype.parse::<DTypeRequest>()?,
             fusion: !self.no_fusion && LoadOptions::default().fusion,
         };
-        let engine = Engine::load(model, &options).map_err(|e| e.to_string())?;
+        let engine = Engine::load_with_adapter(model, adapter, &options, &Progress::new())
+            .map_err(|e| e.to_string())?;
         let info = engine.info();
         for note in &info.device.notes {
             eprintln!("note: {note}");
@@ -71,6 +89,9 @@ impl DeviceArgs {
                 info.device.description,
                 info.dtype
             );
+            if let Some(adapter) = adapter {
+                eprintln!("with the adapter {}", adapter.display());
+            }
         }
         Ok(engine)
     }

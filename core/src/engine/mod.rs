@@ -239,11 +239,43 @@ impl Engine {
         options: &LoadOptions,
         progress: &Progress,
     ) -> Result<Self, EngineError> {
+        Self::load_dir_with_adapter(dir, None, options, progress)
+    }
+
+    /// [`Self::load_with_progress`] with a peft LoRA adapter folder (ours or peft's) merged
+    /// into the weights as they are read, so the adapted model runs at the base model's speed.
+    /// An adapter made for another base model is refused with a message saying so.
+    pub fn load_with_adapter(
+        model: &str,
+        adapter: Option<&Path>,
+        options: &LoadOptions,
+        progress: &Progress,
+    ) -> Result<Self, EngineError> {
+        let dir = locate::resolve_model(model)?;
+        Self::load_dir_with_adapter(&dir, adapter, options, progress)
+    }
+
+    /// [`Self::load_dir_with_progress`] with an optional adapter (see [`Self::load_with_adapter`]).
+    pub fn load_dir_with_adapter(
+        dir: &Path,
+        adapter: Option<&Path>,
+        options: &LoadOptions,
+        progress: &Progress,
+    ) -> Result<Self, EngineError> {
         let config_path = dir.join("config.json");
         let raw = read_json(&config_path)?;
         let config = ModelConfig::from_json(&raw)?;
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-        let weights = Weights::open_dir(dir)?.with_progress(progress.clone());
+        let mut weights = Weights::open_dir(dir)?.with_progress(progress.clone());
+        if let Some(adapter) = adapter {
+            let deltas =
+                crate::train::merge::adapter_deltas(adapter, &config, &weights).map_err(|e| {
+                    EngineError::Input {
+                        message: format!("cannot apply the adapter {}: {e}", adapter.display()),
+                    }
+                })?;
+            weights = weights.with_deltas(deltas);
+        }
         let stored = weights.dominant_dtype();
         let mut selection = device::select_device(options.device);
         loop {

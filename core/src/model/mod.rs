@@ -14,6 +14,7 @@ pub mod gpt_neox;
 pub mod host_attention;
 pub mod kv_cache;
 pub mod linear;
+pub mod low_rank;
 pub mod norm;
 pub mod rope;
 pub mod weights;

@@ -3,12 +3,13 @@
 //! offending tensor.
 
 use super::ModelError;
+use super::low_rank::LowRankDelta;
 use crate::progress::Progress;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, bf16, f16};
 use memmap2::Mmap;
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -47,6 +48,8 @@ pub struct Weights {
     progress: Option<Progress>,
     /// Bytes decoded so far.
     decoded: AtomicU64,
+    /// Low-rank updates added to weights as they are read (a LoRA adapter), by tensor name.
+    deltas: HashMap<String, LowRankDelta>,
 }
 
 impl Weights {
@@ -133,6 +136,7 @@ impl Weights {
             used: Mutex::new(BTreeSet::new()),
             progress: None,
             decoded: AtomicU64::new(0),
+            deltas: HashMap::new(),
         })
     }
 
@@ -141,6 +145,13 @@ impl Weights {
     /// [`ModelError::Cancelled`] at the next tensor once it is cancelled.
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Adds each delta to its tensor (`[out, in]` weights, by name) whenever that tensor is
+    /// read: the model built from these weights runs the base with the adapter merged.
+    pub fn with_deltas(mut self, deltas: HashMap<String, LowRankDelta>) -> Self {
+        self.deltas = deltas;
         self
     }
 
@@ -242,7 +253,7 @@ impl Weights {
             });
         }
         // Decoded on every core: loading is otherwise bound by this loop.
-        let values = match entry.dtype {
+        let mut values: Vec<f32> = match entry.dtype {
             StoredDType::F32 => bytes
                 .par_chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -257,6 +268,9 @@ impl Weights {
                 .collect(),
             StoredDType::Other => unreachable!("rejected above"),
         };
+        if let Some(delta) = self.deltas.get(name) {
+            delta.add_to(&mut values, shape.last().copied().unwrap_or(1));
+        }
         self.used
             .lock()
             .map_err(|_| ModelError::Weights {

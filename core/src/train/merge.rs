@@ -8,9 +8,11 @@ use super::adapter::Adapter;
 use super::model::BaseModel;
 use super::params::LoraParams;
 use crate::io::atomic::{ensure_not_input, write_atomically};
-use crate::model::weights::StoredDType;
+use crate::model::config::ModelConfig;
+use crate::model::low_rank::LowRankDelta;
+use crate::model::weights::{StoredDType, Weights};
 use burn::tensor::{bf16, f16};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// What a merge wrote.
@@ -31,16 +33,7 @@ pub fn merge_adapter(
 ) -> Result<MergeSummary, TrainError> {
     ensure_not_input(out, &[model_dir])?;
     let base = BaseModel::open(model_dir)?;
-    let adapter = Adapter::open(adapter_dir, &base.config)?;
-    let specs = adapter.specs(&base.weights)?;
-    let params: LoraParams = adapter.params(&specs)?;
-    let scale = adapter.config.scale() as f32;
-    let r = params.rank;
-    let deltas: BTreeMap<String, &super::params::Factor> = params
-        .factors
-        .iter()
-        .map(|f| (format!("{}.weight", f.spec.path), f))
-        .collect();
+    let deltas = adapter_deltas(adapter_dir, &base.config, &base.weights)?;
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let weights = &base.weights;
     let mut by_file: BTreeMap<String, Vec<&str>> = BTreeMap::new();
@@ -59,18 +52,8 @@ pub fn merge_adapter(
         for &name in names {
             let shape = weights.shape(name).unwrap_or_default().to_vec();
             let mut values = weights.read_f32(name, &shape)?;
-            if let Some(f) = deltas.get(name) {
-                let inp = f.spec.in_features;
-                for (o, row) in values.chunks_mut(inp).enumerate() {
-                    let b = &f.b[o * r..(o + 1) * r];
-                    for (k, &bk) in b.iter().enumerate() {
-                        let a = &f.a[k * inp..(k + 1) * inp];
-                        let w = scale * bk;
-                        for (v, &ak) in row.iter_mut().zip(a) {
-                            *v += w * ak;
-                        }
-                    }
-                }
+            if let Some(d) = deltas.get(name) {
+                d.add_to(&mut values, shape.last().copied().unwrap_or(1));
             }
             let (dtype, bytes) = match weights.dtype(name) {
                 Some(StoredDType::BF16) => (
@@ -119,6 +102,33 @@ pub fn merge_adapter(
         merged: deltas.len(),
         tensors,
     })
+}
+
+/// The adapter in `adapter_dir` as one low-rank delta per adapted weight (`<path>.weight`),
+/// checked against the base model (`config`, `weights`): an adapter for another architecture or
+/// other shapes is an error saying so.
+pub fn adapter_deltas(
+    adapter_dir: &Path,
+    config: &ModelConfig,
+    weights: &Weights,
+) -> Result<HashMap<String, LowRankDelta>, TrainError> {
+    let adapter = Adapter::open(adapter_dir, config)?;
+    let specs = adapter.specs(weights)?;
+    let params: LoraParams = adapter.params(&specs)?;
+    let scale = adapter.config.scale() as f32;
+    Ok(params
+        .factors
+        .into_iter()
+        .map(|f| {
+            let delta = LowRankDelta {
+                a: f.a,
+                b: f.b,
+                rank: params.rank,
+                scale,
+            };
+            (format!("{}.weight", f.spec.path), delta)
+        })
+        .collect())
 }
 
 /// Copies the base folder's files other than safetensors weights (config, tokenizer, index).
