@@ -115,11 +115,6 @@ fn run_command(a: RunArgs) -> Result<(), String> {
         Some(path) => ScreenSpec::load(path).map_err(|e| e.to_string())?,
         None => a.flags.spec()?,
     };
-    let store = Store::create_or_open(&a.out, &spec).map_err(|e| e.to_string())?;
-    if a.spec.is_none() {
-        spec.save(&a.out.join(SPEC_FILE))
-            .map_err(|e| e.to_string())?;
-    }
     let progress = Progress::new();
     interrupt::cancel_on_interrupt(
         &progress,
@@ -127,6 +122,12 @@ fn run_command(a: RunArgs) -> Result<(), String> {
     );
     let contexts = load_contexts(&spec, &progress).map_err(|e| e.to_string())?;
     let engine = a.run.load(&spec.model.dir.display().to_string(), false)?;
+    // The inputs are read before anything is written: a bad context leaves no folder behind.
+    let store = Store::create_or_open(&a.out, &spec).map_err(|e| e.to_string())?;
+    if a.spec.is_none() {
+        spec.save(&a.out.join(SPEC_FILE))
+            .map_err(|e| e.to_string())?;
+    }
     let summary = run_screen(
         &spec,
         &contexts,
