@@ -105,7 +105,11 @@ fn screen_runs_resumes_merges_and_reports() {
         ]
     );
 
-    let (hits, sel) = (d.join("hits.csv"), d.join("sel.parquet"));
+    let (hits, sel, genes) = (
+        d.join("hits.csv"),
+        d.join("sel.parquet"),
+        d.join("genes.csv"),
+    );
     let log = ok(&[
         "screen",
         "report",
@@ -114,7 +118,20 @@ fn screen_runs_resumes_merges_and_reports() {
         &p(&hits),
         "--selectivity",
         &p(&sel),
+        "--genes",
+        &p(&genes),
+        "--top-genes",
+        "3",
+        "--volcano",
+        &p(&d.join("plots")),
     ]);
+    // One volcano per context and set.
+    for c in ["T", "B"] {
+        let svg =
+            std::fs::read_to_string(d.join("plots").join(format!("volcano-{c}-MHC.svg"))).unwrap();
+        assert!(svg.contains(&format!("MHC in {c}")), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
     assert!(log.contains("hits (z ≥ 0.75, p < 0.05) of 6 rows"), "{log}");
     let csv = std::fs::read_to_string(&hits).unwrap();
     assert!(
@@ -124,6 +141,26 @@ fn screen_runs_resumes_merges_and_reports() {
     assert_eq!(csv.lines().count(), 1 + 6);
     let sel = read_parquet(&sel);
     assert_eq!(strings(&sel, "context_a"), vec!["T"; 3]);
+    // Top genes: at most 3 per direction for each of the 3 perturbations × 2 contexts, each
+    // shift in [−1, 1] with the sign its direction says.
+    let genes = std::fs::read_to_string(&genes).unwrap();
+    let mut lines = genes.lines();
+    assert_eq!(
+        lines.next(),
+        Some("perturbation,context,direction,rank,gene,shift")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(!rows.is_empty() && rows.len() <= 3 * 2 * 2 * 3, "{genes}");
+    for r in &rows {
+        let shift: f64 = r[5].parse().unwrap();
+        let rank: usize = r[3].parse().unwrap();
+        assert!((1..=3).contains(&rank), "{r:?}");
+        match r[2] {
+            "up" => assert!(shift > 0.0 && shift <= 1.0, "{r:?}"),
+            "down" => assert!((-1.0..0.0).contains(&shift), "{r:?}"),
+            other => panic!("direction {other}"),
+        }
+    }
 }
 
 #[test]
@@ -312,4 +349,27 @@ fn screen_from_flags_equals_the_spec_file() {
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("give a spec file, or --library"));
+
+    // Pseudo-bulk samples: one per cell type of the whole file, saved in the spec.
+    let bulk = d.join("bulk");
+    let mut args: Vec<&str> = flags[..flags.len() - 4].to_vec();
+    let all = format!("ALL={}", p(&cells));
+    let bulk_out = p(&bulk);
+    args.retain(|a| !a.contains(":cell_type="));
+    args.retain(|a| *a != "--context");
+    args.extend(["--context", &all, "--pseudobulk", "ALL=cell_type"]);
+    args.extend(["--out", &bulk_out, "--device", "cpu"]);
+    ok(&args);
+    let saved = std::fs::read_to_string(bulk.join("screen.toml")).unwrap();
+    assert!(saved.contains("pseudobulk = \"cell_type\""), "{saved}");
+    let results = read_parquet(&bulk.join("results.parquet"));
+    assert!(results.height() > 0 && results.height().is_multiple_of(3 * 2));
+    args.extend(["--pseudobulk", "NOPE=cell_type"]);
+    let o = cli(&args);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("names context \"NOPE\", which no --context defines"),
+        "{stderr}"
+    );
 }

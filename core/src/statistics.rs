@@ -77,6 +77,14 @@ pub fn zscore(x: &[f64]) -> Vec<f64> {
     x.iter().map(|v| (v - m) / sd).collect()
 }
 
+/// The value whose [`zscore`] among `x` is `z`: mean + z × the population standard deviation;
+/// `None` where the z-scores are undefined (no spread, or a non-finite mean).
+pub fn value_at_zscore(x: &[f64], z: f64) -> Option<f64> {
+    let m = mean(x);
+    let sd = variance(x, 0).sqrt();
+    (sd.is_finite() && sd > 0.0 && m.is_finite()).then_some(m + z * sd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +151,14 @@ mod tests {
         let apart = welch_t_test(&[1.0, 1.0], &[2.0, 2.0]);
         assert_eq!((apart.t, apart.df, apart.p), (f64::NEG_INFINITY, 1.0, 0.0));
         assert!(welch_t_test(&[1.0, f64::NAN], &[1.0, 2.0]).p.is_nan());
+    }
+    #[test]
+    fn value_at_zscore_inverts_zscore() {
+        let x = [1.0, 2.0, 4.0, 9.0];
+        let z = zscore(&x);
+        for (v, z) in x.iter().zip(&z) {
+            assert!((value_at_zscore(&x, *z).unwrap() - v).abs() < 1e-12);
+        }
+        assert_eq!(value_at_zscore(&[3.0, 3.0], 1.0), None);
     }
 }

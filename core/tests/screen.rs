@@ -159,7 +159,7 @@ fn resumed_and_sharded_runs_equal_one_run() {
     let engine = engine();
     let run = |out: &Path, batch: usize, shard: Shard, progress: &Progress, stop_after: usize| {
         let store = Store::create_or_open(out, &spec).unwrap();
-        let options = RunOptions { batch, shard };
+        let options = RunOptions::new(batch, shard);
         run_screen(
             &spec,
             &contexts,
@@ -252,6 +252,121 @@ fn a_context_without_cells_or_a_foreign_gmt_is_named() {
         .to_string();
     assert!(
         e.contains("context A") && e.contains("shares no gene with the data"),
+        "{e}"
+    );
+}
+
+#[test]
+fn pseudobulk_samples_are_the_groups_mean_profiles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spec = screen(tmp.path());
+    spec.contexts.truncate(1);
+    let context = &mut spec.contexts[0];
+    context.filter = None;
+    context.pseudobulk = Some("group".into());
+    context.samples = 5;
+    let loaded = load_contexts(&spec, &Progress::new()).unwrap();
+    assert_eq!(loaded[0].sample_ids, ["a", "b"], "one sample per group");
+    // The groups' means, computed here cell by cell, ranked as cell sentences are.
+    let genes = token_genes();
+    let (n, g) = (24, genes.len());
+    let mut means = CsrMatrix {
+        n_rows: 2,
+        n_cols: g,
+        indptr: vec![0],
+        ..Default::default()
+    };
+    for group in 0..2 {
+        for j in 0..g {
+            let sum: f32 = (group..n)
+                .step_by(2)
+                .map(|i| ((i * 7 + j * 13) % 17) as f32)
+                .filter(|&v| v > 4.0)
+                .sum();
+            if sum > 0.0 {
+                means.indices.push(j as u32);
+                means.data.push(sum / 12.0);
+            }
+        }
+        means.indptr.push(means.data.len() as u64);
+    }
+    let expected = c2s_core::sentence::cell_sentences(
+        &means,
+        &["a".to_string(), "b".to_string()],
+        &genes,
+        &c2s_core::sentence::SentenceOptions {
+            top_k: Some(spec.model.top_k_genes),
+            ties: c2s_core::sentence::TieBreak::Seeded(0),
+        },
+        &Progress::new(),
+    )
+    .unwrap();
+    assert_eq!(loaded[0].sentences, expected);
+
+    spec.contexts[0].pseudobulk = Some("donor".into());
+    let e = load_contexts(&spec, &Progress::new())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("obs has no column 'donor'"), "{e}");
+}
+
+#[test]
+fn reconstructed_scoring_weighs_the_rebuilt_expression() {
+    use c2s_core::screen::spec::ScoringMethod;
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = screen(tmp.path());
+    let texts: Vec<String> = {
+        let genes = token_genes();
+        vec![
+            genes[..4].join(" "),
+            genes[6..12].join(" "),
+            format!("{} {}", genes[9], genes[2]),
+        ]
+    };
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let scores = |method, weight| {
+        let mut s = spec.clone();
+        s.genesets.method = method;
+        s.genesets.weight = weight;
+        let loaded = load_contexts(&s, &Progress::new()).unwrap();
+        loaded[0].score_texts(&texts, &Progress::new()).unwrap()
+    };
+    let rank = scores(ScoringMethod::SentenceRank, None);
+    // Weight 0 scores order alone; the short sentences' rebuilt values stay above 0, so the
+    // order, and the ES, are the sentence's.
+    let flat = scores(ScoringMethod::Reconstructed, Some(0.0));
+    for (a, b) in rank.iter().zip(&flat) {
+        assert_eq!(a.0, b.0);
+        for (x, y) in a.1.iter().zip(&b.1) {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+    }
+    // The default weight (0.25) counts the values: the scores move.
+    let weighted = scores(ScoringMethod::Reconstructed, None);
+    assert!(
+        rank.iter().zip(&weighted).any(|(a, b)| a
+            .1
+            .iter()
+            .zip(&b.1)
+            .any(|(x, y)| (x - y).abs() > 1e-6)),
+        "{rank:?} vs {weighted:?}"
+    );
+    assert!(
+        weighted
+            .iter()
+            .all(|(_, s)| s.iter().all(|v| v.is_finite()))
+    );
+    // Sentence-rank scoring takes no weight.
+    let mut bad = spec.clone();
+    bad.genesets.weight = Some(0.5);
+    let text = bad.to_toml().unwrap();
+    let e = ScreenSpec::parse(&text, tmp.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("sentence-rank scoring uses the order alone"),
         "{e}"
     );
 }

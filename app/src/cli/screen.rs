@@ -7,12 +7,14 @@ use super::interrupt;
 use super::screen_flags::SpecFlags;
 use c2s_core::Progress;
 use c2s_core::io::export::{TableFormat, write_table};
+use c2s_core::screen::genes::store_top_genes;
 use c2s_core::screen::report::{EffectRow, HitThresholds, report};
 use c2s_core::screen::run::{RunOptions, load_contexts, run_screen};
 use c2s_core::screen::spec::ScreenSpec;
 use c2s_core::screen::store::{RESULTS, SPEC_FILE, Store, merge};
-use c2s_core::screen::table::{effects_frame, selectivity_frame};
+use c2s_core::screen::table::{effects_frame, selectivity_frame, top_genes_frame};
 use c2s_core::screen::units::Shard;
+use c2s_core::screen::volcano_svg::{VolcanoStyle, write_volcano_svg};
 use std::path::PathBuf;
 
 /// Arguments of `screen`.
@@ -50,9 +52,14 @@ pub struct RunArgs {
     /// Run only shard I of N (1-based), e.g. from a Slurm array task; merge the folders after.
     #[arg(long)]
     pub shard: Option<String>,
-    /// Units generated together.
+    /// Units generated together (decoded as one batch when --kv-budget-mib allows) and
+    /// stored together.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
+    /// Key/value cache budget of one decoding batch, in MiB: a batch needing more is decoded
+    /// in smaller groups (results are the same).
+    #[arg(long, default_value_t = 1024)]
+    pub kv_budget_mib: u64,
     /// Backend and precision.
     #[command(flatten)]
     pub run: DeviceArgs,
@@ -80,6 +87,17 @@ pub struct ReportArgs {
     /// Context selectivity rows (`.csv` or `.parquet`).
     #[arg(long)]
     pub selectivity: Option<PathBuf>,
+    /// Each perturbation's top predicted up and down genes per context, against the control
+    /// (`.csv` or `.parquet`).
+    #[arg(long)]
+    pub genes: Option<PathBuf>,
+    /// Write one volcano plot per context and set into this folder, as
+    /// `volcano-<context>-<set>.svg`.
+    #[arg(long)]
+    pub volcano: Option<PathBuf>,
+    /// Genes per direction in --genes.
+    #[arg(long, default_value_t = 20)]
+    pub top_genes: usize,
     /// A hit needs z (effect across the library) at least this.
     #[arg(long, default_value_t = 0.75)]
     pub min_z: f64,
@@ -120,9 +138,11 @@ fn run_command(a: RunArgs) -> Result<(), String> {
         &progress,
         "stopping; the unfinished batch is dropped, finished units are kept",
     );
+    // A folder of another screen is said at once; the inputs are read before anything is
+    // written, so a bad context leaves no folder behind.
+    Store::check_destination(&a.out, &spec).map_err(|e| e.to_string())?;
     let contexts = load_contexts(&spec, &progress).map_err(|e| e.to_string())?;
     let engine = a.run.load(&spec.model.dir.display().to_string(), false)?;
-    // The inputs are read before anything is written: a bad context leaves no folder behind.
     let store = Store::create_or_open(&a.out, &spec).map_err(|e| e.to_string())?;
     if a.spec.is_none() {
         spec.save(&a.out.join(SPEC_FILE))
@@ -136,6 +156,7 @@ fn run_command(a: RunArgs) -> Result<(), String> {
         RunOptions {
             batch: a.batch,
             shard,
+            kv_budget_bytes: a.kv_budget_mib.saturating_mul(1 << 20),
         },
         &progress,
         &mut |_| eprintln!("{}", progress.stage()),
@@ -163,7 +184,7 @@ fn run_command(a: RunArgs) -> Result<(), String> {
 }
 
 fn report_command(a: ReportArgs) -> Result<(), String> {
-    for path in [&a.out, &a.selectivity].into_iter().flatten() {
+    for path in [&a.out, &a.selectivity, &a.genes].into_iter().flatten() {
         TableFormat::from_path(path).map_err(|e| e.to_string())?;
     }
     let store = Store::open(&a.dir).map_err(|e| e.to_string())?;
@@ -192,5 +213,59 @@ fn report_command(a: ReportArgs) -> Result<(), String> {
     if let Some(path) = &a.selectivity {
         write_table(path, &mut selectivity_frame(&r.selectivity)).map_err(|e| e.to_string())?;
     }
+    if let Some(path) = &a.genes {
+        let genes = store_top_genes(&store, a.top_genes).map_err(|e| e.to_string())?;
+        write_table(path, &mut top_genes_frame(&genes)).map_err(|e| e.to_string())?;
+    }
+    if let Some(dir) = &a.volcano {
+        write_volcanoes(dir, &store, &r.effects, thresholds)?;
+    }
     Ok(())
+}
+
+/// One SVG volcano per context × set of `effects` into `dir`, named by both.
+fn write_volcanoes(
+    dir: &std::path::Path,
+    store: &Store,
+    effects: &[EffectRow],
+    thresholds: HitThresholds,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let manifest = store.manifest();
+    for context in &manifest.spec.contexts {
+        for set in &manifest.sets {
+            let rows: Vec<EffectRow> = effects
+                .iter()
+                .filter(|r| r.context == context.name && r.set == *set)
+                .cloned()
+                .collect();
+            let style = VolcanoStyle::new(&rows, &context.name, set, thresholds);
+            let name = format!(
+                "volcano-{}-{}.svg",
+                file_safe(&context.name),
+                file_safe(set)
+            );
+            let path = dir.join(name);
+            write_volcano_svg(&path, &rows, &style).map_err(|e| e.to_string())?;
+            eprintln!(
+                "volcano of {set} in {} saved to {}",
+                context.name,
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `name` with every character but letters, digits, `-`, `_` and `.` replaced by `_`.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

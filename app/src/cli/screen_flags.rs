@@ -26,7 +26,11 @@ pub struct SpecFlags {
     /// A gene set of the GMT that scores every prediction (repeatable).
     #[arg(long = "set", value_name = "NAME")]
     pub sets: Vec<String>,
-    /// Cells drawn (seeded) from each context.
+    /// Pseudo-bulk samples for a context, `NAME=COL`: each group of obs column COL is one
+    /// sample, the mean of its cells (repeatable; other contexts sample single cells).
+    #[arg(long = "pseudobulk", value_name = "NAME=COL")]
+    pub pseudobulk: Vec<String>,
+    /// Samples drawn (seeded) from each context: cells, or pseudo-bulk groups.
     #[arg(long, default_value_t = 20)]
     pub samples: usize,
     /// Predictions per perturbation and sample.
@@ -50,6 +54,13 @@ pub struct SpecFlags {
     /// Preprocessing of each context's matrix: c2s or none.
     #[arg(long, default_value = "c2s")]
     pub preprocess: String,
+    /// How predictions are scored: `sentence-rank` (rank-only ssGSEA on the sentence's order)
+    /// or `reconstructed` (ssGSEA on the expression rebuilt from it, clipped at 0).
+    #[arg(long, default_value = "sentence-rank")]
+    pub scoring: String,
+    /// ssGSEA weight of `reconstructed` scoring (default 0.25).
+    #[arg(long)]
+    pub weight: Option<f64>,
     /// Reference of the effects: `unperturbed` (each context's own cells) or a library name
     /// (e.g. a vehicle such as DMSO).
     #[arg(long, default_value = "unperturbed")]
@@ -74,12 +85,22 @@ impl SpecFlags {
             "none" => Preprocess::None,
             other => return Err(format!("--preprocess {other}: use c2s or none")),
         };
+        let mut bulk = std::collections::BTreeMap::new();
+        for b in &self.pseudobulk {
+            match b.split_once('=') {
+                Some((name, col)) if !name.trim().is_empty() && !col.trim().is_empty() => {
+                    bulk.insert(name.trim().to_string(), col.trim().to_string());
+                }
+                _ => return Err(format!("--pseudobulk {b:?} is not NAME=COL")),
+            }
+        }
         let contexts = self
             .contexts
             .iter()
             .map(|c| {
                 let (name, h5ad, filter) = parse_context(c)?;
                 Ok(ContextSpec {
+                    pseudobulk: bulk.remove(&name),
                     name,
                     h5ad: absolute(&h5ad)?,
                     filter,
@@ -90,6 +111,11 @@ impl SpecFlags {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
+        if let Some(name) = bulk.keys().next() {
+            return Err(format!(
+                "--pseudobulk names context {name:?}, which no --context defines"
+            ));
+        }
         let spec = ScreenSpec {
             contexts,
             library: LibrarySpec {
@@ -110,7 +136,16 @@ impl SpecFlags {
             genesets: GeneSetSpec {
                 gmt: absolute(gmt)?,
                 sets: self.sets.clone(),
-                method: ScoringMethod::SentenceRank,
+                method: match self.scoring.as_str() {
+                    "sentence-rank" => ScoringMethod::SentenceRank,
+                    "reconstructed" => ScoringMethod::Reconstructed,
+                    other => {
+                        return Err(format!(
+                            "--scoring {other}: use sentence-rank or reconstructed"
+                        ));
+                    }
+                },
+                weight: self.weight,
             },
             control: match self.control.as_str() {
                 "unperturbed" => ControlSpec::Unperturbed,

@@ -1,38 +1,47 @@
 //! A screen context read for running: its drawn samples' cell sentences, the gene vocabulary
 //! predicted sentences are read against, and the gene sets matched to its genes.
 
-use super::spec::{ContextSpec, Preprocess};
+use super::spec::{ContextSpec, GeneSetSpec, Preprocess, ScoringMethod};
 use crate::convert::{ConvertOptions, prepare_h5ad};
+use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::genesets::gmt::{GeneIndex, GeneSetLibrary};
 use crate::genesets::ssgsea::{Ssgsea, SsgseaOptions};
+use crate::inverse::{DEFAULT_SAMPLE, InverseFit, fit_inverse, reconstruct};
+use crate::matrix::CsrMatrix;
 use crate::preprocess::PreprocessOptions;
 use crate::progress::Progress;
 use crate::sentence::{SentenceOptions, TieBreak, cell_sentences};
-use crate::tasks::postprocess::{GeneVocab, PostProcess, post_process};
+use crate::tasks::perturb::column_means;
+use crate::tasks::postprocess::{GeneList, GeneVocab, PostProcess, post_process};
 use crate::tasks::sample::sample_rows;
+use std::collections::BTreeMap;
 
 /// A context ready for prompting and scoring.
 pub struct LoadedContext {
     /// Context name.
     pub name: String,
-    /// Cell ids of the drawn samples, in sample order.
+    /// Ids of the drawn samples (cell ids, or pseudo-bulk group names), in sample order.
     pub sample_ids: Vec<String>,
     /// The drawn samples' sentences (top `k` genes), in sample order.
     pub sentences: Vec<String>,
     vocab: GeneVocab,
     scorer: Ssgsea,
+    /// Reconstructed-expression scoring: the context's genes and its fitted transform.
+    reconstruct: Option<(Vec<String>, InverseFit)>,
 }
 
 impl LoadedContext {
     /// Reads `spec`'s `.h5ad`, keeps the cells its filter names that express a gene, draws the
-    /// samples with its seed, and matches `sets` (names, in order) of `gmt` to its genes.
-    /// A context left with no cell, or a gene set sharing no gene with it, is an error.
+    /// samples with its seed, and matches the sets of `genesets` (names, in order) of `gmt` to
+    /// its genes; for reconstructed scoring it fits the rank → expression transform on the
+    /// chosen cells. A context left with no cell, or a gene set sharing no gene with it, is an
+    /// error.
     pub fn load(
         spec: &ContextSpec,
         top_k: usize,
         gmt: &GeneSetLibrary,
-        sets: &[String],
+        genesets: &GeneSetSpec,
         progress: &Progress,
     ) -> Result<Self> {
         let context_err = |e: Error| Error::InvalidData(format!("context {}: {e}", spec.name));
@@ -47,45 +56,67 @@ impl LoadedContext {
             },
             obs_columns: spec
                 .filter_parts()
-                .map(|(c, _)| vec![c.to_string()])
-                .unwrap_or_default(),
+                .map(|(c, _)| c.to_string())
+                .into_iter()
+                .chain(spec.pseudobulk.clone())
+                .collect(),
             ..Default::default()
         };
         let prepared = prepare_h5ad(&spec.h5ad, &options, progress).map_err(context_err)?;
         let ds = &prepared.dataset;
-        let sentences = cell_sentences(
-            &ds.expression,
-            &ds.obs_names,
-            &ds.var_names,
-            &options.sentences,
-            progress,
-        )?;
         let chosen = match spec.filter_parts() {
             Some((col, value)) => ds.rows_where(col, value).map_err(context_err)?,
             None => (0..ds.n_cells()).collect(),
         };
-        let rows: Vec<usize> = chosen
-            .iter()
-            .copied()
-            .filter(|&r| !sentences[r].is_empty())
+        let (ids, sentences) = match &spec.pseudobulk {
+            Some(column) => {
+                let (groups, means) = pseudobulk(ds, &chosen, column).map_err(context_err)?;
+                let sentences =
+                    cell_sentences(&means, &groups, &ds.var_names, &options.sentences, progress)?;
+                (groups, sentences)
+            }
+            None => {
+                let matrix = ds.expression.select_rows(&chosen);
+                let ids: Vec<String> = chosen.iter().map(|&r| ds.obs_names[r].clone()).collect();
+                let sentences =
+                    cell_sentences(&matrix, &ids, &ds.var_names, &options.sentences, progress)?;
+                (ids, sentences)
+            }
+        };
+        let usable: Vec<usize> = (0..sentences.len())
+            .filter(|&i| !sentences[i].is_empty())
             .collect();
-        if rows.is_empty() {
+        if usable.is_empty() {
             let filter = spec
                 .filter
                 .as_deref()
                 .map(|f| format!(" with {f}"))
                 .unwrap_or_default();
+            let what = match &spec.pseudobulk {
+                Some(c) => format!("{} pseudo-bulk groups of {c}", sentences.len()),
+                None => format!("{} cells", sentences.len()),
+            };
             return Err(Error::InvalidData(format!(
-                "context {}: no cell to sample ({} cells{filter} after preprocessing, {} of them \
-                 expressing a gene); check the filter and the file {}",
+                "context {}: no sample to draw ({what}{filter} after preprocessing, none of \
+                 them expressing a gene); check the filter and the file {}",
                 spec.name,
-                chosen.len(),
-                rows.len(),
                 spec.h5ad.display()
             )));
         }
-        let drawn = sample_rows(&rows, spec.samples, spec.seed);
-        let selected = gmt.select(sets)?;
+        let drawn = sample_rows(&usable, spec.samples, spec.seed);
+        let reconstruct = match genesets.method {
+            ScoringMethod::SentenceRank => None,
+            ScoringMethod::Reconstructed => {
+                progress.set_stage(format!(
+                    "fitting rank → expression on context {}",
+                    spec.name
+                ));
+                let matrix = ds.expression.select_rows(&chosen);
+                let fit = fit_inverse(&matrix, DEFAULT_SAMPLE, 0, None).map_err(context_err)?;
+                Some((ds.var_names.clone(), fit))
+            }
+        };
+        let selected = gmt.select(&genesets.sets)?;
         let index = GeneIndex::new(&ds.var_names)?;
         let matched = selected
             .iter()
@@ -93,7 +124,7 @@ impl LoadedContext {
             .collect::<Result<Vec<_>>>()
             .map_err(context_err)?;
         let options = SsgseaOptions {
-            weight: 0.0,
+            weight: genesets.ssgsea_weight(),
             min_size: 1,
             max_size: usize::MAX,
         };
@@ -107,15 +138,17 @@ impl LoadedContext {
         }
         Ok(Self {
             name: spec.name.clone(),
-            sample_ids: drawn.iter().map(|&r| ds.obs_names[r].clone()).collect(),
+            sample_ids: drawn.iter().map(|&r| ids[r].clone()).collect(),
             sentences: drawn.iter().map(|&r| sentences[r].clone()).collect(),
             vocab: GeneVocab::new(&ds.var_names),
             scorer,
+            reconstruct,
         })
     }
 
     /// Post-processes generated texts into sentences (genes of this context only, each once)
-    /// and scores each by rank-only ssGSEA per set (ES, in the spec's set order).
+    /// and scores each per set (ES, in the spec's set order): by rank-only ssGSEA on the
+    /// sentence's order, or by ssGSEA on its reconstructed expression clipped at 0.
     pub fn score_texts(
         &self,
         texts: &[&str],
@@ -135,7 +168,13 @@ impl LoadedContext {
                     .collect()
             })
             .collect();
-        let scores = self.scorer.score_sentences(&columns, progress)?;
+        let scores = match &self.reconstruct {
+            None => self.scorer.score_sentences(&columns, progress)?,
+            Some((genes, fit)) => {
+                let matrix = reconstructed(&lists, genes, fit);
+                self.scorer.score_matrix(&matrix, true, progress)?
+            }
+        };
         let n_sets = scores.sets.len();
         Ok(lists
             .iter()
@@ -148,4 +187,63 @@ impl LoadedContext {
             })
             .collect())
     }
+}
+
+/// The expression rebuilt from each post-processed sentence by `fit`, one row per sentence
+/// over `genes` (negative values clipped at 0 by [`reconstruct`]).
+fn reconstructed(lists: &[GeneList], genes: &[String], fit: &InverseFit) -> CsrMatrix {
+    let mut m = CsrMatrix {
+        n_rows: lists.len(),
+        n_cols: genes.len(),
+        indptr: vec![0],
+        ..Default::default()
+    };
+    for l in lists {
+        for (j, v) in reconstruct(&l.sentence(), genes, fit)
+            .into_iter()
+            .enumerate()
+        {
+            if v != 0.0 {
+                m.indices.push(j as u32);
+                m.data.push(v);
+            }
+        }
+        m.indptr.push(m.indices.len() as u64);
+    }
+    m
+}
+
+/// The pseudo-bulk profiles of `rows` grouped by obs `column`: the group names (sorted) and a
+/// matrix with one row per group, the mean of its cells' expression. Cells without a value are
+/// left out; a missing column is an error naming the columns there are.
+fn pseudobulk(ds: &Dataset, rows: &[usize], column: &str) -> Result<(Vec<String>, CsrMatrix)> {
+    let Some(obs) = ds.obs_column(column) else {
+        ds.require_obs_columns(&[column.to_string()])?;
+        unreachable!("require_obs_columns names the missing column");
+    };
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for &r in rows {
+        if let Some(value) = obs.data.text_at(r) {
+            groups.entry(value).or_default().push(r);
+        }
+    }
+    let mut means = CsrMatrix {
+        n_rows: groups.len(),
+        n_cols: ds.expression.n_cols,
+        indptr: vec![0],
+        ..Default::default()
+    };
+    for members in groups.values() {
+        for (gene, mean) in column_means(&ds.expression, members)
+            .into_iter()
+            .enumerate()
+        {
+            if mean != 0.0 {
+                means.indices.push(gene as u32);
+                means.data.push(mean as f32);
+            }
+        }
+        means.indptr.push(means.indices.len() as u64);
+    }
+    Ok((groups.into_keys().collect(), means))
 }

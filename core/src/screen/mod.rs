@@ -2,6 +2,7 @@
 //! units it expands to, a resumable and shardable results store, the runner and the report.
 
 pub mod context;
+pub mod genes;
 pub mod library;
 pub mod report;
 pub mod run;
@@ -9,3 +10,4 @@ pub mod spec;
 pub mod store;
 pub mod table;
 pub mod units;
+pub mod volcano_svg;

@@ -7,6 +7,7 @@ use super::context::LoadedContext;
 use super::spec::{ControlSpec, ScreenSpec};
 use super::store::{ControlResult, Store, UnitResult};
 use super::units::{ContextShape, Shard, Unit, all_units};
+use crate::engine::generate::DEFAULT_KV_BUDGET_BYTES;
 use crate::engine::{Engine, GenerateOptions, GenerateRequest, SamplingParams, StopReason};
 use crate::error::{Error, Result};
 use crate::genesets::gmt::GeneSetLibrary;
@@ -20,10 +21,25 @@ use std::time::Instant;
 /// How a run proceeds (none of this changes the results).
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
-    /// Units generated together.
+    /// Units generated together (decoded as one batch when the key/value budget allows) and
+    /// stored together.
     pub batch: usize,
     /// This process's share of the units.
     pub shard: Shard,
+    /// Key/value cache budget of one decoding batch, in bytes: a batch that would need more
+    /// is decoded in smaller groups.
+    pub kv_budget_bytes: u64,
+}
+
+impl RunOptions {
+    /// `batch` units at a time of `shard`, with the engine's default key/value budget (1 GiB).
+    pub fn new(batch: usize, shard: Shard) -> Self {
+        Self {
+            batch,
+            shard,
+            kv_budget_bytes: DEFAULT_KV_BUDGET_BYTES,
+        }
+    }
 }
 
 /// What a run did.
@@ -49,13 +65,7 @@ pub fn load_contexts(spec: &ScreenSpec, progress: &Progress) -> Result<Vec<Loade
         .iter()
         .map(|c| {
             progress.set_stage(format!("reading context {}", c.name));
-            LoadedContext::load(
-                c,
-                spec.model.top_k_genes,
-                &gmt,
-                &spec.genesets.sets,
-                progress,
-            )
+            LoadedContext::load(c, spec.model.top_k_genes, &gmt, &spec.genesets, progress)
         })
         .collect()
 }
@@ -145,6 +155,8 @@ pub fn run_screen(
             seed: Some(spec.sampling.seed),
             ..Default::default()
         },
+        max_batch_rows: options.batch,
+        kv_budget_bytes: options.kv_budget_bytes,
         ..Default::default()
     };
     generate.validate().map_err(Error::InvalidArgument)?;

@@ -6,7 +6,8 @@
 //! name = "tumour"
 //! h5ad = "tumour.h5ad"     # relative paths are relative to the spec file
 //! filter = "state=immune"  # optional obs filter COL=VALUE
-//! samples = 20             # cells drawn with `seed`
+//! pseudobulk = "patient"   # optional: one sample per group, its cells' mean expression
+//! samples = 20             # cells (or pseudo-bulk groups) drawn with `seed`
 //! replicates = 3
 //! seed = 0
 //! preprocess = "c2s"       # or "none"
@@ -27,7 +28,9 @@
 //! [genesets]
 //! gmt = "virtual_screen_sets.gmt"
 //! sets = ["HALLMARK_INTERFERON_ALPHA_RESPONSE"]
-//! method = "sentence-rank"  # rank-only ssGSEA on the predicted sentence's order
+//! method = "sentence-rank"  # rank-only ssGSEA on the predicted sentence's order, or
+//!                           # "reconstructed": ssGSEA on the rebuilt expression (clipped at 0)
+//! weight = 0.25             # reconstructed only (default 0.25)
 //!
 //! [control]                 # optional: each context's unperturbed profile by default
 //! kind = "unperturbed"      # or kind = "perturbation", name = "DMSO"
@@ -81,7 +84,13 @@ pub struct ContextSpec {
     /// Optional obs filter `COL=VALUE`.
     #[serde(default)]
     pub filter: Option<String>,
-    /// Cells drawn from the (filtered) context; all of them when fewer.
+    /// Pseudo-bulk samples: an obs column (e.g. donor or patient) whose groups, within the
+    /// filter, each give one sample, the mean of its cells' expression. Absent: each sample
+    /// is one cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudobulk: Option<String>,
+    /// Samples drawn from the (filtered) context, cells or pseudo-bulk groups; all of them
+    /// when fewer.
     pub samples: usize,
     /// Predictions per (perturbation, sample), each with its own seed.
     #[serde(default = "one")]
@@ -198,6 +207,23 @@ pub struct GeneSetSpec {
     /// Scoring method.
     #[serde(default)]
     pub method: ScoringMethod,
+    /// ssGSEA weight for `reconstructed` scoring (gseapy's default 0.25 when absent);
+    /// `sentence-rank` scores order alone and takes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+}
+
+/// ssGSEA weight of reconstructed-expression scoring when the spec names none (gseapy's).
+pub const DEFAULT_RECONSTRUCTED_WEIGHT: f64 = 0.25;
+
+impl GeneSetSpec {
+    /// The ssGSEA weight the method uses.
+    pub fn ssgsea_weight(&self) -> f64 {
+        match self.method {
+            ScoringMethod::SentenceRank => 0.0,
+            ScoringMethod::Reconstructed => self.weight.unwrap_or(DEFAULT_RECONSTRUCTED_WEIGHT),
+        }
+    }
 }
 
 /// How a predicted sentence is scored.
@@ -208,6 +234,11 @@ pub enum ScoringMethod {
     /// order, then the unlisted ones tied (statistics notes §1). The ES is reported.
     #[default]
     SentenceRank,
+    /// ssGSEA (gseapy 1.3.1, the spec's weight) on expression rebuilt from the sentence by the
+    /// context's own fitted rank → expression transform
+    /// (`expression = slope · log10(1 + rank) + intercept`, fitted on its cells as the
+    /// `cell2sentence` package fits it), clipped at 0. The ES is reported.
+    Reconstructed,
 }
 
 /// The reference of effect sizes.
@@ -305,6 +336,12 @@ impl ScreenSpec {
             {
                 return bad(format!("context {}: filter {f:?} is not COL=VALUE", c.name));
             }
+            if c.pseudobulk.as_deref().is_some_and(|p| p.trim().is_empty()) {
+                return bad(format!(
+                    "context {}: pseudobulk names no obs column; name one or leave it out",
+                    c.name
+                ));
+            }
         }
         let dups: Vec<&str> = names
             .iter()
@@ -331,6 +368,18 @@ impl ScreenSpec {
         }
         if self.genesets.sets.is_empty() {
             return bad("[genesets] sets is empty; name at least one gene set".into());
+        }
+        match (self.genesets.method, self.genesets.weight) {
+            (ScoringMethod::SentenceRank, Some(w)) if w != 0.0 => {
+                return bad(format!(
+                    "[genesets] weight = {w}: sentence-rank scoring uses the order alone \
+                     (weight 0); use method = \"reconstructed\" to weight by expression"
+                ));
+            }
+            (_, Some(w)) if !(w.is_finite() && w >= 0.0) => {
+                return bad(format!("[genesets] weight = {w} must be a number ≥ 0"));
+            }
+            _ => {}
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(d) = self.genesets.sets.iter().find(|s| !seen.insert(*s)) {

@@ -104,6 +104,18 @@ pub fn score_column(set: &str) -> String {
 }
 
 impl Store {
+    /// Checks, before any work, that `dir` can take the results of `spec`: a missing or empty
+    /// folder passes (it is created later by [`Store::create_or_open`]); a folder holding
+    /// another screen, or other files, is refused with the same message `create_or_open` gives.
+    /// Nothing is written.
+    pub fn check_destination(dir: &Path, spec: &ScreenSpec) -> Result<()> {
+        let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+        if !empty {
+            Self::create_or_open(dir, spec)?;
+        }
+        Ok(())
+    }
+
     /// Opens `dir` for `spec`, creating it (and its manifest) when new. A folder whose manifest
     /// has another spec hash is an error; so is a non-empty folder without a manifest.
     pub fn create_or_open(dir: &Path, spec: &ScreenSpec) -> Result<Self> {

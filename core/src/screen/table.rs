@@ -2,8 +2,10 @@
 //! columns named as the fields, ready for [`crate::io::export::write_table`] (CSV or Parquet).
 //! The app's export and `screen report --out` write the same frames.
 
+use super::genes::TopGenes;
 use super::report::{EffectRow, SelectivityRow};
 use polars::prelude::*;
+use std::collections::BTreeMap;
 
 fn text<'a, R: 'a>(name: &str, rows: &'a [R], f: impl Fn(&'a R) -> &'a str) -> Column {
     Column::new(name.into(), rows.iter().map(f).collect::<Vec<&str>>())
@@ -51,6 +53,31 @@ pub fn selectivity_frame(rows: &[SelectivityRow]) -> DataFrame {
         number("t", rows, |r| r.t),
         number("p", rows, |r| r.p),
         number("q", rows, |r| r.q),
+    ];
+    DataFrame::new(rows.len(), columns).expect("every column has one value per row")
+}
+
+/// The top predicted genes: `perturbation`, `context`, `direction` (`up` or `down`), `rank`
+/// (u32, 1 = moved most), `gene` (text) and `shift` (f64), by perturbation and context.
+pub fn top_genes_frame(genes: &BTreeMap<(String, String), TopGenes>) -> DataFrame {
+    let mut rows: Vec<(&str, &str, &str, u32, &str, f64)> = Vec::new();
+    for ((p, c), t) in genes {
+        for (direction, list) in [("up", &t.up), ("down", &t.down)] {
+            for (k, g) in list.iter().enumerate() {
+                rows.push((p, c, direction, k as u32 + 1, &g.gene, g.shift));
+            }
+        }
+    }
+    let columns = vec![
+        text("perturbation", &rows, |r| r.0),
+        text("context", &rows, |r| r.1),
+        text("direction", &rows, |r| r.2),
+        Column::new(
+            "rank".into(),
+            rows.iter().map(|r| r.3).collect::<Vec<u32>>(),
+        ),
+        text("gene", &rows, |r| r.4),
+        number("shift", &rows, |r| r.5),
     ];
     DataFrame::new(rows.len(), columns).expect("every column has one value per row")
 }

@@ -1,7 +1,9 @@
 //! The selected perturbation in detail, for the shown set: per context its units' scores
 //! (every sample and replicate, as a strip plot and as numbers) beside the control's mean,
-//! with the effect, z, p and q.
+//! with the effect, z, p and q, and per context the genes the model ranks higher and lower
+//! than in the control sentences.
 
+use c2s_core::screen::genes::GeneShift;
 use egui::Ui;
 use egui_plot::{Plot, Points};
 
@@ -80,6 +82,7 @@ pub fn show(ui: &mut Ui, results: &ScreenResults, view: &ResultsView) {
                 );
             }
         });
+    top_genes(ui, results, name);
     egui::CollapsingHeader::new("Scores of every unit")
         .id_salt("screen-detail-units")
         .show(ui, |ui| {
@@ -99,6 +102,43 @@ pub fn show(ui: &mut Ui, results: &ScreenResults, view: &ResultsView) {
                     })
                     .collect();
                 ui.label(format!("{context}: {}", text.join(", ")));
+            }
+        });
+}
+
+/// Per context, the predicted sentences' top up and down genes against the control (shift in
+/// mean rank score; see `c2s_core::screen::genes`).
+fn top_genes(ui: &mut Ui, results: &ScreenResults, name: &str) {
+    ui.label(
+        egui::RichText::new("Top predicted genes (shift in rank score against the control)")
+            .strong(),
+    );
+    egui::Grid::new("screen-detail-genes")
+        .num_columns(3)
+        .striped(true)
+        .show(ui, |ui| {
+            for h in ["context", "up", "down"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for context in &results.contexts {
+                let Some(genes) = results.genes.get(&(name.to_string(), context.clone())) else {
+                    continue;
+                };
+                let list = |v: &[GeneShift]| {
+                    if v.is_empty() {
+                        "—".to_string()
+                    } else {
+                        v.iter()
+                            .map(|g| format!("{} ({:+.2})", g.gene, g.shift))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                };
+                ui.label(context);
+                ui.add(egui::Label::new(list(&genes.up)).wrap());
+                ui.add(egui::Label::new(list(&genes.down)).wrap());
+                ui.end_row();
             }
         });
 }

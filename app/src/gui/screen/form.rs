@@ -41,6 +41,9 @@ pub struct ContextRow {
     pub source: ContextSource,
     /// Optional obs filter `COL=VALUE` (empty: every cell).
     pub filter: String,
+    /// Optional obs column whose groups are the samples, each its cells' mean (empty: each
+    /// sample is a cell).
+    pub pseudobulk: String,
 }
 
 /// Which model runs the screen.
@@ -92,6 +95,10 @@ pub struct ScreenForm {
     pub library: LibraryField,
     /// The gene sets.
     pub sets: SetsField,
+    /// How predicted sentences are scored.
+    pub scoring: ScoringMethod,
+    /// ssGSEA weight of reconstructed scoring.
+    pub weight: f64,
     /// The model.
     pub model: ModelSource,
     /// The output folder.
@@ -115,6 +122,8 @@ impl Default for ScreenForm {
             preprocess: Preprocess::C2s,
             library: LibraryField::default(),
             sets: SetsField::default(),
+            scoring: ScoringMethod::SentenceRank,
+            weight: c2s_core::screen::spec::DEFAULT_RECONSTRUCTED_WEIGHT,
             model: ModelSource::Loaded(None),
             out_dir: String::new(),
             files: Vec::new(),
@@ -150,6 +159,7 @@ impl ScreenForm {
                 name: c.name.clone(),
                 source: ContextSource::File(c.h5ad.display().to_string()),
                 filter: c.filter.clone().unwrap_or_default(),
+                pseudobulk: c.pseudobulk.clone().unwrap_or_default(),
             })
             .collect();
         self.files = self.contexts.iter().map(|_| None).collect();
@@ -175,6 +185,8 @@ impl ScreenForm {
         self.library.read = Some(Ok(spec.perturbations.clone()));
         self.sets.path = spec.genesets.gmt.display().to_string();
         self.sets.chosen = spec.genesets.sets.clone();
+        self.scoring = spec.genesets.method;
+        self.weight = spec.genesets.ssgsea_weight();
         self.model = ModelSource::Dir(spec.model.dir.display().to_string());
         self.out_dir = out.display().to_string();
     }
@@ -228,6 +240,7 @@ impl ScreenForm {
         self.library.ui(ui, jobs);
         ui.separator();
         self.sets.ui(ui, jobs);
+        self.scoring_ui(ui);
         ui.separator();
         self.model_ui(ui, models);
         ui.horizontal(|ui| {
@@ -245,16 +258,48 @@ impl ScreenForm {
         });
     }
 
+    fn scoring_ui(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.label("Scoring");
+            ui.radio_value(
+                &mut self.scoring,
+                ScoringMethod::SentenceRank,
+                "sentence order (rank-only ssGSEA)",
+            );
+            ui.radio_value(
+                &mut self.scoring,
+                ScoringMethod::Reconstructed,
+                "reconstructed expression",
+            )
+            .on_hover_text(
+                "ssGSEA on expression rebuilt from each sentence by the context's fitted \
+                 rank → expression transform, clipped at 0",
+            );
+            if self.scoring == ScoringMethod::Reconstructed {
+                let label = ui.label("ssGSEA weight");
+                ui.add(
+                    egui::DragValue::new(&mut self.weight)
+                        .range(0.0..=2.0)
+                        .speed(0.05),
+                )
+                .labelled_by(label.id);
+            }
+        });
+    }
+
     fn contexts_ui(&mut self, ui: &mut Ui, views: &[DatasetView]) {
         self.files.resize_with(self.contexts.len(), || None);
         let mut remove = None;
         egui::Grid::new("screen-contexts")
-            .num_columns(4)
+            .num_columns(5)
             .striped(true)
             .show(ui, |ui| {
                 let name = ui.strong("Name");
                 let data = ui.strong("Cells from");
                 let filter = ui.strong("Filter (COL=VALUE)");
+                let bulk = ui.strong("Pseudo-bulk by").on_hover_text(
+                    "An obs column (e.g. donor): each group is one sample, the mean of its cells",
+                );
                 ui.label("");
                 ui.end_row();
                 for (k, row) in self.contexts.iter_mut().enumerate() {
@@ -284,6 +329,12 @@ impl ScreenForm {
                             .desired_width(140.0),
                     )
                     .labelled_by(filter.id);
+                    ui.add(
+                        egui::TextEdit::singleline(&mut row.pseudobulk)
+                            .hint_text("single cells")
+                            .desired_width(100.0),
+                    )
+                    .labelled_by(bulk.id);
                     if ui.button("Remove").clicked() {
                         remove = Some(k);
                     }
@@ -305,6 +356,7 @@ impl ScreenForm {
                 name: ((b'A' + (k % 26) as u8) as char).to_string(),
                 source,
                 filter: String::new(),
+                pseudobulk: String::new(),
             });
             self.files.push(None);
         }
@@ -395,7 +447,8 @@ impl ScreenForm {
             genesets: GeneSetSpec {
                 gmt,
                 sets: self.sets.chosen.clone(),
-                method: ScoringMethod::SentenceRank,
+                method: self.scoring,
+                weight: (self.scoring == ScoringMethod::Reconstructed).then_some(self.weight),
             },
             control: ControlSpec::Unperturbed,
             perturbations: Vec::new(),
@@ -420,15 +473,21 @@ impl ScreenForm {
                         row.name
                     )
                 })?;
-                if let Some((col, _)) = row.filter.split_once('=')
-                    && view.dataset.obs_column(col.trim()).is_none()
-                {
-                    return Err(format!(
-                        "context {}: {} has no obs column {:?}",
-                        row.name,
-                        view.title,
-                        col.trim()
-                    ));
+                let columns = row
+                    .filter
+                    .split_once('=')
+                    .map(|(col, _)| col)
+                    .into_iter()
+                    .chain(Some(row.pseudobulk.as_str()).filter(|c| !c.trim().is_empty()));
+                for col in columns {
+                    if view.dataset.obs_column(col.trim()).is_none() {
+                        return Err(format!(
+                            "context {}: {} has no obs column {:?}",
+                            row.name,
+                            view.title,
+                            col.trim()
+                        ));
+                    }
                 }
                 view.dataset.source.clone().ok_or_else(|| {
                     format!(
@@ -447,10 +506,15 @@ impl ScreenForm {
             "" => None,
             f => Some(f.to_string()),
         };
+        let pseudobulk = match row.pseudobulk.trim() {
+            "" => None,
+            c => Some(c.to_string()),
+        };
         Ok(ContextSpec {
             name: row.name.trim().to_string(),
             h5ad,
             filter,
+            pseudobulk,
             samples: self.samples,
             replicates: self.replicates,
             seed: self.seed,

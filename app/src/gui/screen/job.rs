@@ -108,15 +108,12 @@ pub fn spawn_run(jobs: &mut Jobs, plan: Plan) -> JobHandle<RunDone, RunSummary> 
             } = plan;
             // A folder of another screen is said at once; the inputs are read before anything
             // is written, so a bad context or gene set leaves a new folder untouched.
-            check_folder(&out, &spec)?;
+            Store::check_destination(&out, &spec)?;
             let contexts = load_contexts(&spec, job.core())?;
             let engine = engine_of(&spec, engine, job)?;
             let store = Store::create_or_open(&out, &spec)?;
             spec.save(&out.join(SPEC_FILE))?;
-            let options = RunOptions {
-                batch,
-                shard: Shard::ALL,
-            };
+            let options = RunOptions::new(batch, Shard::ALL);
             let summary = run_screen(
                 &spec,
                 &contexts,
@@ -140,16 +137,6 @@ pub fn spawn_run(jobs: &mut Jobs, plan: Plan) -> JobHandle<RunDone, RunSummary> 
             Ok(RunDone { summary, results })
         },
     )
-}
-
-/// Refuses, before any work, a folder holding another screen or other files (the store's own
-/// checks); a missing or empty folder passes and is created later.
-fn check_folder(out: &Path, spec: &ScreenSpec) -> c2s_core::Result<()> {
-    let empty = std::fs::read_dir(out).map_or(true, |mut d| d.next().is_none());
-    if !empty {
-        Store::create_or_open(out, spec)?;
-    }
-    Ok(())
 }
 
 /// Reopens a results folder: its spec, how far it got, and its results when complete.
@@ -220,7 +207,7 @@ pub fn spawn_estimate(jobs: &mut Jobs, plan: Plan) -> JobHandle<Estimate> {
                 &contexts,
                 &store,
                 &engine,
-                RunOptions { batch, shard },
+                RunOptions::new(batch, shard),
                 job.core(),
                 &mut |s| marks.push((Instant::now(), s.done_now)),
             )?;

@@ -24,8 +24,10 @@ mod tests;
 
 use std::path::PathBuf;
 
+use c2s_core::screen::report::EffectRow;
 use c2s_core::screen::run::RunSummary;
 use c2s_core::screen::spec::ScreenSpec;
+use c2s_core::screen::volcano_svg::{VolcanoStyle, write_volcano_svg};
 use egui::Ui;
 
 use self::dialog::{PendingDialog, take_path};
@@ -62,6 +64,7 @@ pub struct ScreenPanel {
     volcano_rect: Option<egui::Rect>,
     export_dialog: Option<(ReportTable, PendingDialog)>,
     png_dialog: Option<PendingDialog>,
+    svg_dialog: Option<PendingDialog>,
     open_dialog: Option<PendingDialog>,
     message: Option<String>,
     error: Option<String>,
@@ -231,6 +234,7 @@ impl ScreenPanel {
         if let Some(dir) = take_path(&mut self.open_dialog) {
             self.opening = Some(spawn_open(cx.jobs, dir));
         }
+        self.save_svg(cx);
         if let Some((table, dialog)) = &self.export_dialog
             && let Some(chosen) = dialog.poll()
         {
@@ -245,6 +249,30 @@ impl ScreenPanel {
                 ));
             }
         }
+    }
+
+    /// Writes the shown volcano as SVG once a path is chosen (a job: the write never blocks).
+    fn save_svg(&mut self, cx: &mut PanelContext<'_>) {
+        let Some(path) = take_path(&mut self.svg_dialog) else {
+            return;
+        };
+        let Some(results) = &self.results else {
+            return;
+        };
+        let (context, set) = (
+            &results.contexts[self.view.context],
+            &results.sets[self.view.set],
+        );
+        let rows: Vec<EffectRow> = results.effects(context, set).into_iter().cloned().collect();
+        let style = VolcanoStyle::new(&rows, context, set, self.view.thresholds);
+        self.writes.push(cx.jobs.spawn(
+            format!("Saving {}", path.display()),
+            Lane::Cpu,
+            move |_: &JobContext<()>| {
+                write_volcano_svg(&path, &rows, &style)?;
+                Ok(format!("volcano saved to {}", path.display()))
+            },
+        ));
     }
 
     /// Asks for a screenshot once a PNG path is chosen; the shell saves screenshots tagged
@@ -465,6 +493,14 @@ impl ScreenPanel {
                     rfd::FileDialog::new()
                         .add_filter("PNG", &["png"])
                         .set_file_name("volcano.png")
+                        .save_file()
+                }));
+            }
+            if ui.button("volcano as SVG…").clicked() && self.svg_dialog.is_none() {
+                self.svg_dialog = Some(PendingDialog::open(|| {
+                    rfd::FileDialog::new()
+                        .add_filter("SVG", &["svg"])
+                        .set_file_name("volcano.svg")
                         .save_file()
                 }));
             }

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use c2s_core::screen::genes::{TopGenes, top_genes_of};
 use c2s_core::screen::report::{EffectRow, HitThresholds, Report, report};
 use c2s_core::screen::store::Store;
-use c2s_core::statistics::{mean, variance};
+use c2s_core::statistics::value_at_zscore;
 
 /// One unit's scores: its sample, replicate and one score per set.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,14 +35,23 @@ pub struct ScreenResults {
     pub report: Report,
     /// Units' scores by (perturbation, context).
     pub units: BTreeMap<(String, String), Vec<UnitScores>>,
+    /// The top predicted up and down genes by (perturbation, context), against the control.
+    pub genes: BTreeMap<(String, String), TopGenes>,
 }
+
+/// Genes per direction in the detail's top-gene lists.
+pub const TOP_GENES: usize = 10;
 
 impl ScreenResults {
     /// Reads the report and the units of a complete store.
     pub fn load(store: &Store) -> c2s_core::Result<Self> {
         let report = report(store, HitThresholds::default())?;
+        let results = store.results()?;
+        let controls = store.controls()?.unwrap_or_default();
+        let manifest = store.manifest();
+        let genes = top_genes_of(&results, &controls, &manifest.spec.control, TOP_GENES);
         let mut units: BTreeMap<(String, String), Vec<UnitScores>> = BTreeMap::new();
-        for r in store.results()? {
+        for r in results {
             units
                 .entry((r.unit.perturbation, r.unit.context))
                 .or_default()
@@ -51,7 +61,6 @@ impl ScreenResults {
                     scores: r.scores,
                 });
         }
-        let manifest = store.manifest();
         Ok(Self {
             dir: store.dir().to_path_buf(),
             contexts: manifest
@@ -63,6 +72,7 @@ impl ScreenResults {
             sets: manifest.sets.clone(),
             report,
             units,
+            genes,
         })
     }
 
@@ -90,9 +100,7 @@ impl ScreenResults {
             .iter()
             .map(|r| r.effect)
             .collect();
-        let sd = variance(&effects, 0).sqrt();
-        let m = mean(&effects);
-        (sd.is_finite() && sd > 0.0 && m.is_finite()).then_some(m + z * sd)
+        value_at_zscore(&effects, z)
     }
 }
 
@@ -154,6 +162,7 @@ mod tests {
                 selectivity: Vec::new(),
             },
             units: BTreeMap::new(),
+            genes: BTreeMap::new(),
         }
     }
 

@@ -289,6 +289,7 @@ mod tests {
                 selectivity: vec![sel("beta", 1.5), sel("alpha", -1.0), sel("gamma", 0.0)],
             },
             units: Default::default(),
+            genes: Default::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Virtual screen tab driven as a user would (egui_kittest): the form filled for two
 //! contexts of a small dataset, a 3-drug library and a one-set GMT on the tiny GPT-NeoX
-//! checkpoint; the run to the end, the volcano, hover and click; and bad input.
+//! checkpoint; the run to the end, the volcano, hover and click; a cancelled run continued;
+//! and bad input.
 
 use std::path::{Path, PathBuf};
 
@@ -354,10 +355,7 @@ fn a_screen_runs_from_the_form_and_its_volcano_names_and_selects_drugs() {
         let engine = h.state().models.models()[0].engine.clone();
         let contexts = load_contexts(&saved, &c2s_core::Progress::new()).unwrap();
         let store = Store::create_or_open(&half, &saved).unwrap();
-        let options = RunOptions {
-            batch: 4,
-            shard: Shard { index: 1, count: 2 },
-        };
+        let options = RunOptions::new(4, Shard { index: 1, count: 2 });
         run_screen(
             &saved,
             &contexts,
@@ -391,6 +389,57 @@ fn a_screen_runs_from_the_form_and_its_volcano_names_and_selects_drugs() {
         store.results().unwrap(),
         "resumed results equal the uninterrupted run's"
     );
+}
+
+#[test]
+fn cancel_keeps_the_finished_units_and_run_continues_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = inputs(dir.path());
+    let out = dir.path().join("screen-out");
+    let mut h = harness();
+    session(&mut h, dir.path());
+    load_model(&mut h);
+    fill_form(&mut h, &inputs, &out);
+    // 3 drugs × 2 contexts × 2 samples × 10 replicates, one unit per batch: still running
+    // when Cancel is clicked.
+    set_number(&mut h, "Replicates", 10.0);
+    set_number(&mut h, "Batch size", 1.0);
+    h.get_by_label("Run").click();
+    h.run_steps(2);
+    let stored = |out: &Path| {
+        Store::open(out)
+            .ok()
+            .and_then(|s| s.finished().ok())
+            .map_or(0, |f| f.len())
+    };
+    for _ in 0..100_000 {
+        h.step();
+        if stored(&out) > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    h.get_all_by_label("Cancel")
+        .next()
+        .expect("a Cancel button")
+        .click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    let kept = stored(&out);
+    assert!((1..120).contains(&kept), "{kept} of 120 units kept");
+    h.get_by_label_contains("finished units are kept in the folder");
+    assert!(
+        !out.join(RESULTS).exists(),
+        "an unfinished screen has no results table"
+    );
+    // Run again continues from the kept units.
+    h.get_by_label("Run").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains(&format!(
+        "screen complete: 120 units ({} run now, {kept} already in the folder)",
+        120 - kept
+    ));
 }
 
 #[test]
@@ -514,7 +563,8 @@ fn finished_screen(dir: &Path) -> PathBuf {
                     replicate: (k % 2) as u32,
                 },
                 generated: String::new(),
-                sentence: String::new(),
+                // `down` reverses the controls' gene order.
+                sentence: if p == "down" { "G3 G2 G1" } else { "G1 G2 G3" }.into(),
                 scores: vec![*x],
             });
         }
@@ -523,7 +573,7 @@ fn finished_screen(dir: &Path) -> PathBuf {
     let control = |c: &str, s: u32, x: f64| ControlResult {
         context: c.into(),
         sample: s,
-        sentence: String::new(),
+        sentence: "G1 G2 G3".into(),
         scores: vec![x],
     };
     store
@@ -575,6 +625,10 @@ fn a_finished_screen_reopens_and_each_point_names_its_drug() {
     click_at(&mut h, pos);
     assert_eq!(row_toggled(&h, "down"), Some(Toggled::True));
     assert_eq!(row_toggled(&h, "up"), Some(Toggled::False));
+    // Its detail names the genes it moves in each context: G3 from last to first (rank score
+    // 1/3 → 1), G1 the other way.
+    assert_eq!(h.get_all_by_label("G3 (+0.67)").count(), 2);
+    assert_eq!(h.get_all_by_label("G1 (-0.67)").count(), 2);
     // `up` is the one hit of A at the paper's thresholds (the table's header and its row say
     // "hit"); a stricter z on the slider leaves none.
     assert!(a("up").hit && !a("down").hit && !a("flat").hit);
