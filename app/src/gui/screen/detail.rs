@@ -107,38 +107,33 @@ pub fn show(ui: &mut Ui, results: &ScreenResults, view: &ResultsView) {
 }
 
 /// Per context, the predicted sentences' top up and down genes against the control (shift in
-/// mean rank score; see `c2s_core::screen::genes`).
+/// mean rank score; see `c2s_core::screen::genes`), each list a wrapped line.
 fn top_genes(ui: &mut Ui, results: &ScreenResults, name: &str) {
     ui.label(
         egui::RichText::new("Top predicted genes (shift in rank score against the control)")
             .strong(),
     );
-    egui::Grid::new("screen-detail-genes")
-        .num_columns(3)
-        .striped(true)
-        .show(ui, |ui| {
-            for h in ["context", "up", "down"] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            for context in &results.contexts {
-                let Some(genes) = results.genes.get(&(name.to_string(), context.clone())) else {
-                    continue;
-                };
-                let list = |v: &[GeneShift]| {
-                    if v.is_empty() {
-                        "—".to_string()
-                    } else {
-                        v.iter()
-                            .map(|g| format!("{} ({:+.2})", g.gene, g.shift))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                };
-                ui.label(context);
-                ui.add(egui::Label::new(list(&genes.up)).wrap());
-                ui.add(egui::Label::new(list(&genes.down)).wrap());
-                ui.end_row();
-            }
+    let list = |v: &[GeneShift]| {
+        if v.is_empty() {
+            "—".to_string()
+        } else {
+            v.iter()
+                .map(|g| format!("{} ({:+.2})", g.gene, g.shift))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    for context in &results.contexts {
+        let Some(genes) = results.genes.get(&(name.to_string(), context.clone())) else {
+            continue;
+        };
+        ui.horizontal_wrapped(|ui| {
+            ui.strong(context);
+            ui.label(format!("up: {}", list(&genes.up)));
         });
+        ui.horizontal_wrapped(|ui| {
+            ui.add_space(12.0);
+            ui.label(format!("down: {}", list(&genes.down)));
+        });
+    }
 }

@@ -627,8 +627,8 @@ fn a_finished_screen_reopens_and_each_point_names_its_drug() {
     assert_eq!(row_toggled(&h, "up"), Some(Toggled::False));
     // Its detail names the genes it moves in each context: G3 from last to first (rank score
     // 1/3 → 1), G1 the other way.
-    assert_eq!(h.get_all_by_label("G3 (+0.67)").count(), 2);
-    assert_eq!(h.get_all_by_label("G1 (-0.67)").count(), 2);
+    assert_eq!(h.get_all_by_label("up: G3 (+0.67)").count(), 2);
+    assert_eq!(h.get_all_by_label("down: G1 (-0.67)").count(), 2);
     // `up` is the one hit of A at the paper's thresholds (the table's header and its row say
     // "hit"); a stricter z on the slider leaves none.
     assert!(a("up").hit && !a("down").hit && !a("flat").hit);
