@@ -167,9 +167,14 @@ fn finetune_trains_on_labelled_cells_and_refuses_bad_labels() {
     let records = log(&out);
     assert_eq!(records.len(), 3);
     assert!(
-        records.iter().all(|r| r["val_loss"].is_number()),
+        records
+            .iter()
+            .all(|r| r["val_loss"].is_number() && r["val_accuracy"].is_number()),
         "{records:?}"
     );
+    // The majority-class rate comes with the first evaluation only.
+    assert!(records[0]["majority_rate"].is_number(), "{records:?}");
+    assert!(records[1].get("majority_rate").is_none(), "{records:?}");
     let split: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("split.json")).unwrap()).unwrap();
     assert_eq!(split["validation"].as_array().unwrap().len(), 3);
@@ -324,4 +329,290 @@ fn adapter_and_merged_checkpoint_score_as_peft() {
         out.to_str().unwrap(),
     ]);
     assert_clean_error(&run, "another base model");
+}
+
+/// A random GPT-NeoX (2 layers, width 64, tied embeddings) with the real GPT-NeoX tokenizer:
+/// small enough to train in a test, big enough to learn cell types from gene names.
+fn tiny_neox_with_tokenizer(dir: &Path, tokenizer: &Path) -> PathBuf {
+    let (vocab, hidden, inter, layers) = (50304usize, 64usize, 256usize, 2usize);
+    let model = dir.join("tiny-neox");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::copy(tokenizer, model.join("tokenizer.json")).unwrap();
+    let config = serde_json::json!({
+        "architectures": ["GPTNeoXForCausalLM"],
+        "model_type": "gpt_neox",
+        "attention_bias": true,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+        "hidden_act": "gelu",
+        "hidden_size": hidden,
+        "intermediate_size": inter,
+        "layer_norm_eps": 1e-5,
+        "max_position_embeddings": 128,
+        "num_attention_heads": 4,
+        "num_hidden_layers": layers,
+        "rotary_pct": 0.25,
+        "rotary_emb_base": 10000,
+        "tie_word_embeddings": true,
+        "use_parallel_residual": true,
+        "vocab_size": vocab,
+        "dtype": "float32"
+    });
+    std::fs::write(model.join("config.json"), config.to_string()).unwrap();
+    let mut rng = Lcg(17);
+    let mut normal = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let (u, v) = (rng.next_f64().max(1e-12), rng.next_f64());
+                ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos() * 0.02) as f32
+            })
+            .collect()
+    };
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = vec![(
+        "gpt_neox.embed_in.weight".into(),
+        vec![vocab, hidden],
+        normal(vocab * hidden),
+    )];
+    let norm = |name: String, tensors: &mut Vec<(String, Vec<usize>, Vec<f32>)>| {
+        tensors.push((format!("{name}.weight"), vec![hidden], vec![1.0; hidden]));
+        tensors.push((format!("{name}.bias"), vec![hidden], vec![0.0; hidden]));
+    };
+    for l in 0..layers {
+        let p = format!("gpt_neox.layers.{l}");
+        norm(format!("{p}.input_layernorm"), &mut tensors);
+        norm(format!("{p}.post_attention_layernorm"), &mut tensors);
+        for (name, out, inp) in [
+            ("attention.query_key_value", 3 * hidden, hidden),
+            ("attention.dense", hidden, hidden),
+            ("mlp.dense_h_to_4h", inter, hidden),
+            ("mlp.dense_4h_to_h", hidden, inter),
+        ] {
+            tensors.push((
+                format!("{p}.{name}.weight"),
+                vec![out, inp],
+                normal(out * inp),
+            ));
+            tensors.push((format!("{p}.{name}.bias"), vec![out], vec![0.0; out]));
+        }
+    }
+    norm("gpt_neox.final_layer_norm".into(), &mut tensors);
+    let map = tensors
+        .iter()
+        .map(|(n, s, v)| (n.clone(), (s.clone(), v.as_slice())))
+        .collect();
+    c2s_core::train::adapter::write_f32_safetensors(&model.join("model.safetensors"), &map)
+        .unwrap();
+    model
+}
+
+/// The cells of three well-separated types of the shared PBMC file (`.raw`), written as a
+/// small `.h5ad` with their type in obs `cell_type`.
+fn pbmc_three_types(pbmc: &Path, dir: &Path) -> PathBuf {
+    use c2s_core::dataset::{Dataset, MatrixChoice};
+    use c2s_core::io::h5ad::{ReadOptions, read_h5ad};
+    let ds = read_h5ad(
+        pbmc,
+        &ReadOptions {
+            matrix: Some(MatrixChoice::Raw),
+            gene_column: None,
+            load_matrix: true,
+        },
+        &c2s_core::Progress::new(),
+    )
+    .unwrap();
+    let labels = &ds.obs_column("bulk_labels").unwrap().data;
+    let keep = ["CD14+ Monocyte", "CD19+ B", "CD56+ NK"];
+    let rows: Vec<usize> = (0..ds.n_cells())
+        .filter(|&i| {
+            labels
+                .text_at(i)
+                .is_some_and(|l| keep.contains(&l.as_str()))
+        })
+        .collect();
+    let subset = Dataset {
+        obs_names: rows.iter().map(|&i| ds.obs_names[i].clone()).collect(),
+        var_names: ds.var_names.clone(),
+        obs: vec![ObsColumn {
+            name: "cell_type".into(),
+            data: ColumnData::Text(rows.iter().map(|&i| labels.text_at(i).unwrap()).collect()),
+        }],
+        expression: ds.expression.select_rows(&rows),
+        ..Default::default()
+    };
+    write(dir, "pbmc3.h5ad", &subset, Storage::Csr, ValueType::F32)
+}
+
+/// It learns: a tiny random model fully fine-tuned from the CLI (50 steps) on three cell types
+/// of the shared PBMC file ranks the held-out cells' types far better than always answering the
+/// majority class (the test prints both; LoRA on a random base learns far more slowly, so the
+/// test trains every weight).
+#[test]
+fn finetune_learns_pbmc_cell_types_above_the_majority_rate() {
+    let Some(data) = shared_data() else {
+        c2s_core::test_support::skip("../shared/data is absent");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let h5ad = pbmc_three_types(&data.join("expression/pbmc68k_reduced.h5ad"), dir.path());
+    let model = tiny_neox_with_tokenizer(
+        dir.path(),
+        &data.join("tokenizers/gpt-neox-20b/tokenizer.json"),
+    );
+    let template = dir.path().join("short.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{cell_sentence}. Cell type:"], "response": ["{cell_type}."]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let run = cli(&[
+        "finetune",
+        h5ad.to_str().unwrap(),
+        "--task",
+        "cell-type",
+        "--label-column",
+        "cell_type",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--template-file",
+        template.to_str().unwrap(),
+        "--preprocess",
+        "none",
+        "--top-k-genes",
+        "8",
+        "--full",
+        "--lr",
+        "0.003",
+        "--schedule",
+        "constant",
+        "--steps",
+        "50",
+        "--batch",
+        "8",
+        "--val-fraction",
+        "0.2",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let records = log(&out);
+    let last = records.last().unwrap();
+    let accuracy = last["val_accuracy"].as_f64().unwrap();
+    let majority = last["majority_rate"].as_f64().unwrap();
+    eprintln!(
+        "held-out candidate-ranking accuracy {accuracy:.3}, majority-class rate {majority:.3}"
+    );
+    assert!(
+        accuracy >= majority + 0.2,
+        "held-out candidate-ranking accuracy {accuracy:.3} is not well above the majority-class \
+         rate {majority:.3}"
+    );
+    assert!(stderr.contains("candidate-ranking accuracy"), "{stderr}");
+}
+
+/// `finetune` on the GPT-NeoX examples with constant lr, checkpointing every step.
+fn finetune_examples(out: &Path, steps: &str, extra: &[&str]) -> std::process::Command {
+    let m = model("gpt_neox_parallel");
+    let examples = lora("gpt_neox/examples.jsonl");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_c2s-studio"));
+    cmd.args([
+        "finetune",
+        "--examples",
+        examples.to_str().unwrap(),
+        "--model",
+        m.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--steps",
+        steps,
+        "--save-every",
+        "1",
+        "--schedule",
+        "constant",
+        "--lr",
+        "0.01",
+        "--batch",
+        "2",
+        "--val-fraction",
+        "0",
+        "--target-modules",
+        "query_key_value,dense_h_to_4h",
+    ]);
+    cmd.args(extra);
+    cmd
+}
+
+/// A full disk while checkpointing, simulated with a file-size limit (`RLIMIT_FSIZE`, SIGXFSZ
+/// ignored so that writes fail with EFBIG) that the log and the split fit under but the
+/// checkpoint's weights do not: a clear message, no partial checkpoint left for resume to pick
+/// up, and `--resume` after the limit is lifted ends as an uninterrupted run.
+#[test]
+fn finetune_with_a_full_disk_keeps_only_complete_checkpoints() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let run = finetune_examples(&whole, "4", &[]).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let out = dir.path().join("run");
+    let run = finetune_examples(&out, "2", &[]).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut full = finetune_examples(&out, "4", &["--resume"]);
+    // SAFETY: between fork and exec the closure calls only the async-signal-safe `signal` and
+    // `setrlimit`, and allocates nothing.
+    unsafe {
+        full.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: 4096,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let failed = full.output().unwrap();
+    assert_clean_error(&failed, "the checkpoint could not be written");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("step-000003") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    // Only complete checkpoints remain: no partial folder, nothing past step 2.
+    let names: Vec<String> = std::fs::read_dir(out.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.starts_with("step-")) && names.contains(&"step-000002".into()),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"step-000003".into()), "{names:?}");
+
+    let resumed = finetune_examples(&out, "4", &["--resume"])
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(log(&out), log(&whole));
+    let weights = |d: &Path| std::fs::read(d.join("adapter_model.safetensors")).unwrap();
+    assert!(weights(&out) == weights(&whole), "resumed adapter differs");
 }

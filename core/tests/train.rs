@@ -8,13 +8,15 @@ use burn::backend::flex::FlexDevice;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Tensor};
 use c2s_core::Progress;
+use c2s_core::engine::{DTypeRequest, DeviceRequest, Engine, LoadOptions};
 use c2s_core::model::{LanguageModel, Step};
 use c2s_core::train::TrainError;
 use c2s_core::train::adapter::{Adapter, write_adapter};
-use c2s_core::train::data::{Example, LossMode, read_examples};
+use c2s_core::train::data::{Example, LossMode, Split, read_examples};
 use c2s_core::train::model::{BaseModel, TrainableModel};
 use c2s_core::train::optim::AdamW;
 use c2s_core::train::params::LoraParams;
+use c2s_core::train::rank::Ranking;
 use c2s_core::train::schedule::Schedule;
 use c2s_core::train::trainer::{Length, StepRecord, TrainSettings, prepare, train};
 use serde_json::Value;
@@ -263,6 +265,7 @@ fn resume_settings(base: &BaseModel) -> TrainSettings {
     s.save_every = 5;
     s.keep = 1;
     s.seed = 3;
+    s.rank_candidates = true;
     s
 }
 
@@ -330,6 +333,16 @@ fn resume_continues_exactly_as_an_uninterrupted_run() {
     assert_eq!(log(full.path()), log(part.path()));
     assert_eq!(log(full.path()).lines().count(), 20);
     assert!(log(full.path()).contains("val_loss"));
+    // Every evaluation ranks the candidates; the majority rate comes once, at the first.
+    let evaluated: Vec<&StepRecord> = full_log.iter().filter(|r| r.val_loss.is_some()).collect();
+    assert_eq!(evaluated.len(), 4);
+    assert!(evaluated.iter().all(|r| r.val_accuracy.is_some()));
+    let majority: Vec<usize> = full_log
+        .iter()
+        .filter(|r| r.majority_rate.is_some())
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(majority, vec![5]);
     // Keep 1 plus the best: never more than two checkpoints, the last one always present.
     let ckpts = c2s_core::train::checkpoint::list(full.path()).unwrap();
     assert!((1..=2).contains(&ckpts.len()), "{ckpts:?}");
@@ -435,4 +448,207 @@ fn examples_beyond_the_context_are_a_clear_error() {
     std::fs::write(&path, "{\"model_input\": \"a\"}\n").unwrap();
     let e = read_examples(&path).unwrap_err().to_string();
     assert!(e.contains("line 1") && e.contains("response"), "{e}");
+}
+
+/// The ranking's scores are the engine's summed continuation log-probabilities (an independent
+/// implementation: prompt cache shared by the continuations), and its accuracy and majority
+/// rate are what those scores and the labels give.
+#[test]
+fn candidate_ranking_scores_equal_the_engines_continuation_log_probs() {
+    let model_dir = models().join("gpt_neox_parallel");
+    let base = BaseModel::open(&model_dir).unwrap();
+    let examples = read_examples(&lora_fixtures().join("gpt_neox/examples.jsonl")).unwrap();
+    let prepared = prepare(&base, &examples, LossMode::Response).unwrap();
+    let split = Split::new(examples.len(), 0.5, 1).unwrap();
+    let ranking = Ranking::new(&prepared.tokenization(), &examples, &split).unwrap();
+    let lora = c2s_core::train::config::LoraConfig::for_model(&base.config);
+    let model = TrainableModel::<Flex>::load(&base, &lora, &FlexDevice).unwrap();
+    // 2 rows per forward pass: candidates of one prompt are split across padded batches.
+    let scores = ranking.scores(&model, None, prepared.pad, 2);
+
+    let engine = Engine::load_dir(
+        &model_dir,
+        &LoadOptions {
+            device: DeviceRequest::Cpu,
+            dtype: DTypeRequest::F32,
+            fusion: false,
+        },
+    )
+    .unwrap();
+    let tokenizer = engine.tokenizer();
+    let mut names: Vec<&str> = split
+        .train
+        .iter()
+        .map(|&i| examples[i].response.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(ranking.candidates(), names.len());
+    let candidates: Vec<Vec<u32>> = names
+        .iter()
+        .map(|n| {
+            let mut ids = tokenizer.encode(n).unwrap();
+            ids.push(0);
+            ids
+        })
+        .collect();
+    let prompts: Vec<Vec<u32>> = split
+        .validation
+        .iter()
+        .map(|&i| tokenizer.encode(&examples[i].model_input).unwrap())
+        .collect();
+    let conts = vec![candidates; prompts.len()];
+    let reference = engine.score_continuations(&prompts, &conts).unwrap();
+    assert_eq!(scores.len(), reference.len());
+    for (ours, theirs) in scores.iter().zip(&reference) {
+        for (a, b) in ours.iter().zip(theirs) {
+            assert!((a - b).abs() < 1e-4, "{ours:?} vs {theirs:?}");
+        }
+    }
+    let right = split
+        .validation
+        .iter()
+        .zip(&reference)
+        .filter(|(i, row)| {
+            let best = (0..row.len())
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
+                .unwrap();
+            names[best] == examples[**i].response
+        })
+        .count();
+    assert_eq!(
+        ranking.accuracy(&scores),
+        right as f64 / split.validation.len() as f64
+    );
+    let count = |r: &str| {
+        split
+            .train
+            .iter()
+            .filter(|&&i| examples[i].response == r)
+            .count()
+    };
+    let top = *names
+        .iter()
+        .max_by(|a, b| count(a).cmp(&count(b)).then(b.cmp(a)))
+        .unwrap();
+    let majority = split
+        .validation
+        .iter()
+        .filter(|&&i| examples[i].response == top)
+        .count() as f64
+        / split.validation.len() as f64;
+    assert_eq!(ranking.majority_rate(), majority);
+}
+
+/// Full fine-tuning (every weight, torch's AdamW with weight decay, clipping, accumulation,
+/// warmup) reproduces transformers + torch step by step (`tools/lora/make_fixtures.py`, `full/`);
+/// the checkpoint it writes loads in the engine and scores as torch scores the trained model;
+/// stopped and resumed, it ends with the same weights.
+#[test]
+fn full_fine_tuning_matches_torch_and_writes_a_loadable_checkpoint() {
+    let (model_dir, mut settings, reference) = fixture_settings("full/gpt_neox");
+    settings.init_adapter = None;
+    settings.full = true;
+    let examples = read_examples(&lora_fixtures().join("full/gpt_neox/examples.jsonl")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut records: Vec<StepRecord> = Vec::new();
+    train::<Train>(
+        &model_dir,
+        &examples,
+        out.path(),
+        &settings,
+        &FlexDevice,
+        &Progress::new(),
+        &mut |r| records.push(r.clone()),
+    )
+    .unwrap();
+    let losses = reference["losses"].as_array().unwrap();
+    assert_eq!(records.len(), losses.len());
+    for (r, want) in records.iter().zip(losses) {
+        let want = want.as_f64().unwrap();
+        let rel = (r.loss - want).abs() / want.abs();
+        assert!(
+            rel < 1e-4,
+            "full step {}: loss {} vs torch {want} (rel {rel:e})",
+            r.step,
+            r.loss
+        );
+    }
+    assert!(!out.path().join("adapter_model.safetensors").exists());
+    let engine = Engine::load_dir(
+        out.path(),
+        &LoadOptions {
+            device: DeviceRequest::Cpu,
+            dtype: DTypeRequest::F32,
+            fusion: false,
+        },
+    )
+    .unwrap();
+    let score = &reference["score"];
+    let ours = &engine.score(&[score["text"].as_str().unwrap()]).unwrap()[0];
+    let want: Vec<f64> = score["logprobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(ours.logprobs.len(), want.len());
+    for (i, (a, b)) in ours.logprobs.iter().zip(&want).enumerate() {
+        assert!(
+            (*a as f64 - b).abs() < 1e-4,
+            "token {i}: {a} vs torch {b} after full fine-tuning"
+        );
+    }
+
+    // Stop after step 4 (checkpointed), resume: the same final weights.
+    let part = tempfile::tempdir().unwrap();
+    let progress = Progress::new();
+    let stopper = progress.clone();
+    let err = train::<Train>(
+        &model_dir,
+        &examples,
+        part.path(),
+        &settings,
+        &FlexDevice,
+        &progress,
+        &mut |r| {
+            if r.step == 4 {
+                stopper.cancel();
+            }
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::Cancelled), "{err}");
+    let resumed = TrainSettings {
+        resume: true,
+        ..settings.clone()
+    };
+    train::<Train>(
+        &model_dir,
+        &examples,
+        part.path(),
+        &resumed,
+        &FlexDevice,
+        &Progress::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let read = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert!(
+        read(out.path()) == read(part.path()),
+        "resumed weights differ"
+    );
+    // A full run refuses the base model's own folder as its output.
+    let e = train::<Train>(
+        &model_dir,
+        &examples,
+        &model_dir,
+        &settings,
+        &FlexDevice,
+        &Progress::new(),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("refusing to overwrite"), "{e}");
 }

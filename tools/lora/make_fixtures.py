@@ -12,6 +12,11 @@ this writes `<out>/<arch>/`:
   gradient norm of every optimizer step, and `score`: per-token log-probabilities of one text
   under the base model with the final adapter (what `score --adapter` must reproduce).
 
+It also writes `<out>/full/gpt_neox/reference.json`: full fine-tuning (every weight trains,
+no LoRA) of the GPT-NeoX checkpoint on the same examples with `FULL_SETTINGS`: each step's loss,
+learning rate and gradient norm, and `score` (per-token log-probabilities of one text under the
+trained model, what the checkpoint C2S Studio writes must reproduce).
+
 The loop is the one C2S Studio implements: the package's tokenization (prompt and response
 tokenized separately with special tokens, EOS appended, loss on the response and EOS), right
 padding, micro-batches of `batch` rows, `grad_accum` micro-batches per step with the loss of a
@@ -47,6 +52,17 @@ SETTINGS = {
     "batch": 2,
     "grad_accum": 2,
     "lr": 0.01,
+    "warmup": 0.1,
+    "weight_decay": 0.1,
+    "max_grad_norm": 0.5,
+    "schedule": "linear",
+}
+
+FULL_SETTINGS = {
+    "steps": 8,
+    "batch": 2,
+    "grad_accum": 2,
+    "lr": 0.001,
     "warmup": 0.1,
     "weight_decay": 0.1,
     "max_grad_norm": 0.5,
@@ -103,6 +119,96 @@ def save(model, folder, path):
     os.remove(os.path.join(path, "README.md"))
 
 
+def train_loop(model, params, opt, seqs, pad, settings):
+    """The training loop; returns the warmup steps and every step's loss, lr and grad norm."""
+    steps = settings["steps"]
+    warmup = math.ceil(steps * settings["warmup"])
+    sched = get_linear_schedule_with_warmup(opt, warmup, steps)
+    per_step = settings["batch"] * settings["grad_accum"]
+    losses, lrs, norms = [], [], []
+    for step in range(steps):
+        items = [seqs[(step * per_step + i) % len(seqs)] for i in range(per_step)]
+        micro = [
+            items[i : i + settings["batch"]] for i in range(0, per_step, settings["batch"])
+        ]
+        batches = [batch_tensors(m, pad) for m in micro]
+        total = sum(float(w.sum()) for *_, w in batches)
+        step_loss = 0.0
+        for ids, mask, tgt, w in batches:
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            nll = -(logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) * w).sum() / total
+            nll.backward()
+            step_loss += nll.item()
+        lrs.append(opt.param_groups[0]["lr"])
+        norms.append(float(torch.nn.utils.clip_grad_norm_(params, settings["max_grad_norm"])))
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        losses.append(step_loss)
+    return warmup, losses, lrs, norms
+
+
+def score_text(model, tok, ex):
+    """Per-token log-probabilities of `model_input + " " + response` under `model`."""
+    model.eval()
+    text = ex["model_input"] + " " + ex["response"]
+    score_ids = tok(text)["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([score_ids])).logits[0]
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return {
+        "text": text,
+        "token_ids": score_ids,
+        "logprobs": [float(logp[i - 1, score_ids[i]]) for i in range(1, len(score_ids))],
+    }
+
+
+def run_full(models_dir, out_dir):
+    """Full fine-tuning of the GPT-NeoX checkpoint: every parameter, torch's AdamW."""
+    folder = ARCHS["gpt_neox"][0]
+    model_dir = os.path.join(models_dir, folder)
+    dest = os.path.join(out_dir, "full", "gpt_neox")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest)
+    config = json.load(open(os.path.join(model_dir, "config.json")))
+    eos = config["eos_token_id"]
+    pad = config.get("pad_token_id")
+    pad = eos if pad is None else pad
+    tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(model_dir, "tokenizer.json"))
+    exs = examples()
+    with open(os.path.join(dest, "examples.jsonl"), "w") as f:
+        for ex in exs:
+            f.write(json.dumps(ex) + "\n")
+    seqs = [tokenize(tok, ex, eos, config["max_position_embeddings"]) for ex in exs]
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float32, attn_implementation="eager"
+    )
+    model.train()
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(
+        params,
+        lr=FULL_SETTINGS["lr"],
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=FULL_SETTINGS["weight_decay"],
+    )
+    warmup, losses, lrs, norms = train_loop(model, params, opt, seqs, pad, FULL_SETTINGS)
+    reference = {
+        "model": folder,
+        "settings": dict(FULL_SETTINGS, warmup_steps=warmup, eos=eos, pad=pad),
+        "losses": losses,
+        "lrs": lrs,
+        "grad_norms": norms,
+        "score": score_text(model, tok, exs[0]),
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+    }
+    with open(os.path.join(dest, "reference.json"), "w") as f:
+        json.dump(reference, f, indent=1)
+    print("full gpt_neox losses", [round(x, 5) for x in losses])
+
+
 def run(arch, models_dir, out_dir):
     folder, targets = ARCHS[arch]
     model_dir = os.path.join(models_dir, folder)
@@ -154,43 +260,9 @@ def run(arch, models_dir, out_dir):
         eps=1e-8,
         weight_decay=SETTINGS["weight_decay"],
     )
-    steps = SETTINGS["steps"]
-    warmup = math.ceil(steps * SETTINGS["warmup"])
-    sched = get_linear_schedule_with_warmup(opt, warmup, steps)
-    per_step = SETTINGS["batch"] * SETTINGS["grad_accum"]
-    losses, lrs, norms = [], [], []
-    for step in range(steps):
-        items = [seqs[(step * per_step + i) % len(seqs)] for i in range(per_step)]
-        micro = [
-            items[i : i + SETTINGS["batch"]] for i in range(0, per_step, SETTINGS["batch"])
-        ]
-        batches = [batch_tensors(m, pad) for m in micro]
-        total = sum(float(w.sum()) for *_, w in batches)
-        step_loss = 0.0
-        for ids, mask, tgt, w in batches:
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            nll = -(logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) * w).sum() / total
-            nll.backward()
-            step_loss += nll.item()
-        lrs.append(opt.param_groups[0]["lr"])
-        norms.append(float(torch.nn.utils.clip_grad_norm_(params, SETTINGS["max_grad_norm"])))
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        losses.append(step_loss)
+    warmup, losses, lrs, norms = train_loop(model, params, opt, seqs, pad, SETTINGS)
     save(model, folder, os.path.join(dest, "final"))
-    model.eval()
-    text = exs[0]["model_input"] + " " + exs[0]["response"]
-    score_ids = tok(text)["input_ids"]
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([score_ids])).logits[0]
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    score = {
-        "text": text,
-        "token_ids": score_ids,
-        "logprobs": [float(logp[i - 1, score_ids[i]]) for i in range(1, len(score_ids))],
-    }
+    score = score_text(model, tok, exs[0])
     reference = {
         "model": folder,
         "settings": dict(SETTINGS, targets=targets, warmup_steps=warmup, eos=eos, pad=pad),
@@ -214,10 +286,13 @@ def main():
     parser.add_argument("--models", required=True, help="tests/fixtures/models")
     parser.add_argument("--out", required=True, help="tests/fixtures/lora")
     parser.add_argument("--arch", action="append", choices=sorted(ARCHS), help="default: all")
+    parser.add_argument("--full-only", action="store_true", help="only the full fine-tune fixture")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    for arch in args.arch or sorted(ARCHS):
-        run(arch, args.models, args.out)
+    if not args.full_only:
+        for arch in args.arch or sorted(ARCHS):
+            run(arch, args.models, args.out)
+    run_full(args.models, args.out)
 
 
 if __name__ == "__main__":

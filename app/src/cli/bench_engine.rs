@@ -363,7 +363,7 @@ fn transformers_run(
 }
 
 /// The process's peak resident memory in MiB (Linux `VmHWM`; NaN elsewhere).
-fn peak_rss_mib() -> f64 {
+pub(super) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -122,6 +122,11 @@ pub struct Args {
     /// Start from this peft adapter (its rank, alpha and targets are used).
     #[arg(long)]
     pub init_adapter: Option<PathBuf>,
+    /// Full fine-tuning: every weight of the model trains (no LoRA) and --out receives a full
+    /// Hugging Face checkpoint; for small GPT-NeoX models (refused when the weights, gradients
+    /// and AdamW state, 20 bytes per parameter, exceed the available memory).
+    #[arg(long, conflicts_with = "init_adapter")]
+    pub full: bool,
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -195,10 +200,16 @@ pub fn run(args: Args) -> Result<(), String> {
         &mut |r| {
             tokens += r.tokens;
             let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let val = r
+            let mut val = r
                 .val_loss
                 .map(|v| format!(" val_loss {v:.4}"))
                 .unwrap_or_default();
+            if let Some(a) = r.val_accuracy {
+                val += &format!(" val_accuracy {a:.3}");
+            }
+            if let Some(m) = r.majority_rate {
+                val += &format!(" (majority class {m:.3})");
+            }
             eprintln!(
                 "step {:>5}  loss {:.4}{val}  lr {:.3e}  {:.0} tokens/s",
                 r.step, r.loss, r.lr, rate
@@ -213,14 +224,21 @@ pub fn run(args: Args) -> Result<(), String> {
         .best
         .map(|(s, v)| format!("; best validation loss {v:.4} at step {s}"))
         .unwrap_or_default();
+    let accuracy = match (summary.val_accuracy, summary.majority_rate) {
+        (Some(a), Some(m)) => format!(
+            "; candidate-ranking accuracy {a:.3} on the validation cells (majority class {m:.3})"
+        ),
+        _ => String::new(),
+    };
     eprintln!(
-        "trained {} steps on {} ({} train / {} validation examples); final loss {:.4}{best}; \
-         adapter and log.jsonl in {}",
+        "trained {} steps on {} ({} train / {} validation examples); final loss {:.4}{best}\
+         {accuracy}; {} and log.jsonl in {}",
         summary.steps,
         selection.description,
         summary.split.0,
         summary.split.1,
         summary.final_loss,
+        if args.full { "model" } else { "adapter" },
         args.out.display()
     );
     Ok(())
@@ -261,6 +279,8 @@ fn settings(args: &Args, model: &ModelConfig) -> Result<TrainSettings, String> {
         LossMode::Response
     };
     s.resume = args.resume;
+    s.rank_candidates = args.task == Some(FinetuneTask::CellType);
+    s.full = args.full;
     Ok(s)
 }
 

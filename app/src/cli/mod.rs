@@ -4,6 +4,7 @@ mod annotate;
 mod bench_annotate;
 pub mod bench_convert;
 mod bench_engine;
+mod bench_finetune;
 mod bench_gui;
 mod bench_ssgsea;
 mod bench_umap;
@@ -82,7 +83,8 @@ pub enum Command {
     Embed(embed::Args),
     /// Score cells by gene sets of a GMT file (ssGSEA as gseapy, or scanpy's score_genes).
     ScoreSets(score_sets::Args),
-    /// Fine-tune a model with LoRA on examples or labelled cells; writes a peft adapter.
+    /// Fine-tune a model with LoRA (or fully, --full) on examples or labelled cells; writes a
+    /// peft adapter (or a full checkpoint).
     Finetune(finetune::Args),
     /// Merge a peft LoRA adapter into its base model as a full Hugging Face checkpoint.
     Merge(merge::Args),
@@ -92,6 +94,8 @@ pub enum Command {
     Download(download::Args),
     /// Prefill/decode throughput of the engine vs. transformers on a Pythia-160M-sized model.
     BenchEngine(bench_engine::Args),
+    /// LoRA training tokens/s and peak memory vs. peft + transformers (Pythia-160M-shaped model).
+    BenchFinetune(bench_finetune::Args),
     /// Cell-type annotation throughput vs. the cell2sentence package (Pythia-160M-shaped model).
     BenchAnnotate(bench_annotate::Args),
     /// kNN + UMAP time and quality vs. umap-learn on a generated clustered dataset.
@@ -126,6 +130,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Models(args) => models::run(args),
         Command::Download(args) => download::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
+        Command::BenchFinetune(args) => bench_finetune::run(args),
         Command::BenchAnnotate(args) => bench_annotate::run(args),
         Command::BenchUmap(args) => bench_umap::run(args),
         Command::BenchGui(args) => bench_gui::run(args),

@@ -1,13 +1,15 @@
-//! Training checkpoints: `OUT/checkpoints/step-NNNNNN/` with the adapter (peft layout), the
-//! AdamW moments and the run position. A checkpoint is written into a hidden temporary folder
+//! Training checkpoints: `OUT/checkpoints/step-NNNNNN/` with the adapter (peft layout) or, for
+//! full fine-tuning, every weight (`model.safetensors`, f32), the AdamW moments and the run
+//! position. A checkpoint is written into a hidden temporary folder
 //! and renamed into place, so it is either complete or absent; after each save only the last K
 //! and the best by validation loss are kept.
 
 use super::TrainError;
 use super::adapter::{WEIGHTS_FILE, write_adapter, write_f32_safetensors};
 use super::config::LoraConfig;
+use super::full::FullParams;
 use super::optim::AdamState;
-use super::params::{LoraParams, ModuleSpec};
+use super::params::{ModuleSpec, Trainable};
 use crate::model::config::ModelConfig;
 use crate::model::weights::Weights;
 use std::collections::BTreeMap;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 const STATE_FILE: &str = "state.json";
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+const FULL_FILE: &str = "model.safetensors";
 
 /// Where a run stands after an optimizer step.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -32,8 +35,8 @@ pub struct RunState {
 pub struct Checkpoint {
     /// The run position.
     pub state: RunState,
-    /// The LoRA factors.
-    pub params: LoraParams,
+    /// The LoRA factors or the full weights.
+    pub params: Trainable,
     /// The optimizer moments.
     pub adam: AdamState,
 }
@@ -61,21 +64,9 @@ pub fn save(
         .prefix(".partial-")
         .tempdir_in(&root)
         .map_err(|e| TrainError::io(&root, e))?;
-    write_adapter(tmp.path(), &checkpoint.params, lora, base_model)?;
-    let adam = &checkpoint.adam;
-    let mut moments = BTreeMap::new();
-    for (i, (m, v)) in adam.m.iter().zip(&adam.v).enumerate() {
-        moments.insert(format!("m.{i:04}"), (vec![m.len()], m.as_slice()));
-        moments.insert(format!("v.{i:04}"), (vec![v.len()], v.as_slice()));
-    }
-    write_f32_safetensors(&tmp.path().join(OPTIMIZER_FILE), &moments)?;
-    let state = serde_json::json!({
-        "run": checkpoint.state,
-        "adam_step": adam.step,
-    });
-    let state_path = tmp.path().join(STATE_FILE);
-    std::fs::write(&state_path, state.to_string()).map_err(|e| TrainError::io(&state_path, e))?;
     let dest = step_dir(out, checkpoint.state.step);
+    // On failure the temporary folder is removed when `tmp` drops: nothing half-written stays.
+    write_files(tmp.path(), checkpoint, lora, base_model).map_err(|e| incomplete(&dest, e))?;
     if dest.exists() {
         std::fs::remove_dir_all(&dest).map_err(|e| TrainError::io(&dest, e))?;
     }
@@ -83,6 +74,57 @@ pub fn save(
     std::fs::rename(&tmp_path, &dest).map_err(|e| TrainError::io(&dest, e))?;
     prune(out, keep, checkpoint.state.best.map(|b| b.0))?;
     Ok(dest)
+}
+
+/// The error of a checkpoint that could not be written, saying what to do.
+fn incomplete(dest: &Path, e: TrainError) -> TrainError {
+    let detail = match e {
+        TrainError::Io { message, .. } => message,
+        other => other.to_string(),
+    };
+    TrainError::io(
+        dest,
+        format!(
+            "the checkpoint could not be written ({detail}), so none of it was kept; free disk \
+             space, then add --resume to the same command to continue from the last complete \
+             checkpoint"
+        ),
+    )
+}
+
+/// Writes a checkpoint's files into `dir`.
+fn write_files(
+    dir: &Path,
+    checkpoint: &Checkpoint,
+    lora: &LoraConfig,
+    base_model: &str,
+) -> Result<(), TrainError> {
+    match &checkpoint.params {
+        Trainable::Lora(p) => write_adapter(dir, p, lora, base_model)?,
+        Trainable::Full(p) => {
+            let tensors = p
+                .names
+                .iter()
+                .zip(&p.shapes)
+                .zip(&p.values)
+                .map(|((n, s), v)| (n.clone(), (s.clone(), v.as_slice())))
+                .collect();
+            write_f32_safetensors(&dir.join(FULL_FILE), &tensors)?;
+        }
+    }
+    let adam = &checkpoint.adam;
+    let mut moments = BTreeMap::new();
+    for (i, (m, v)) in adam.m.iter().zip(&adam.v).enumerate() {
+        moments.insert(format!("m.{i:04}"), (vec![m.len()], m.as_slice()));
+        moments.insert(format!("v.{i:04}"), (vec![v.len()], v.as_slice()));
+    }
+    write_f32_safetensors(&dir.join(OPTIMIZER_FILE), &moments)?;
+    let state = serde_json::json!({
+        "run": checkpoint.state,
+        "adam_step": adam.step,
+    });
+    let state_path = dir.join(STATE_FILE);
+    std::fs::write(&state_path, state.to_string()).map_err(|e| TrainError::io(&state_path, e))
 }
 
 /// Completed checkpoints, oldest first, as (step, folder).
@@ -120,14 +162,47 @@ fn prune(out: &Path, keep: usize, best: Option<usize>) -> Result<(), TrainError>
     Ok(())
 }
 
-/// Loads the checkpoint in `dir` for a model whose adapted projections are `modules`.
+/// Loads the checkpoint in `dir` of a run that trains what `like` holds: LoRA factors for a
+/// model whose adapted projections are `modules`, or full weights of `like`'s names and shapes.
 pub fn load(
     dir: &Path,
     model: &ModelConfig,
     modules: &[ModuleSpec],
+    like: &Trainable,
 ) -> Result<Checkpoint, TrainError> {
-    let adapter = super::adapter::Adapter::open(dir, model)?;
-    let params = adapter.params(modules)?;
+    let params = match like {
+        Trainable::Lora(_) => {
+            if !dir.join(WEIGHTS_FILE).exists() {
+                return Err(TrainError::io(
+                    dir,
+                    "this checkpoint holds no LoRA adapter (a full fine-tuning run?); resume \
+                     with the run's own settings (--full as before)",
+                ));
+            }
+            Trainable::Lora(super::adapter::Adapter::open(dir, model)?.params(modules)?)
+        }
+        Trainable::Full(full) => {
+            let path = dir.join(FULL_FILE);
+            if !path.exists() {
+                return Err(TrainError::io(
+                    dir,
+                    "this checkpoint holds no full weights (a LoRA run?); resume with the run's \
+                     own settings (no --full)",
+                ));
+            }
+            let weights = Weights::open_files(&[path])?;
+            let values = full
+                .names
+                .iter()
+                .zip(&full.shapes)
+                .map(|(n, s)| weights.read_f32(n, s))
+                .collect::<Result<Vec<_>, _>>()?;
+            Trainable::Full(FullParams {
+                values,
+                ..full.clone()
+            })
+        }
+    };
     let state_path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?;
     let value: serde_json::Value =
@@ -149,9 +224,6 @@ pub fn load(
             adam.v
                 .push(weights.read_f32(&format!("v.{i:04}"), &[t.len()])?);
         }
-    }
-    if !dir.join(WEIGHTS_FILE).exists() {
-        return Err(TrainError::io(dir, "checkpoint without adapter weights"));
     }
     Ok(Checkpoint {
         state,

@@ -150,13 +150,16 @@ pub struct Tokenization<'a> {
 }
 
 impl Tokenization<'_> {
+    /// Token ids of `text`, with the tokenizer's own special tokens.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, TrainError> {
+        self.tokenizer
+            .encode(text)
+            .map_err(|e| TrainError::InvalidData(e.to_string()))
+    }
+
     /// Tokenizes one example.
     pub fn sequence(&self, example: &Example) -> Result<Sequence, TrainError> {
-        let encode = |text: &str| {
-            self.tokenizer
-                .encode(text)
-                .map_err(|e| TrainError::InvalidData(e.to_string()))
-        };
+        let encode = |text: &str| self.encode(text);
         let (mut ids, counted_from) = match self.mode {
             LossMode::Response => {
                 let mut ids = encode(&example.model_input)?;

@@ -1,7 +1,7 @@
 //! Merging a LoRA adapter into its base model: `W += scale · B·A` for every adapted projection,
 //! written as a full Hugging Face checkpoint (the base's files with the merged tensors, each
 //! safetensors file in its stored dtype, the other files copied), which every command loads as
-//! an ordinary model.
+//! an ordinary model. Full fine-tuning writes its result with the same [`write_checkpoint`].
 
 use super::TrainError;
 use super::adapter::Adapter;
@@ -34,6 +34,29 @@ pub fn merge_adapter(
     ensure_not_input(out, &[model_dir])?;
     let base = BaseModel::open(model_dir)?;
     let deltas = adapter_deltas(adapter_dir, &base.config, &base.weights)?;
+    let tensors = write_checkpoint(&base, out, &|name, values, shape| {
+        if let Some(d) = deltas.get(name) {
+            d.add_to(values, shape.last().copied().unwrap_or(1));
+        }
+    })?;
+    Ok(MergeSummary {
+        merged: deltas.len(),
+        tensors,
+    })
+}
+
+/// A change applied to each tensor's f32 values (name, values, shape) before it is written.
+pub type TensorEdit<'a> = dyn Fn(&str, &mut Vec<f32>, &[usize]) + 'a;
+
+/// Writes `base` to `out` as a full Hugging Face checkpoint: every safetensors file of the base
+/// with the same tensor names and stored dtypes, each tensor's f32 values passed through `edit`
+/// (name, values, shape) first, and the base folder's other files (config, tokenizer) copied.
+/// Returns the number of tensors written.
+pub fn write_checkpoint(
+    base: &BaseModel,
+    out: &Path,
+    edit: &TensorEdit<'_>,
+) -> Result<usize, TrainError> {
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let weights = &base.weights;
     let mut by_file: BTreeMap<String, Vec<&str>> = BTreeMap::new();
@@ -52,29 +75,8 @@ pub fn merge_adapter(
         for &name in names {
             let shape = weights.shape(name).unwrap_or_default().to_vec();
             let mut values = weights.read_f32(name, &shape)?;
-            if let Some(d) = deltas.get(name) {
-                d.add_to(&mut values, shape.last().copied().unwrap_or(1));
-            }
-            let (dtype, bytes) = match weights.dtype(name) {
-                Some(StoredDType::BF16) => (
-                    safetensors::Dtype::BF16,
-                    values
-                        .iter()
-                        .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
-                        .collect(),
-                ),
-                Some(StoredDType::F16) => (
-                    safetensors::Dtype::F16,
-                    values
-                        .iter()
-                        .flat_map(|v| f16::from_f32(*v).to_le_bytes())
-                        .collect(),
-                ),
-                _ => (
-                    safetensors::Dtype::F32,
-                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                ),
-            };
+            edit(name, &mut values, &shape);
+            let (dtype, bytes) = encode(&values, weights.dtype(name));
             encoded.push((name.to_string(), dtype, shape, bytes));
         }
         let path = out.join(file);
@@ -97,11 +99,32 @@ pub fn merge_adapter(
         })?;
         tensors += encoded.len();
     }
-    copy_other_files(model_dir, out)?;
-    Ok(MergeSummary {
-        merged: deltas.len(),
-        tensors,
-    })
+    copy_other_files(&base.dir, out)?;
+    Ok(tensors)
+}
+
+/// `values` in the stored dtype (f32 unless the base stored bf16 or f16), little-endian.
+fn encode(values: &[f32], stored: Option<StoredDType>) -> (safetensors::Dtype, Vec<u8>) {
+    match stored {
+        Some(StoredDType::BF16) => (
+            safetensors::Dtype::BF16,
+            values
+                .iter()
+                .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+                .collect(),
+        ),
+        Some(StoredDType::F16) => (
+            safetensors::Dtype::F16,
+            values
+                .iter()
+                .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+                .collect(),
+        ),
+        _ => (
+            safetensors::Dtype::F32,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
+    }
 }
 
 /// The adapter in `adapter_dir` as one low-rank delta per adapted weight (`<path>.weight`),

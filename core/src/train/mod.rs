@@ -6,20 +6,25 @@
 //! batches with loss masks, [`model`] is the trainable causal LM (the frozen base and the LoRA
 //! factors of [`params`]), [`loss`] is the masked cross-entropy, [`optim`] the AdamW step with
 //! gradient clipping and [`schedule`] its learning-rate schedule, [`trainer`] the loop with
-//! validation, `log.jsonl`, checkpoints ([`checkpoint`]) and resume, run on the requested
+//! validation (loss, and for classifications the candidate-ranking accuracy of [`rank`]),
+//! `log.jsonl`, checkpoints ([`checkpoint`]) and resume, run on the requested
 //! device by [`backend`]; [`adapter`] reads and writes peft's `adapter_config.json` +
-//! `adapter_model.safetensors`, and [`merge`] folds an adapter into a full checkpoint.
+//! `adapter_model.safetensors`, and [`merge`] folds an adapter into a full checkpoint. With
+//! [`full`], every weight of a (small) GPT-NeoX model trains instead, and the run writes a full
+//! checkpoint.
 
 pub mod adapter;
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod full;
 pub mod loss;
 pub mod merge;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod rank;
 pub mod schedule;
 pub mod trainer;
 

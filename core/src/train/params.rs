@@ -135,3 +135,30 @@ impl<B: AutodiffBackend> LoraTensors<B> {
             .collect()
     }
 }
+
+/// What a run trains: LoRA factors, or every weight of the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trainable {
+    /// LoRA adapters on a frozen base.
+    Lora(LoraParams),
+    /// Full fine-tuning.
+    Full(super::full::FullParams),
+}
+
+impl Trainable {
+    /// Every trainable tensor in a fixed order: the order of gradients and optimizer state.
+    pub fn tensors(&self) -> Vec<&[f32]> {
+        match self {
+            Self::Lora(p) => p.tensors(),
+            Self::Full(p) => p.tensors(),
+        }
+    }
+
+    /// [`Self::tensors`], mutable.
+    pub fn tensors_mut(&mut self) -> Vec<&mut Vec<f32>> {
+        match self {
+            Self::Lora(p) => p.tensors_mut(),
+            Self::Full(p) => p.tensors_mut(),
+        }
+    }
+}

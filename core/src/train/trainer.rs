@@ -11,11 +11,14 @@ use super::adapter::{Adapter, write_adapter};
 use super::checkpoint::{self, Checkpoint, RunState};
 use super::config::LoraConfig;
 use super::data::{Batch, Example, LossMode, Order, Preview, Sequence, Split, Tokenization};
+use super::full::{self, FullParams, available_memory, check_memory};
 use super::loss::summed_nll;
+use super::merge::write_checkpoint;
 use super::model::layers::Adapters;
 use super::model::{BaseModel, TrainableModel};
 use super::optim::{AdamState, AdamW, clip_grad_norm};
-use super::params::LoraParams;
+use super::params::{LoraParams, LoraTensors, Trainable};
+use super::rank::Ranking;
 use super::schedule::{Schedule, warmup_steps};
 use crate::engine::tokenizer::TextTokenizer;
 use crate::io::atomic::write_atomically;
@@ -75,6 +78,13 @@ pub struct TrainSettings {
     pub loss: LossMode,
     /// Continue from the latest checkpoint in the output folder.
     pub resume: bool,
+    /// The examples are a classification (e.g. cell types): every evaluation also ranks the
+    /// distinct training responses as continuations of each validation prompt and records the
+    /// accuracy ([`super::rank`]).
+    pub rank_candidates: bool,
+    /// Full fine-tuning: every base weight trains (no LoRA) and the run writes a full
+    /// checkpoint ([`super::full`]).
+    pub full: bool,
 }
 
 impl TrainSettings {
@@ -100,6 +110,8 @@ impl TrainSettings {
             val_fraction: 0.1,
             loss: LossMode::Response,
             resume: false,
+            rank_candidates: false,
+            full: false,
         }
     }
 
@@ -152,6 +164,14 @@ pub struct StepRecord {
     /// Validation loss, when evaluated at this step.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub val_loss: Option<f64>,
+    /// Candidate-ranking accuracy on the validation examples, when evaluated at this step and
+    /// the run ranks candidates.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub val_accuracy: Option<f64>,
+    /// The accuracy of always answering the most frequent training response, on the record of
+    /// the run's first evaluation.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub majority_rate: Option<f64>,
 }
 
 /// What a finished run reports.
@@ -167,6 +187,10 @@ pub struct TrainSummary {
     pub best: Option<(usize, f64)>,
     /// Examples trained on / held out.
     pub split: (usize, usize),
+    /// The last evaluation's candidate-ranking accuracy (runs that rank candidates).
+    pub val_accuracy: Option<f64>,
+    /// The majority-class rate on the validation examples (runs that rank candidates).
+    pub majority_rate: Option<f64>,
 }
 
 /// The examples of a run, tokenized for `base`.
@@ -177,6 +201,26 @@ pub struct Prepared {
     pub preview: Preview,
     /// The padding id.
     pub pad: u32,
+    /// The model's tokenizer.
+    tokenizer: TextTokenizer,
+    /// The end-of-text id appended to every sequence.
+    eos: u32,
+    /// The model's context.
+    context: usize,
+    /// Which tokens the loss counts.
+    mode: LossMode,
+}
+
+impl Prepared {
+    /// How the examples were tokenized.
+    pub fn tokenization(&self) -> Tokenization<'_> {
+        Tokenization {
+            tokenizer: &self.tokenizer,
+            eos: self.eos,
+            context: self.context,
+            mode: self.mode,
+        }
+    }
 }
 
 /// Tokenizes `examples` for the model in `base` as training will (a preview without training).
@@ -221,6 +265,10 @@ pub fn prepare(
         preview: Preview::of(&sequences),
         sequences,
         pad: special.pad.unwrap_or(eos),
+        tokenizer,
+        eos,
+        context: base.config.max_positions(),
+        mode,
     })
 }
 
@@ -233,10 +281,12 @@ fn embedding_name(base: &BaseModel) -> Result<String, TrainError> {
     })
 }
 
-/// Trains LoRA adapters for the model in `model_dir` on `examples`, writing into `out`: the
-/// adapter (`adapter_config.json`, `adapter_model.safetensors`), `log.jsonl`, `split.json` and
-/// `checkpoints/`. `on_step` sees every step's record; cancelling `progress` checkpoints the
-/// last finished step and returns [`TrainError::Cancelled`].
+/// Trains LoRA adapters for the model in `model_dir` on `examples` (or, with
+/// [`TrainSettings::full`], every weight), writing into `out`: the adapter (`adapter_config.json`,
+/// `adapter_model.safetensors`; a full run writes `config.json`, the tokenizer and
+/// `model.safetensors` instead), `log.jsonl`, `split.json` and `checkpoints/`. `on_step` sees
+/// every step's record; cancelling `progress` checkpoints the last finished step and returns
+/// [`TrainError::Cancelled`].
 pub fn train<B: AutodiffBackend>(
     model_dir: &Path,
     examples: &[Example],
@@ -247,6 +297,15 @@ pub fn train<B: AutodiffBackend>(
     on_step: &mut dyn FnMut(&StepRecord),
 ) -> Result<TrainSummary, TrainError> {
     settings.validate()?;
+    if settings.full {
+        if settings.init_adapter.is_some() {
+            return Err(TrainError::InvalidConfig(
+                "--init-adapter starts a LoRA run; leave it out for full fine-tuning (--full)"
+                    .into(),
+            ));
+        }
+        crate::io::atomic::ensure_not_input(out, &[model_dir])?;
+    }
     let base = BaseModel::open(model_dir)?;
     let base_name = model_dir.display().to_string();
     let mut lora = settings.lora.clone();
@@ -281,11 +340,20 @@ pub fn train<B: AutodiffBackend>(
         }
     }
     write_json(&split_path, &split)?;
+    if settings.full {
+        let weights = &base.weights;
+        let count = weights
+            .names()
+            .map(|n| weights.shape(n).map_or(0, |s| s.iter().product::<usize>()))
+            .sum();
+        check_memory(count, available_memory())?;
+    }
     progress.set_stage("loading the model");
-    let model = TrainableModel::<B>::load(&base, &lora, device)?;
+    let mut model = TrainableModel::<B>::load(&base, &lora, device)?;
     let mut params = match &init {
-        Some(adapter) => adapter.params(model.modules())?,
-        None => LoraParams::init(model.modules(), lora.rank, settings.seed),
+        _ if settings.full => Trainable::Full(FullParams::from_base(&mut model, &base.weights)?),
+        Some(adapter) => Trainable::Lora(adapter.params(model.modules())?),
+        None => Trainable::Lora(LoraParams::init(model.modules(), lora.rank, settings.seed)),
     };
     let per_step = settings.batch * settings.grad_accum;
     let total = match settings.length {
@@ -300,7 +368,7 @@ pub fn train<B: AutodiffBackend>(
     let log_path = out.join("log.jsonl");
     if settings.resume {
         if let Some((_, dir)) = checkpoint::list(out)?.pop() {
-            let ckpt = checkpoint::load(&dir, &base.config, model.modules())?;
+            let ckpt = checkpoint::load(&dir, &base.config, model.modules(), &params)?;
             params = ckpt.params;
             adam = ckpt.adam;
             start = ckpt.state.step;
@@ -326,8 +394,19 @@ pub fn train<B: AutodiffBackend>(
         .iter()
         .map(|&i| &prepared.sequences[i])
         .collect();
+    let ranking = if settings.rank_candidates && !val_seqs.is_empty() {
+        Some(Ranking::new(&prepared.tokenization(), examples, &split)?)
+    } else {
+        None
+    };
+    let first_eval = if settings.eval_every > 0 {
+        settings.eval_every.min(total)
+    } else {
+        total
+    };
     let scale = lora.scale();
     let mut last_loss = f64::NAN;
+    let mut last_accuracy = None;
     let mut saved_step = start;
     progress.set_stage("training");
     for step in start..total {
@@ -350,12 +429,12 @@ pub fn train<B: AutodiffBackend>(
             .map(|rows| Batch::new(rows, prepared.pad))
             .collect();
         let counted: usize = batches.iter().map(Batch::counted).sum();
-        let tensors = params.to_device::<B>(device, true);
-        let adapters = Adapters {
-            tensors: &tensors,
+        let tensors = bind(&params, &mut model, device, true)?;
+        let adapters = tensors.as_ref().map(|tensors| Adapters {
+            tensors,
             scale,
             dropout: lora.dropout,
-        };
+        });
         let mut grads: Vec<Vec<f32>> = params
             .tensors()
             .iter()
@@ -369,10 +448,14 @@ pub fn train<B: AutodiffBackend>(
                     mix64(settings.seed ^ mix64((step * settings.grad_accum + micro) as u64)),
                 );
             }
-            let logits = model.forward(&batch.step(), Some(&adapters));
+            let logits = model.forward(&batch.step(), adapters.as_ref());
             let nll = summed_nll(logits, batch).div_scalar(counted as f64);
             loss += host_f32(nll.clone())[0] as f64;
-            let g = tensors.gradients(&nll.backward());
+            let backward = nll.backward();
+            let g = match &tensors {
+                Some(t) => t.gradients(&backward),
+                None => full::gradients(&mut model, &backward)?,
+            };
             for (acc, g) in grads.iter_mut().zip(g) {
                 for (a, v) in acc.iter_mut().zip(g) {
                     *a += v;
@@ -390,19 +473,22 @@ pub fn train<B: AutodiffBackend>(
         let done = step + 1;
         let evaluate = !val_seqs.is_empty()
             && ((settings.eval_every > 0 && done % settings.eval_every == 0) || done == total);
-        let val_loss = if evaluate {
-            Some(validation_loss(
-                &model,
-                &params,
-                &val_seqs,
-                &prepared,
-                settings.batch,
+        let (val_loss, val_accuracy) = if evaluate {
+            let tensors = bind(&params, &mut model, device, false)?;
+            let eval = Evaluation {
+                model: &model,
+                prepared: &prepared,
+                rows: settings.batch,
                 scale,
-                device,
-            ))
+            };
+            let (loss, accuracy) = eval.run(tensors.as_ref(), &val_seqs, ranking.as_ref());
+            (Some(loss), accuracy)
         } else {
-            None
+            (None, None)
         };
+        if val_accuracy.is_some() {
+            last_accuracy = val_accuracy;
+        }
         if let Some(v) = val_loss
             && best.is_none_or(|(_, b)| v < b)
         {
@@ -416,6 +502,11 @@ pub fn train<B: AutodiffBackend>(
             loss_tokens: counted,
             grad_norm,
             val_loss,
+            val_accuracy,
+            majority_rate: ranking
+                .as_ref()
+                .filter(|_| done == first_eval)
+                .map(Ranking::majority_rate),
         };
         append_log(&log_path, &record)?;
         on_step(&record);
@@ -431,20 +522,33 @@ pub fn train<B: AutodiffBackend>(
             saved_step = done;
         }
     }
-    write_adapter(out, &params, &lora, &base_name)?;
+    match &params {
+        Trainable::Lora(p) => write_adapter(out, p, &lora, &base_name)?,
+        Trainable::Full(p) => {
+            let trained: std::collections::HashMap<&str, &Vec<f32>> =
+                p.names.iter().map(String::as_str).zip(&p.values).collect();
+            write_checkpoint(&base, out, &|name, values, _| {
+                if let Some(v) = trained.get(name) {
+                    values.clone_from(v);
+                }
+            })?;
+        }
+    }
     Ok(TrainSummary {
         steps: total,
         preview: prepared.preview,
         final_loss: last_loss,
         best,
         split: (split.train.len(), split.validation.len()),
+        val_accuracy: last_accuracy,
+        majority_rate: ranking.as_ref().map(Ranking::majority_rate),
     })
 }
 
 #[allow(clippy::too_many_arguments)]
 fn save(
     out: &Path,
-    params: &LoraParams,
+    params: &Trainable,
     adam: &AdamState,
     state: RunState,
     lora: &LoraConfig,
@@ -460,30 +564,59 @@ fn save(
     Ok(())
 }
 
-/// Mean loss over the counted tokens of the validation examples (no dropout, no gradients).
-fn validation_loss<B: Backend>(
-    model: &TrainableModel<B>,
-    params: &LoraParams,
-    seqs: &[&Sequence],
-    prepared: &Prepared,
-    batch: usize,
-    scale: f64,
+/// Puts the trained tensors on the device for one pass (with `track`, gradients are taken for
+/// them): LoRA factors are returned for the adapters; full weights go into `model`'s slots.
+fn bind<B: Backend>(
+    params: &Trainable,
+    model: &mut TrainableModel<B>,
     device: &B::Device,
-) -> f64 {
-    let tensors = params.to_device::<B>(device, false);
-    let adapters = Adapters {
-        tensors: &tensors,
-        scale,
-        dropout: 0.0,
-    };
-    let (mut sum, mut count) = (0.0f64, 0usize);
-    for rows in seqs.chunks(batch) {
-        let batch = Batch::new(rows, prepared.pad);
-        let logits = model.forward(&batch.step(), Some(&adapters));
-        sum += host_f32(summed_nll(logits, &batch))[0] as f64;
-        count += batch.counted();
+    track: bool,
+) -> Result<Option<LoraTensors<B>>, TrainError> {
+    match params {
+        Trainable::Lora(p) => Ok(Some(p.to_device::<B>(device, track))),
+        Trainable::Full(p) => {
+            p.upload(model, device, track)?;
+            Ok(None)
+        }
     }
-    sum / count.max(1) as f64
+}
+
+/// What an evaluation runs on: the model (its trained tensors already bound), the tokenized
+/// examples, rows per forward pass and the adapters' scale.
+struct Evaluation<'a, B: Backend> {
+    model: &'a TrainableModel<B>,
+    prepared: &'a Prepared,
+    rows: usize,
+    scale: f64,
+}
+
+impl<B: Backend> Evaluation<'_, B> {
+    /// The mean loss over the counted tokens of the validation examples and, with `ranking`,
+    /// the candidate-ranking accuracy (no dropout, no gradients).
+    fn run(
+        &self,
+        lora: Option<&LoraTensors<B>>,
+        seqs: &[&Sequence],
+        ranking: Option<&Ranking>,
+    ) -> (f64, Option<f64>) {
+        let adapters = lora.map(|tensors| Adapters {
+            tensors,
+            scale: self.scale,
+            dropout: 0.0,
+        });
+        let (mut sum, mut count) = (0.0f64, 0usize);
+        for rows in seqs.chunks(self.rows) {
+            let batch = Batch::new(rows, self.prepared.pad);
+            let logits = self.model.forward(&batch.step(), adapters.as_ref());
+            sum += host_f32(summed_nll(logits, &batch))[0] as f64;
+            count += batch.counted();
+        }
+        let accuracy = ranking.map(|r| {
+            let scores = r.scores(self.model, adapters.as_ref(), self.prepared.pad, self.rows);
+            r.accuracy(&scores)
+        });
+        (sum / count.max(1) as f64, accuracy)
+    }
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {

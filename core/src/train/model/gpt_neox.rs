@@ -2,7 +2,9 @@
 //! operations over frozen weights, with LoRA on the projections named by the config. The fused
 //! QKV adapter acts on the head-interleaved `3H` output, before the q/k/v split, as in peft.
 
-use super::layers::{Adapters, Frozen, LayerNorm, Projection, attention, embed, mask_bias};
+use super::layers::{
+    Adapters, Frozen, LayerNorm, NamedSlot, Projection, Slot, attention, embed, mask_bias,
+};
 use crate::model::ModelError;
 use crate::model::Step;
 use crate::model::config::{Activation, GptNeoxConfig};
@@ -145,6 +147,48 @@ impl<B: Backend> TrainableGptNeox<B> {
     /// The projections with adapters, in the order of the LoRA factors.
     pub fn modules(&self) -> &[ModuleSpec] {
         &self.modules
+    }
+
+    /// Every weight with its Hugging Face name, in a fixed order (full fine-tuning). A tied
+    /// head is the embedding table itself.
+    pub fn slots(&mut self) -> Vec<NamedSlot<'_, B>> {
+        let mut out = vec![(
+            "gpt_neox.embed_in.weight".to_string(),
+            Slot::Matrix(&mut self.embed_in),
+        )];
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let p = format!("gpt_neox.layers.{l}");
+            out.extend(layer.input_layernorm.slots(&format!("{p}.input_layernorm")));
+            out.extend(
+                layer
+                    .post_attention_layernorm
+                    .slots(&format!("{p}.post_attention_layernorm")),
+            );
+            out.extend(
+                layer
+                    .query_key_value
+                    .base
+                    .slots(&format!("{p}.attention.query_key_value")),
+            );
+            out.extend(layer.dense.base.slots(&format!("{p}.attention.dense")));
+            out.extend(
+                layer
+                    .dense_h_to_4h
+                    .base
+                    .slots(&format!("{p}.mlp.dense_h_to_4h")),
+            );
+            out.extend(
+                layer
+                    .dense_4h_to_h
+                    .base
+                    .slots(&format!("{p}.mlp.dense_4h_to_h")),
+            );
+        }
+        out.extend(self.final_layer_norm.slots("gpt_neox.final_layer_norm"));
+        if let Some(head) = &mut self.embed_out {
+            out.extend(head.slots("embed_out"));
+        }
+        out
     }
 
     /// Logits `[rows, seq, V]`.

@@ -20,7 +20,21 @@ pub struct Adapters<'a, B: Backend> {
     pub dropout: f64,
 }
 
-/// A frozen `nn.Linear`: weight `[in, out]` and optional bias; neither tracks gradients.
+/// A weight that full fine-tuning updates, and how the model stores it.
+pub enum Slot<'a, B: Backend> {
+    /// Stored as on disk (an embedding table).
+    Matrix(&'a mut Tensor<B, 2>),
+    /// A linear weight: `[out, in]` on disk, stored transposed (`[in, out]`).
+    Transposed(&'a mut Tensor<B, 2>),
+    /// A vector (a bias or a norm's weight), stored as on disk.
+    Vector(&'a mut Tensor<B, 1>),
+}
+
+/// A weight's Hugging Face name and its slot.
+pub type NamedSlot<'a, B> = (String, Slot<'a, B>);
+
+/// A frozen `nn.Linear`: weight `[in, out]` and optional bias; neither tracks gradients
+/// (except in full fine-tuning, which replaces them through [`Self::slots`]).
 #[derive(Debug, Clone)]
 pub struct Frozen<B: Backend> {
     weight: Tensor<B, 2>,
@@ -56,6 +70,18 @@ impl<B: Backend> Frozen<B> {
                 None
             },
         })
+    }
+
+    /// `{prefix}.weight` and `{prefix}.bias`, for full fine-tuning.
+    pub fn slots(&mut self, prefix: &str) -> Vec<NamedSlot<'_, B>> {
+        let mut out = vec![(
+            format!("{prefix}.weight"),
+            Slot::Transposed(&mut self.weight),
+        )];
+        if let Some(b) = &mut self.bias {
+            out.push((format!("{prefix}.bias"), Slot::Vector(b)));
+        }
+        out
     }
 
     /// `x·W + b` for `x` `[B, T, in]`.
@@ -123,6 +149,14 @@ impl<B: Backend> LayerNorm<B> {
             beta: weights.tensor(&format!("{prefix}.bias"), [size], DType::F32, device)?,
             eps,
         })
+    }
+
+    /// `{prefix}.weight` and `{prefix}.bias`, for full fine-tuning.
+    pub fn slots(&mut self, prefix: &str) -> Vec<NamedSlot<'_, B>> {
+        vec![
+            (format!("{prefix}.weight"), Slot::Vector(&mut self.gamma)),
+            (format!("{prefix}.bias"), Slot::Vector(&mut self.beta)),
+        ]
     }
 
     /// Normalises `[B, T, H]` (biased variance, as `torch.nn.LayerNorm`).

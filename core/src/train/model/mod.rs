@@ -130,6 +130,19 @@ impl<B: Backend> TrainableModel<B> {
         }
     }
 
+    /// Every weight with its Hugging Face name, in a fixed order, for full fine-tuning (GPT-NeoX;
+    /// Gemma is trained with LoRA).
+    pub fn slots(&mut self) -> Result<Vec<layers::NamedSlot<'_, B>>, TrainError> {
+        match self {
+            Self::GptNeox(m) => Ok(m.slots()),
+            Self::Gemma(_) => Err(TrainError::InvalidConfig(
+                "full fine-tuning (--full) supports GPT-NeoX (Pythia) models; train Gemma \
+                 models with LoRA (leave out --full)"
+                    .into(),
+            )),
+        }
+    }
+
     /// Logits `[rows, seq, V]` for a batch; `adapters` adds the LoRA branches.
     pub fn forward(&self, step: &Step, adapters: Option<&Adapters<B>>) -> Tensor<B, 3> {
         match self {
