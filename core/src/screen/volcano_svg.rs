@@ -153,10 +153,16 @@ pub fn volcano_svg(rows: &[EffectRow], style: &VolcanoStyle) -> String {
     let mut top: Vec<&(&EffectRow, f64, f64)> = points.iter().filter(|p| p.0.hit).collect();
     top.sort_by(|a, b| b.2.total_cmp(&a.2));
     for (r, x, y) in top.into_iter().take(LABELLED) {
+        // Labels in the right third read leftwards, so long names stay inside the figure.
+        let (dx, anchor) = if sx(*x) > x0 + 2.0 * (x1 - x0) / 3.0 {
+            (-5.0, "end")
+        } else {
+            (5.0, "start")
+        };
         let _ = writeln!(
             s,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
-            sx(*x) + 5.0,
+            r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="{anchor}">{}</text>"#,
+            sx(*x) + dx,
             sy(*y) - 5.0,
             escape(&r.perturbation)
         );
