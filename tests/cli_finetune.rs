@@ -388,10 +388,16 @@ fn finetune_trains_on_perturbation_pairs_and_refuses_missing_controls() {
     };
     let out = dir.path().join("pairs");
     let pairs = ["--perturbation-column", "drug", "--control-value", "DMSO"];
-    let done = run(&out, &[&pairs[..], &["--context-column", "cell_type"]].concat());
+    let done = run(
+        &out,
+        &[&pairs[..], &["--context-column", "cell_type"]].concat(),
+    );
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "{stderr}");
-    assert!(stderr.contains("6 examples"), "one per perturbed cell: {stderr}");
+    assert!(
+        stderr.contains("6 examples"),
+        "one per perturbed cell: {stderr}"
+    );
     assert_eq!(log(&out).len(), 2);
     assert!(out.join("adapter_model.safetensors").is_file());
 
@@ -400,7 +406,12 @@ fn finetune_trains_on_perturbation_pairs_and_refuses_missing_controls() {
     assert_clean_error(&run(&wrong, &pbs), "no control cells");
     assert!(!wrong.exists(), "nothing is written on bad input");
     let lonely = dir.path().join("lonely");
-    let t_only = ["--perturbation-column", "drug_t_only", "--control-value", "DMSO"];
+    let t_only = [
+        "--perturbation-column",
+        "drug_t_only",
+        "--control-value",
+        "DMSO",
+    ];
     let args = [&t_only[..], &["--context-column", "cell_type"]].concat();
     assert_clean_error(&run(&lonely, &args), "no control cell (first: `B cell`)");
     assert!(!lonely.exists());

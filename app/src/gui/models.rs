@@ -107,23 +107,18 @@ impl ModelRegistry {
             None => format!("Loading model {source}"),
         };
         let folder = adapter.clone();
-        let job = jobs.spawn(
-            title,
-            Lane::Accelerator,
-            move |cx: &JobContext<()>| {
-                cx.set(0.0, "reading the checkpoint");
-                let loaded =
-                    Engine::load_with_adapter(&what, folder.as_deref(), &options, cx.core());
-                let engine = match loaded {
-                    Err(EngineError::Model(ModelError::Cancelled)) => {
-                        return Err(JobError::Cancelled);
-                    }
-                    loaded => loaded.map_err(|e| e.to_string())?,
-                };
-                cx.set(1.0, "loaded");
-                Ok(engine)
-            },
-        );
+        let job = jobs.spawn(title, Lane::Accelerator, move |cx: &JobContext<()>| {
+            cx.set(0.0, "reading the checkpoint");
+            let loaded = Engine::load_with_adapter(&what, folder.as_deref(), &options, cx.core());
+            let engine = match loaded {
+                Err(EngineError::Model(ModelError::Cancelled)) => {
+                    return Err(JobError::Cancelled);
+                }
+                loaded => loaded.map_err(|e| e.to_string())?,
+            };
+            cx.set(1.0, "loaded");
+            Ok(engine)
+        });
         self.loading.push(Loading {
             source,
             adapter,

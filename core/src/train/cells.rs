@@ -346,7 +346,13 @@ mod tests {
     fn cell_type_and_generation_examples_carry_the_label_and_the_cut_sentence() {
         let ds = dataset(vec![text("type", &["B cell", "T cell", "B cell"])]);
         let label = "type".to_string();
-        let ct = build(&ds, &CellTask::CellType { label: label.clone() }).unwrap();
+        let ct = build(
+            &ds,
+            &CellTask::CellType {
+                label: label.clone(),
+            },
+        )
+        .unwrap();
         assert_eq!(ct.examples.len(), 3);
         assert_eq!(ct.labels, ["B cell", "T cell", "B cell"]);
         assert_eq!(ct.rows, [0, 1, 2]);
@@ -360,18 +366,33 @@ mod tests {
     #[test]
     fn missing_labels_and_a_single_class_are_refused() {
         let one = dataset(vec![text("type", &["B", "B"])]);
-        let e = build(&one, &CellTask::CellType { label: "type".into() })
-            .unwrap_err()
-            .to_string();
+        let e = build(
+            &one,
+            &CellTask::CellType {
+                label: "type".into(),
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("single class") && e.contains("`B`"), "{e}");
         let gap = dataset(vec![text("type", &["B", "", "T"])]);
-        let e = build(&gap, &CellTask::CellType { label: "type".into() })
-            .unwrap_err()
-            .to_string();
+        let e = build(
+            &gap,
+            &CellTask::CellType {
+                label: "type".into(),
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("1 of 3 cells have no label"), "{e}");
-        let e = build(&gap, &CellTask::CellType { label: "nope".into() })
-            .unwrap_err()
-            .to_string();
+        let e = build(
+            &gap,
+            &CellTask::CellType {
+                label: "nope".into(),
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no column `nope`") && e.contains("type"), "{e}");
     }
 
@@ -417,13 +438,14 @@ mod tests {
         assert!(out.controls[1..].iter().all(|c| [2, 5].contains(c)));
         let first = &out.examples[0];
         assert!(first.model_input.contains("perturbation X"), "{first:?}");
-        assert!(first.model_input.contains("G0 A."), "the control's sentence");
+        assert!(
+            first.model_input.contains("G0 A."),
+            "the control's sentence"
+        );
         assert_eq!(first.response, "G1 A.", "the perturbed cell's top-k genes");
         // Seeded: the same pairs again, and the draw covers both controls over many cells.
         assert_eq!(out, build(&ds, &pairing(Some("line"))).unwrap());
-        let many: Vec<&str> = (0..40)
-            .map(|i| if i < 2 { "DMSO" } else { "X" })
-            .collect();
+        let many: Vec<&str> = (0..40).map(|i| if i < 2 { "DMSO" } else { "X" }).collect();
         let wide = dataset(vec![text("drug", &many)]);
         let drawn: BTreeSet<usize> = build(&wide, &pairing(None))
             .unwrap()
