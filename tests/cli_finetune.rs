@@ -616,3 +616,96 @@ fn finetune_with_a_full_disk_keeps_only_complete_checkpoints() {
     let weights = |d: &Path| std::fs::read(d.join("adapter_model.safetensors")).unwrap();
     assert!(weights(&out) == weights(&whole), "resumed adapter differs");
 }
+
+/// `--task perturbation`: each perturbed cell of the tiny dataset is paired with a control of
+/// its cell type and the run trains on those pairs; a control value no cell has, and a context
+/// without controls, are refused before anything is written.
+#[test]
+fn finetune_trains_on_perturbation_pairs_and_refuses_missing_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ds = annotated(tied_counts(12, 8, 3), genes(8));
+    // Cells 0..6 are controls (two per cell type), 6..12 perturbed by X or Y.
+    ds.obs.push(ObsColumn {
+        name: "drug".into(),
+        data: ColumnData::Categorical {
+            codes: (0..12).map(|i| if i < 6 { 0 } else { 1 + i % 2 }).collect(),
+            categories: vec!["DMSO".into(), "X".into(), "Y".into()],
+        },
+    });
+    // Only T cells (every third cell) have controls here.
+    ds.obs.push(ObsColumn {
+        name: "drug_t_only".into(),
+        data: ColumnData::Text(
+            (0..12)
+                .map(|i| if i % 3 == 0 { "DMSO" } else { "X" }.to_string())
+                .collect(),
+        ),
+    });
+    let h5ad = write(dir.path(), "pert.h5ad", &ds, Storage::Csr, ValueType::F32);
+    let template = dir.path().join("pert.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{perturbation_name} {control_cell_sentence}:"], "response": ["{perturbed_cell_sentence}."]}"#,
+    )
+    .unwrap();
+    let m = model("gpt_neox_parallel");
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "finetune",
+            h5ad.to_str().unwrap(),
+            "--task",
+            "perturbation",
+            "--model",
+            m.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--template-file",
+            template.to_str().unwrap(),
+            "--top-k-genes",
+            "3",
+            "--preprocess",
+            "none",
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--val-fraction",
+            "0.2",
+        ];
+        args.extend(extra);
+        cli(&args)
+    };
+    let out = dir.path().join("pairs");
+    let pairs = ["--perturbation-column", "drug", "--control-value", "DMSO"];
+    let done = run(
+        &out,
+        &[&pairs[..], &["--context-column", "cell_type"]].concat(),
+    );
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("6 examples"),
+        "one per perturbed cell: {stderr}"
+    );
+    assert_eq!(log(&out).len(), 2);
+    assert!(out.join("adapter_model.safetensors").is_file());
+
+    let wrong = dir.path().join("wrong");
+    let pbs = ["--perturbation-column", "drug", "--control-value", "PBS"];
+    assert_clean_error(&run(&wrong, &pbs), "no control cells");
+    assert!(!wrong.exists(), "nothing is written on bad input");
+    let lonely = dir.path().join("lonely");
+    let t_only = [
+        "--perturbation-column",
+        "drug_t_only",
+        "--control-value",
+        "DMSO",
+    ];
+    let args = [&t_only[..], &["--context-column", "cell_type"]].concat();
+    assert_clean_error(&run(&lonely, &args), "no control cell (first: `B cell`)");
+    assert!(!lonely.exists());
+    let missing = run(&dir.path().join("none"), &["--perturbation-column", "drug"]);
+    assert_clean_error(&missing, "--control-value");
+}

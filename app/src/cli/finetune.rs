@@ -1,6 +1,8 @@
 //! `c2s-studio finetune`: LoRA fine-tuning of a C2S model on prepared examples
 //! (`--examples FILE.jsonl|.parquet` with `model_input` and `response`) or on the cells of an
-//! `.h5ad` (`--task cell-type|generation --label-column COL`, prompts from the task templates).
+//! `.h5ad` (`--task cell-type|generation --label-column COL`, or `--task perturbation
+//! --perturbation-column COL --control-value V`: perturbed cells paired with controls; prompts
+//! from the task templates).
 //! Writes a peft adapter folder plus `log.jsonl`, `split.json` and `checkpoints/` into `--out`.
 
 use super::data_args::DataArgs;
@@ -10,16 +12,15 @@ use c2s_core::Progress;
 use c2s_core::engine::DeviceRequest;
 use c2s_core::engine::locate::resolve_model;
 use c2s_core::model::config::ModelConfig;
-use c2s_core::tasks::Task;
 use c2s_core::tasks::prompt::PromptBuilder;
 use c2s_core::train::backend::train_on;
+use c2s_core::train::cells::{CellTask, Cells, Pairing, cell_examples};
 use c2s_core::train::config::parse_targets;
 use c2s_core::train::data::{Example, LossMode, read_examples};
 use c2s_core::train::model::BaseModel;
 use c2s_core::train::optim::AdamW;
 use c2s_core::train::schedule::Schedule;
 use c2s_core::train::trainer::{Length, TrainSettings, prepare};
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -30,6 +31,8 @@ pub enum FinetuneTask {
     CellType,
     /// Generate a cell sentence for a cell type (label column).
     Generation,
+    /// Predict a perturbed cell's sentence from a control cell's and the perturbation.
+    Perturbation,
 }
 
 /// Arguments of `finetune`.
@@ -46,6 +49,16 @@ pub struct Args {
     /// obs column with each cell's label.
     #[arg(long)]
     pub label_column: Option<String>,
+    /// obs column naming each cell's perturbation (--task perturbation).
+    #[arg(long, conflicts_with = "examples")]
+    pub perturbation_column: Option<String>,
+    /// The value of --perturbation-column that marks control cells.
+    #[arg(long, requires = "perturbation_column")]
+    pub control_value: Option<String>,
+    /// obs column of the context (cell line, cell type): perturbed cells are paired with
+    /// controls of the same context.
+    #[arg(long, requires = "perturbation_column")]
+    pub context_column: Option<String>,
     /// Base model directory, or a Hugging Face id already in the local cache.
     #[arg(long)]
     pub model: String,
@@ -160,7 +173,7 @@ pub fn run(args: Args) -> Result<(), String> {
         (None, None) => {
             return Err(
                 "give training data: --examples FILE, or INPUT.h5ad with --task and \
-                 --label-column"
+                 --label-column (or --perturbation-column and --control-value)"
                     .into(),
             );
         }
@@ -284,63 +297,51 @@ fn settings(args: &Args, model: &ModelConfig) -> Result<TrainSettings, String> {
     Ok(s)
 }
 
-/// Examples from the cells of an `.h5ad`: one per chosen cell, the label from the obs column.
+/// Examples from the cells of an `.h5ad`: one per chosen cell (per perturbed cell for
+/// perturbation), built by [`cell_examples`].
 fn h5ad_examples(args: &Args, input: &std::path::Path) -> Result<Vec<Example>, String> {
-    let task = match args.task {
-        Some(FinetuneTask::CellType) => Task::CellTypePrediction,
-        Some(FinetuneTask::Generation) => Task::CellTypeGeneration,
-        None => return Err("an .h5ad input needs --task cell-type or generation".into()),
-    };
-    let column = args
-        .label_column
-        .clone()
-        .ok_or("an .h5ad input needs --label-column (the obs column with each cell's type)")?;
-    let cells = TaskCells::load(
-        input,
-        &args.data,
-        &args.prompt,
-        std::slice::from_ref(&column),
-        false,
-    )?;
-    let labels: Vec<String> = cells
-        .rows
-        .iter()
-        .map(|&r| cells.obs_text(&column, r).trim().to_string())
-        .collect();
-    let missing = labels.iter().filter(|l| l.is_empty()).count();
-    if missing > 0 {
-        return Err(format!(
-            "{missing} of {} cells have no label in obs column `{column}`; choose labelled \
-             cells with --cells COL=VALUE or fill the column",
-            labels.len()
-        ));
-    }
-    let classes: BTreeSet<&str> = labels.iter().map(String::as_str).collect();
-    if classes.len() < 2 {
-        return Err(format!(
-            "obs column `{column}` has a single class (`{}`) among the chosen cells; a model \
-             learns nothing from one label: choose a column with at least two classes",
-            classes.iter().next().copied().unwrap_or_default()
-        ));
-    }
-    let settings = args.prompt.settings(task, args.data.seed)?;
+    let task = cell_task(args)?;
+    let cells = TaskCells::load(input, &args.data, &args.prompt, &task.columns(), false)?;
+    let settings = args.prompt.settings(task.prompt_task(), args.data.seed)?;
     let mut builder = PromptBuilder::new(settings).map_err(|e| e.to_string())?;
-    let ids = &cells.prepared.dataset.obs_names;
-    cells
+    let sentences: Vec<String> = cells
         .rows
         .iter()
-        .zip(&labels)
-        .map(|(&row, label)| {
-            let fields = BTreeMap::from([("cell_type", label.as_str())]);
-            // The sentence fills `cell_sentence`: the prompt's for cell-type prediction, the
-            // response's for generation.
-            let prompt = builder
-                .single(&ids[row], Some(&cells.sentences[row]), &fields)
-                .map_err(|e| e.to_string())?;
-            Ok(Example {
-                model_input: prompt.model_input,
-                response: prompt.response,
-            })
-        })
-        .collect()
+        .map(|&r| cells.sentences[r].clone())
+        .collect();
+    let source = Cells {
+        dataset: &cells.prepared.dataset,
+        rows: &cells.rows,
+        sentences: &sentences,
+    };
+    let built = cell_examples(source, &task, &mut builder).map_err(|e| e.to_string())?;
+    Ok(built.examples)
+}
+
+/// The task the flags ask for.
+fn cell_task(args: &Args) -> Result<CellTask, String> {
+    let label = || {
+        args.label_column
+            .clone()
+            .ok_or("an .h5ad input needs --label-column (the obs column with each cell's type)")
+    };
+    Ok(match args.task {
+        Some(FinetuneTask::CellType) => CellTask::CellType { label: label()? },
+        Some(FinetuneTask::Generation) => CellTask::Generation { label: label()? },
+        Some(FinetuneTask::Perturbation) => CellTask::Perturbation(Pairing {
+            column: args.perturbation_column.clone().ok_or(
+                "--task perturbation needs --perturbation-column (the obs column naming each \
+                 cell's perturbation)",
+            )?,
+            control: args.control_value.clone().ok_or(
+                "--task perturbation needs --control-value (the value of the perturbation \
+                 column that marks control cells)",
+            )?,
+            context: args.context_column.clone(),
+            seed: u64::from(args.data.seed),
+        }),
+        None => {
+            return Err("an .h5ad input needs --task cell-type, generation or perturbation".into());
+        }
+    })
 }

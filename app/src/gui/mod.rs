@@ -15,6 +15,7 @@ pub mod colormap;
 pub mod demo;
 pub mod embedding;
 pub mod export;
+pub mod finetune;
 pub mod generated;
 pub mod jobs;
 pub mod loader;

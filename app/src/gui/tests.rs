@@ -956,6 +956,60 @@ pub(super) fn panel_on_the_right(h: &mut Harness<'_, StudioApp>, id: &str) {
     h.run_steps(2);
 }
 
+/// The Model tab's Adapter folder: an adapter for the model is merged in at load and shown;
+/// one made for another base model fails the load with a notice, and nothing is loaded.
+#[test]
+fn the_model_tab_loads_a_model_with_an_adapter_and_refuses_a_foreign_one() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let model = fixtures.join("models/gpt_neox_parallel");
+    let load = |h: &mut Harness<'_, StudioApp>, adapter: &str| {
+        for (label, text) in [
+            ("Model folder or id", model.display().to_string()),
+            (
+                "Adapter folder",
+                fixtures.join(adapter).display().to_string(),
+            ),
+        ] {
+            h.get_by_label(label).focus();
+            h.run_steps(1);
+            h.key_press_modifiers(Modifiers::COMMAND, egui::Key::A);
+            h.run_steps(1);
+            h.get_by_label(label).type_text(&text);
+            h.run_steps(2);
+        }
+        h.get_by_label("Load model").click();
+        h.run_steps(2);
+        wait_for_jobs(h);
+    };
+    let mut h = harness();
+    h.run_steps(2);
+    panel_on_the_right(&mut h, "model");
+    load(&mut h, "lora/gemma2/final");
+    assert!(h.state().models.models().is_empty());
+    assert!(
+        h.state()
+            .notices
+            .iter()
+            .any(|n| n.is_error && n.text.contains("cannot apply the adapter")),
+        "{:?}",
+        h.state().notices
+    );
+    load(&mut h, "lora/gpt_neox/final");
+    let models = h.state().models.models();
+    assert_eq!(models.len(), 1, "{:?}", h.state().notices);
+    assert_eq!(
+        models[0].adapter.as_deref(),
+        Some(fixtures.join("lora/gpt_neox/final").as_path())
+    );
+    assert_eq!(models[0].name(), "gpt_neox_parallel + final");
+    assert!(
+        h.get_all_by_label("gpt_neox_parallel + final")
+            .next()
+            .is_some(),
+        "listed with its adapter"
+    );
+}
+
 #[test]
 fn load_a_model_and_stream_a_generation_from_the_model_tab() {
     let mut h = harness();

@@ -15,6 +15,7 @@
 
 pub mod adapter;
 pub mod backend;
+pub mod cells;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -449,7 +449,7 @@ const CONFUSION_MAX: usize = 25;
 
 /// The accuracy against column `col` and the confusion table (true labels as rows, predicted
 /// as columns, each row's recall at its end).
-fn confusion_ui(ui: &mut Ui, col: &str, c: &Confusion) {
+pub(crate) fn confusion_ui(ui: &mut Ui, col: &str, c: &Confusion) {
     ui.label(format!(
         "accuracy against {col}: {} of {} ({:.1} %)",
         c.correct,
@@ -470,7 +470,7 @@ fn confusion_ui(ui: &mut Ui, col: &str, c: &Confusion) {
             egui::Grid::new("annotate-confusion")
                 .striped(true)
                 .show(ui, |ui| {
-                    ui.weak(format!("{col} ↓ / predicted →"));
+                    ui.weak(format!("rows: {col}; columns: predicted"));
                     for p in &c.predicted {
                         ui.strong(p);
                     }

@@ -98,6 +98,7 @@ pub fn registry() -> Vec<Box<dyn Panel>> {
         Box::new(perturb::PerturbPanel::default()),
         Box::new(gene_sets::GeneSetsPanel::default()),
         Box::new(crate::gui::screen::ScreenPanel::default()),
+        Box::new(crate::gui::finetune::FinetunePanel::default()),
         Box::new(jobs::JobsPanel),
     ]
 }

@@ -1,6 +1,7 @@
 //! The Model tab: load a C2S checkpoint (a directory or a Hugging Face id in the local cache) on
 //! the chosen device, see what is loaded (device, dtype, parameters, memory), unload it, and try
-//! it: a prompt whose generation streams in token by token.
+//! it: a prompt whose generation streams in token by token. An optional LoRA adapter folder
+//! (a Fine-tune run's output, or peft's) is merged in at load; the list says which is on.
 //!
 //! Loading and generating are accelerator-lane jobs; this panel owns their handles.
 
@@ -41,6 +42,8 @@ pub struct ModelPanel {
     pub device: DeviceRequest,
     /// Precision to load in.
     pub dtype: DTypeRequest,
+    /// A LoRA adapter folder to merge in at load (empty: none).
+    pub adapter: String,
     browse: Option<Receiver<PathBuf>>,
     found: Option<Result<Vec<LocalModel>, String>>,
     scan: Option<JobHandle<Vec<LocalModel>>>,
@@ -68,6 +71,7 @@ impl Default for ModelPanel {
             source: String::new(),
             device: DeviceRequest::Auto,
             dtype: DTypeRequest::Auto,
+            adapter: String::new(),
             browse: None,
             found: None,
             scan: None,
@@ -177,6 +181,15 @@ impl ModelPanel {
             }
         });
         ui.horizontal(|ui| {
+            let label = ui.label("Adapter folder");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.adapter)
+                    .hint_text("optional: a LoRA adapter folder (adapter_config.json)")
+                    .desired_width(420.0),
+            )
+            .labelled_by(label.id);
+        });
+        ui.horizontal(|ui| {
             egui::ComboBox::from_label("Device")
                 .selected_text(device_name(self.device))
                 .show_ui(ui, |ui| {
@@ -213,7 +226,11 @@ impl ModelPanel {
                     dtype: self.dtype,
                     ..LoadOptions::default()
                 };
-                cx.models.start_load(cx.jobs, &self.source, options);
+                let adapter = Some(self.adapter.trim())
+                    .filter(|a| !a.is_empty())
+                    .map(PathBuf::from);
+                cx.models
+                    .start_load_with_adapter(cx.jobs, &self.source, adapter, options);
             }
         });
         self.found_list(ui, cx);
@@ -291,6 +308,7 @@ impl ModelPanel {
                     "parameters",
                     "weights in memory",
                     "context",
+                    "adapter",
                 ] {
                     ui.strong(title);
                 }
@@ -314,6 +332,15 @@ impl ModelPanel {
                     ui.label(human_count(info.parameters));
                     ui.label(human_bytes(info.weight_bytes()));
                     ui.label(format!("{} tokens", info.context));
+                    match &m.adapter {
+                        Some(a) => {
+                            ui.label(crate::gui::loader::display_name(a))
+                                .on_hover_text(a.display().to_string());
+                        }
+                        None => {
+                            ui.weak("none");
+                        }
+                    }
                     ui.end_row();
                 }
             });
@@ -499,6 +526,7 @@ mod tests {
         let model = LoadedModel {
             id: 1,
             source: dir.display().to_string(),
+            adapter: None,
             engine: Arc::new(Engine::load_dir(&dir, &options).unwrap()),
         };
         let mut jobs = Jobs::default();

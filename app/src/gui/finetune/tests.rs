@@ -1,0 +1,264 @@
+//! The Fine-tune tab driven as a user would (egui_kittest) on the tiny GPT-NeoX checkpoint and
+//! a 12-cell dataset: preview, a run whose loss streams in, pause, resume to the end, the
+//! adapter loaded into the app and the held-out cells annotated; and bad input said in the
+//! panel with nothing written.
+
+use std::path::{Path, PathBuf};
+
+use c2s_core::dataset::{ColumnData, Dataset, ObsColumn};
+use c2s_core::io::h5ad::{CreateOptions, Storage, ValueType, write_dataset_h5ad};
+use c2s_core::matrix::CsrMatrix;
+use egui::Event;
+use egui::accesskit::{Action, ActionData, ActionRequest, Role};
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_plot::PlotMemory;
+
+use super::curves;
+use crate::gui::app::StudioApp;
+use crate::gui::tests::{drop_file, harness, panel_on_the_right, type_into, wait_for_jobs};
+use crate::gui::workbench::Tab;
+
+fn model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gpt_neox_parallel")
+}
+
+/// 12 cells over 8 genes; obs `cell_type` (3 types), `batch` (one value for all).
+fn write_cells(dir: &Path) -> PathBuf {
+    let genes: Vec<String> = [
+        "CD3E", "IL7R", "LTB", "MS4A1", "CD79A", "NKG7", "GNLY", "B2M",
+    ]
+    .map(String::from)
+    .to_vec();
+    let n = 12usize;
+    let mut m = CsrMatrix {
+        n_rows: n,
+        n_cols: genes.len(),
+        indptr: vec![0],
+        ..Default::default()
+    };
+    for i in 0..n {
+        for j in 0..genes.len() {
+            if (i + j) % 3 != 0 {
+                m.indices.push(j as u32);
+                m.data.push(((i * 7 + j * 3) % 11 + 1) as f32);
+            }
+        }
+        m.indptr.push(m.data.len() as u64);
+    }
+    let ds = Dataset {
+        obs_names: (0..n).map(|i| format!("cell{i}")).collect(),
+        var_names: genes,
+        obs: vec![
+            ObsColumn {
+                name: "cell_type".into(),
+                data: ColumnData::Categorical {
+                    codes: (0..n).map(|i| (i % 3) as i32).collect(),
+                    categories: ["T cell", "B cell", "NK cell"].map(String::from).to_vec(),
+                },
+            },
+            ObsColumn {
+                name: "batch".into(),
+                data: ColumnData::Text(vec!["b1".to_string(); n]),
+            },
+        ],
+        expression: m,
+        ..Default::default()
+    };
+    let path = dir.join("cells.h5ad");
+    let options = CreateOptions {
+        x: Some((Storage::Csr, ValueType::F32)),
+        ..Default::default()
+    };
+    write_dataset_h5ad(&path, &ds, &options).unwrap();
+    path
+}
+
+/// Opens the cells and the Fine-tune tab in a leaf on the right; writes a short template (the
+/// fixture's context is 64 tokens).
+fn session(h: &mut Harness<'_, StudioApp>, dir: &Path) -> PathBuf {
+    h.run_steps(2);
+    drop_file(h, write_cells(dir));
+    wait_for_jobs(h);
+    assert_eq!(h.state().views.len(), 1, "{:?}", h.state().notices);
+    h.state_mut().workbench.open_panel("finetune");
+    h.run_steps(1);
+    panel_on_the_right(h, "finetune");
+    h.state_mut().workbench.focus(&Tab::Panel("jobs".into()));
+    h.run_steps(2);
+    let template = dir.join("short.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{cell_sentence}:"], "response": ["{cell_type}."]}"#,
+    )
+    .unwrap();
+    template
+}
+
+/// Sets the number field labelled `label` through AccessKit, as a screen reader would.
+fn set_number(h: &mut Harness<'_, StudioApp>, label: &str, value: f64) {
+    let (target_node, target_tree) = h.get_by_label(label).accesskit_node().locate();
+    h.input_mut()
+        .events
+        .push(Event::AccessKitActionRequest(ActionRequest {
+            action: Action::SetValue,
+            target_node,
+            target_tree,
+            data: Some(ActionData::NumericValue(value)),
+        }));
+    h.run_steps(2);
+}
+
+/// Picks `value` in the drop-down labelled `label`.
+fn choose(h: &mut Harness<'_, StudioApp>, label: &str, value: &str) {
+    h.get_by_label(label).click();
+    h.run_steps(2);
+    h.get_all_by_label(value).last().unwrap().click();
+    h.run_steps(2);
+}
+
+/// Chooses "model folder" and types the fixture's folder into its field.
+fn model_folder(h: &mut Harness<'_, StudioApp>) {
+    h.get_by_label("model folder").click();
+    h.run_steps(2);
+    model_field(h).focus();
+    h.run_steps(1);
+    model_field(h).type_text(&model_dir().display().to_string());
+    h.run_steps(2);
+}
+
+fn model_field<'h>(h: &'h Harness<'_, StudioApp>) -> egui_kittest::Node<'h> {
+    h.get_all_by_label("model folder")
+        .find(|n| n.accesskit_node().role() == Role::TextInput)
+        .expect("the model folder field")
+}
+
+/// Fills the form: the model as a folder, `label` as the label column, tiny settings.
+fn fill_form(h: &mut Harness<'_, StudioApp>, template: &Path, out: &Path, label: &str) {
+    model_folder(h);
+    choose(h, "Label column", label);
+    choose(h, "Train on", "CPU");
+    set_number(h, "Genes per cell", 3.0);
+    set_number(h, "Steps", 40.0);
+    set_number(h, "Batch", 2.0);
+    set_number(h, "Validate every", 5.0);
+    set_number(h, "Validation fraction", 0.25);
+    type_into(h, "Template file", &template.display().to_string());
+    type_into(h, "Output folder", &out.display().to_string());
+}
+
+fn log_lines(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .count()
+}
+
+#[test]
+fn a_run_streams_its_loss_pauses_resumes_and_its_adapter_annotates_held_out_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    let template = session(&mut h, dir.path());
+    let out = dir.path().join("run");
+    fill_form(&mut h, &template, &out, "cell_type");
+
+    // The preview builds the examples and times two steps in a scratch folder.
+    h.get_by_label("Preview and estimate").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("12 examples (9 train / 3 held out)");
+    h.get_by_label_contains("Memory: about");
+    h.get_by_label_contains("for 40 steps (timed: the second of two trial steps)");
+    assert!(
+        !out.exists(),
+        "the preview writes nothing into the output folder"
+    );
+
+    // Loss points stream in while the run goes on.
+    h.get_by_label("Start training").click();
+    let mut seen = false;
+    for _ in 0..100_000 {
+        h.step();
+        if h.query_all_by_label_contains("of 40, loss")
+            .next()
+            .is_some()
+        {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(seen, "no step was reported");
+    assert!(h.state().jobs.is_busy(), "the run is still going");
+    h.run_steps(1);
+    assert!(
+        PlotMemory::load(&h.ctx, curves::plot_id()).is_some(),
+        "the loss curve is drawn"
+    );
+    h.get_by_label("Pause").click();
+    h.run_steps(1);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("paused after step");
+    let paused_at = log_lines(&out);
+    assert!((1..40).contains(&paused_at), "{paused_at}");
+    assert!(out.join("checkpoints").is_dir());
+
+    // Resume continues from the checkpoint to the end.
+    h.get_by_label("Resume").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("finished: 40 steps");
+    assert_eq!(log_lines(&out), 40);
+    assert!(out.join("adapter_model.safetensors").is_file());
+
+    // The adapter in the app's model registry (the setup folded away, as a user would, so
+    // the results are on screen).
+    h.get_by_label("Setup").click();
+    h.run_steps(2);
+    h.get_by_label("Use this adapter").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    let models = h.state().models.models();
+    assert_eq!(models.len(), 1, "{:?}", h.state().notices);
+    assert_eq!(models[0].adapter.as_deref(), Some(out.as_path()));
+    h.get_by_label_contains("loaded as gpt_neox_parallel + run");
+
+    // The held-out cells ranked with it.
+    h.get_by_label("Annotate held-out cells").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("accuracy against the true labels: ");
+    h.get_by_label_contains("of 3 (");
+    h.get_by_label_contains("majority-class rate: always answering");
+    h.get_by_label("recall");
+}
+
+#[test]
+fn bad_input_is_said_in_the_panel_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    let template = session(&mut h, dir.path());
+    let out = dir.path().join("run");
+    type_into(&mut h, "Output folder", &out.display().to_string());
+    choose(&mut h, "Label column", "cell_type");
+    // No model loaded, none named.
+    h.get_by_label("Start training").click();
+    h.run_steps(2);
+    h.get_by_label_contains("no base model");
+    assert!(!out.exists());
+
+    // A label column with one class: refused by the job before anything is written.
+    model_folder(&mut h);
+    choose(&mut h, "Label column", "batch");
+    choose(&mut h, "Train on", "CPU");
+    set_number(&mut h, "Genes per cell", 3.0);
+    type_into(&mut h, "Template file", &template.display().to_string());
+    h.get_by_label("Start training").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_all_by_label_contains("single class (`b1`)")
+        .next()
+        .expect("the one-class error is shown");
+    assert!(!out.exists(), "a refused run leaves no folder behind");
+    assert!(!h.state().jobs.is_busy());
+}
