@@ -3,6 +3,8 @@
 
 use c2s_core::model::config::ModelConfig;
 
+use crate::gui::panels::status::duration_text;
+
 /// The formula [`memory_bytes`] uses, as shown to the user.
 pub const MEMORY_FORMULA: &str = "f32 weights (4 B × parameters) + activations (4 B × batch × L × \
      (layers × (12 × hidden + 2 × MLP width + heads × L) + 2 × vocabulary)), L = the longest \
@@ -32,20 +34,20 @@ pub fn memory_bytes(config: &ModelConfig, parameters: u64, batch: usize, length:
     4 * parameters + activations
 }
 
-/// Seconds left for `remaining` steps at `seconds_per_step`, in words.
+/// A duration in seconds, in words: "35 ms" under a second, "4.2 s" under ten, else as the
+/// status bar writes durations ("14 s", "2 min 5 s", "2 h 1 min").
 pub fn duration_words(seconds: f64) -> String {
     if !seconds.is_finite() {
         return "unknown".into();
     }
+    let seconds = seconds.max(0.0);
+    if seconds < 1.0 {
+        return format!("{:.0} ms", seconds * 1000.0);
+    }
     if seconds < 10.0 {
-        return format!("{:.1} s", seconds.max(0.0));
+        return format!("{seconds:.1} s");
     }
-    let s = seconds.round() as u64;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min {} s", s / 60, s % 60),
-        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-    }
+    duration_text(std::time::Duration::from_secs(seconds.round() as u64))
 }
 
 #[cfg(test)]
@@ -66,7 +68,8 @@ mod tests {
 
     #[test]
     fn durations_read_as_words() {
-        assert_eq!(duration_words(0.44), "0.4 s");
+        assert_eq!(duration_words(0.0351), "35 ms");
+        assert_eq!(duration_words(4.24), "4.2 s");
         assert_eq!(duration_words(14.4), "14 s");
         assert_eq!(duration_words(125.0), "2 min 5 s");
         assert_eq!(duration_words(7260.0), "2 h 1 min");
