@@ -331,7 +331,8 @@ fn transformers_run(
     args: &Args,
     threads: usize,
 ) -> Result<serde_json::Value, String> {
-    let out = Command::new(python)
+    let mut command = Command::new(python);
+    command
         .arg(script)
         .arg("run")
         .arg("--model")
@@ -345,12 +346,23 @@ fn transformers_run(
             &args.new_tokens.to_string(),
             "--threads",
             &threads.to_string(),
-        ])
+        ]);
+    reference_json(&mut command, python, "transformers")
+}
+
+/// Runs a reference benchmark script (`what` names it in messages) and reads the JSON object
+/// on the last line of its output; a failed run is said with the last line of its stderr.
+pub(super) fn reference_json(
+    command: &mut Command,
+    python: &Path,
+    what: &str,
+) -> Result<serde_json::Value, String> {
+    let out = command
         .output()
         .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
     if !out.status.success() {
         return Err(format!(
-            "the transformers benchmark failed: {}",
+            "the {what} benchmark failed: {}",
             String::from_utf8_lossy(&out.stderr)
                 .lines()
                 .last()
@@ -359,7 +371,7 @@ fn transformers_run(
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or("");
-    serde_json::from_str(line).map_err(|e| format!("unexpected transformers output `{line}`: {e}"))
+    serde_json::from_str(line).map_err(|e| format!("unexpected {what} output `{line}`: {e}"))
 }
 
 /// The process's peak resident memory in MiB (Linux `VmHWM`; NaN elsewhere).

@@ -6,7 +6,7 @@
 //! `--batch` rows per step, loss on every token, LoRA on peft's default targets, AdamW with
 //! clipping at 1.0. One warm-up step, then `--steps` timed steps.
 
-use super::bench_engine::peak_rss_mib;
+use super::bench_engine::{peak_rss_mib, reference_json};
 use c2s_core::Progress;
 use c2s_core::engine::DeviceRequest;
 use c2s_core::train::backend::train_on;
@@ -235,34 +235,18 @@ fn peft_run(
     args: &Args,
     threads: usize,
 ) -> Result<serde_json::Value, String> {
-    let out = Command::new(python)
-        .arg(script)
-        .arg("--model")
-        .arg(model_dir)
-        .args([
-            "--batch",
-            &args.batch.to_string(),
-            "--seq",
-            &args.seq.to_string(),
-            "--steps",
-            &args.steps.to_string(),
-            "--rank",
-            &args.lora_r.to_string(),
-            "--threads",
-            &threads.to_string(),
-        ])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "the peft benchmark failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        ));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    serde_json::from_str(line).map_err(|e| format!("unexpected peft output `{line}`: {e}"))
+    let mut command = Command::new(python);
+    command.arg(script).arg("--model").arg(model_dir).args([
+        "--batch",
+        &args.batch.to_string(),
+        "--seq",
+        &args.seq.to_string(),
+        "--steps",
+        &args.steps.to_string(),
+        "--rank",
+        &args.lora_r.to_string(),
+        "--threads",
+        &threads.to_string(),
+    ]);
+    reference_json(&mut command, python, "peft")
 }
