@@ -6,6 +6,7 @@
 mod cli;
 mod format;
 mod gui;
+mod memory;
 
 use clap::Parser;
 

@@ -44,16 +44,22 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// The base model's logits from the trainable model (no adapter), the inference engine and the
-/// `transformers` reference, for every reference prompt.
+/// The base model's logits from the trainable model (no adapter; frozen layers packed for the
+/// CPU kernels, and as Burn tensors), the inference engine and the `transformers` reference, for
+/// every reference prompt.
 fn check_logits(name: &str) {
+    check_logits_loaded(name, true);
+    check_logits_loaded(name, false);
+}
+
+fn check_logits_loaded(name: &str, packed: bool) {
     let dir = models().join(name);
     let reference: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
             .unwrap();
     let base = BaseModel::open(&dir).unwrap();
     let lora = c2s_core::train::config::LoraConfig::for_model(&base.config);
-    let trainable = TrainableModel::<Train>::load(&base, &lora, &FlexDevice).unwrap();
+    let trainable = TrainableModel::<Train>::load(&base, &lora, packed, &FlexDevice).unwrap();
     let engine = LanguageModel::<Flex>::load(&dir, DType::F32, &FlexDevice).unwrap();
     for (i, prompt) in reference["prompts"].as_array().unwrap().iter().enumerate() {
         let ids: Vec<u32> = prompt["ids"]
@@ -90,11 +96,11 @@ fn check_logits(name: &str) {
         let (d_engine, d_hf) = (max_abs_diff(&ours, &theirs), max_abs_diff(&ours, &hf));
         assert!(
             d_engine < 1e-4,
-            "{name} prompt {i}: max |Δ| vs engine {d_engine}"
+            "{name} (packed {packed}) prompt {i}: max |Δ| vs engine {d_engine}"
         );
         assert!(
             d_hf < 1e-4,
-            "{name} prompt {i}: max |Δ| vs transformers {d_hf}"
+            "{name} (packed {packed}) prompt {i}: max |Δ| vs transformers {d_hf}"
         );
     }
 }
@@ -210,6 +216,7 @@ fn check_training_parity(arch: &str) {
         &Adapter::open(&lora_fixtures().join(arch).join("init"), &base.config)
             .unwrap()
             .config,
+        true,
         &FlexDevice,
     )
     .unwrap();
@@ -369,7 +376,7 @@ fn adapters_round_trip_and_foreign_adapters_are_refused() {
     let gemma = BaseModel::open(&models().join("gemma2")).unwrap();
     let mut lora = c2s_core::train::config::LoraConfig::for_model(&neox.config);
     lora.targets = vec!["query_key_value".into(), "dense_4h_to_h".into()];
-    let model = TrainableModel::<Train>::load(&neox, &lora, &FlexDevice).unwrap();
+    let model = TrainableModel::<Train>::load(&neox, &lora, true, &FlexDevice).unwrap();
     let mut params = LoraParams::init(model.modules(), 4, 9);
     lora.rank = 4;
     for f in &mut params.factors {
@@ -462,7 +469,7 @@ fn candidate_ranking_scores_equal_the_engines_continuation_log_probs() {
     let split = Split::new(examples.len(), 0.5, 1).unwrap();
     let ranking = Ranking::new(&prepared.tokenization(), &examples, &split).unwrap();
     let lora = c2s_core::train::config::LoraConfig::for_model(&base.config);
-    let model = TrainableModel::<Flex>::load(&base, &lora, &FlexDevice).unwrap();
+    let model = TrainableModel::<Flex>::load(&base, &lora, true, &FlexDevice).unwrap();
     // 2 rows per forward pass: candidates of one prompt are split across padded batches.
     let scores = ranking.scores(&model, None, prepared.pad, 2);
 

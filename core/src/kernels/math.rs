@@ -33,11 +33,11 @@ pub fn round_to_integer(x: f32) -> f32 {
     (x + SHIFT) - SHIFT
 }
 
-/// GELU with the error function, `x·½·(1 + erf(x/√2))` (`transformers`' `gelu`), with
-/// `1 + erf(z)` from Abramowitz & Stegun 7.1.26 (absolute error of `erf` below 1.5·10⁻⁷): for
-/// `z < 0` it is `erfc(|z|)` itself, so no cancellation for negative inputs.
+/// The standard normal CDF `Φ(x) = ½·(1 + erf(x/√2))`, with `1 + erf(z)` from Abramowitz &
+/// Stegun 7.1.26 (absolute error of `erf` below 1.5·10⁻⁷): for `z < 0` it is `erfc(|z|)` itself,
+/// so no cancellation for negative inputs.
 #[inline(always)]
-pub fn gelu_erf(x: f32) -> f32 {
+pub fn normal_cdf(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [
         0.254_829_6,
@@ -52,7 +52,20 @@ pub fn gelu_erf(x: f32) -> f32 {
     let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
     let erfc = poly * exp_nonpositive(-(a * a));
     let one_plus_erf = if z < 0.0 { erfc } else { 2.0 - erfc };
-    x * 0.5 * one_plus_erf
+    0.5 * one_plus_erf
+}
+
+/// GELU with the error function, `x·Φ(x)` (`transformers`' `gelu`; see [`normal_cdf`]).
+#[inline(always)]
+pub fn gelu_erf(x: f32) -> f32 {
+    x * normal_cdf(x)
+}
+
+/// The derivative of [`gelu_erf`]: `Φ(x) + x·φ(x)` with `φ(x) = e^(−x²/2)/√(2π)`.
+#[inline(always)]
+pub fn gelu_erf_derivative(x: f32) -> f32 {
+    const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+    normal_cdf(x) + x * FRAC_1_SQRT_2PI * exp_nonpositive(-0.5 * x * x)
 }
 
 #[cfg(test)]
@@ -90,5 +103,20 @@ mod tests {
         assert!(gelu_erf(-30.0).abs() < 1e-30);
         assert_eq!(gelu_erf(30.0), 30.0);
         assert!(gelu_erf(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn gelu_derivative_matches_a_central_difference_of_the_exact_form() {
+        let exact = |x: f64| 0.5 * x * (1.0 + statrs::function::erf::erf(x / 2f64.sqrt()));
+        let mut worst = 0.0f64;
+        for i in -8_000..=8_000 {
+            let x = i as f64 * 1e-3;
+            let h = 1e-5;
+            let numeric = (exact(x + h) - exact(x - h)) / (2.0 * h);
+            worst = worst.max((gelu_erf_derivative(x as f32) as f64 - numeric).abs());
+        }
+        assert!(worst < 1e-6, "max error {worst:e}");
+        assert_eq!(gelu_erf_derivative(-30.0), 0.0);
+        assert_eq!(gelu_erf_derivative(30.0), 1.0);
     }
 }

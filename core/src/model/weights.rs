@@ -336,7 +336,7 @@ impl Weights {
 }
 
 /// `[out, in]` row-major → `[in, out]`, in cache-friendly tiles.
-fn transpose(src: &[f32], out: usize, inp: usize) -> Vec<f32> {
+pub(crate) fn transpose(src: &[f32], out: usize, inp: usize) -> Vec<f32> {
     const TILE: usize = 32;
     let mut dst = vec![0f32; src.len()];
     for o0 in (0..out).step_by(TILE) {

@@ -20,6 +20,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod full;
+pub mod host_ops;
 pub mod loss;
 pub mod merge;
 pub mod model;

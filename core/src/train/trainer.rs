@@ -12,7 +12,6 @@ use super::checkpoint::{self, Checkpoint, RunState};
 use super::config::LoraConfig;
 use super::data::{Batch, Example, LossMode, Order, Preview, Sequence, Split, Tokenization};
 use super::full::{self, FullParams, available_memory, check_memory};
-use super::loss::summed_nll;
 use super::merge::write_checkpoint;
 use super::model::layers::Adapters;
 use super::model::{BaseModel, TrainableModel};
@@ -349,7 +348,7 @@ pub fn train<B: AutodiffBackend>(
         check_memory(count, available_memory())?;
     }
     progress.set_stage("loading the model");
-    let mut model = TrainableModel::<B>::load(&base, &lora, device)?;
+    let mut model = TrainableModel::<B>::load(&base, &lora, !settings.full, device)?;
     let mut params = match &init {
         _ if settings.full => Trainable::Full(FullParams::from_base(&mut model, &base.weights)?),
         Some(adapter) => Trainable::Lora(adapter.params(model.modules())?),
@@ -448,8 +447,9 @@ pub fn train<B: AutodiffBackend>(
                     mix64(settings.seed ^ mix64((step * settings.grad_accum + micro) as u64)),
                 );
             }
-            let logits = model.forward(&batch.step(), adapters.as_ref());
-            let nll = summed_nll(logits, batch).div_scalar(counted as f64);
+            let nll = model
+                .summed_nll(batch, adapters.as_ref())
+                .div_scalar(counted as f64);
             loss += host_f32(nll.clone())[0] as f64;
             let backward = nll.backward();
             let g = match &tensors {
@@ -607,8 +607,8 @@ impl<B: Backend> Evaluation<'_, B> {
         let (mut sum, mut count) = (0.0f64, 0usize);
         for rows in seqs.chunks(self.rows) {
             let batch = Batch::new(rows, self.prepared.pad);
-            let logits = self.model.forward(&batch.step(), adapters.as_ref());
-            sum += host_f32(summed_nll(logits, &batch))[0] as f64;
+            let nll = self.model.summed_nll(&batch, adapters.as_ref());
+            sum += host_f32(nll)[0] as f64;
             count += batch.counted();
         }
         let accuracy = ranking.map(|r| {

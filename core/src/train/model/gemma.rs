@@ -4,17 +4,21 @@
 //! attention and final soft-capping (Gemma-2), q/k norms and per-layer-type RoPE (Gemma-3),
 //! sliding-window layers, and the LM head tied to the embedding unless the checkpoint has its own.
 
-use super::layers::{Adapters, Frozen, GemmaRmsNorm, Projection, attention, embed, mask_bias};
+use super::layers::{
+    Adapters, Frozen, GemmaRmsNorm, Projection, attention, embed, gelu, mask_bias,
+};
 use crate::model::ModelError;
 use crate::model::Step;
 use crate::model::config::{Activation, GemmaConfig, GemmaVersion, LayerKind};
 use crate::model::rope::Rope;
 use crate::model::weights::Weights;
 use crate::train::config::LoraConfig;
+use crate::train::host_ops::HostWeight;
 use crate::train::params::ModuleSpec;
-use burn::tensor::activation::{gelu, gelu_approximate, relu};
+use burn::tensor::activation::{gelu_approximate, relu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
+use std::sync::Arc;
 
 struct Layer<B: Backend> {
     kind: LayerKind,
@@ -54,6 +58,7 @@ impl<B: Backend> TrainableGemma<B> {
         prefix: &str,
         lm_head: Option<&str>,
         lora: &LoraConfig,
+        host: bool,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
         let h = config.hidden_size;
@@ -73,7 +78,7 @@ impl<B: Backend> TrainableGemma<B> {
             |name: String, size: usize| GemmaRmsNorm::load(weights, &name, size, eps, device);
         let mut modules = Vec::new();
         let mut projection = |path: String, name: &str, i: usize, o: usize, bias: bool| {
-            let base = Frozen::load(weights, &path, i, o, bias, device)?;
+            let base = Frozen::load(weights, &path, i, o, bias, host, device)?;
             let lora = lora.targets(name).then(|| {
                 modules.push(ModuleSpec {
                     path,
@@ -122,7 +127,9 @@ impl<B: Backend> TrainableGemma<B> {
         }
         let final_norm = norm(format!("{prefix}norm"), h)?;
         let lm_head = match lm_head {
-            Some(name) => Some(Frozen::load(weights, name, h, vocab_rows, false, device)?),
+            Some(name) => Some(Frozen::load(
+                weights, name, h, vocab_rows, false, host, device,
+            )?),
             None => None,
         };
         Ok(Self {
@@ -142,8 +149,8 @@ impl<B: Backend> TrainableGemma<B> {
         &self.modules
     }
 
-    /// Logits `[rows, seq, V]` (soft-capped when the config says so).
-    pub fn forward(&self, step: &Step, adapters: Option<&Adapters<B>>) -> Tensor<B, 3> {
+    /// The final hidden states `[rows, seq, H]` (after the final norm).
+    pub fn hidden(&self, step: &Step, adapters: Option<&Adapters<B>>) -> Tensor<B, 3> {
         let c = &self.config;
         let (b, t) = (step.batch, step.seq);
         let dh = c.head_dim;
@@ -181,9 +188,7 @@ impl<B: Backend> TrainableGemma<B> {
             };
             let q = rope.apply(q.swap_dims(1, 2));
             let k = rope.apply(k.swap_dims(1, 2));
-            let attn = attention(q, k, v, scale, c.attn_softcap, bias)
-                .swap_dims(1, 2)
-                .reshape([b, t, c.num_heads * dh]);
+            let attn = attention(q, k, v, scale, c.attn_softcap, bias);
             let attn = layer
                 .post_attention_layernorm
                 .forward(layer.o_proj.forward(attn, adapters));
@@ -200,7 +205,13 @@ impl<B: Backend> TrainableGemma<B> {
                 .forward(gate * layer.up_proj.forward(hn, adapters), adapters);
             x = x + layer.post_feedforward_layernorm.forward(mlp);
         }
-        let h = self.norm.forward(x);
+        self.norm.forward(x)
+    }
+
+    /// Logits `[rows, seq, V]` from the final hidden states (soft-capped when the config says
+    /// so).
+    pub fn logits(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
+        let c = &self.config;
         let logits = match &self.lm_head {
             Some(head) => head.forward(h),
             None => h.matmul(self.embed_tokens.clone().transpose().unsqueeze::<3>()),
@@ -209,5 +220,16 @@ impl<B: Backend> TrainableGemma<B> {
             Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
             None => logits,
         }
+    }
+
+    /// The untied head, when it is packed for the CPU kernels (a tied head is the embedding
+    /// table, not packed).
+    pub fn host_head(&self) -> Option<&Arc<HostWeight>> {
+        self.lm_head.as_ref().and_then(Frozen::host)
+    }
+
+    /// The final logits' soft cap.
+    pub fn final_softcap(&self) -> Option<f64> {
+        self.config.final_softcap
     }
 }

@@ -3,7 +3,7 @@
 //! QKV adapter acts on the head-interleaved `3H` output, before the q/k/v split, as in peft.
 
 use super::layers::{
-    Adapters, Frozen, LayerNorm, NamedSlot, Projection, Slot, attention, embed, mask_bias,
+    Adapters, Frozen, LayerNorm, NamedSlot, Projection, Slot, attention, embed, gelu, mask_bias,
 };
 use crate::model::ModelError;
 use crate::model::Step;
@@ -11,10 +11,12 @@ use crate::model::config::{Activation, GptNeoxConfig};
 use crate::model::rope::Rope;
 use crate::model::weights::Weights;
 use crate::train::config::LoraConfig;
+use crate::train::host_ops::HostWeight;
 use crate::train::params::ModuleSpec;
-use burn::tensor::activation::{gelu, gelu_approximate, relu};
+use burn::tensor::activation::{gelu_approximate, relu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
+use std::sync::Arc;
 
 struct Layer<B: Backend> {
     input_layernorm: LayerNorm<B>,
@@ -42,6 +44,7 @@ impl<B: Backend> TrainableGptNeox<B> {
         config: GptNeoxConfig,
         weights: &Weights,
         lora: &LoraConfig,
+        host: bool,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
         let h = config.hidden_size;
@@ -59,7 +62,7 @@ impl<B: Backend> TrainableGptNeox<B> {
         )?;
         let mut modules = Vec::new();
         let mut projection = |path: String, name: &str, i: usize, o: usize, bias: bool| {
-            let base = Frozen::load(weights, &path, i, o, bias, device)?;
+            let base = Frozen::load(weights, &path, i, o, bias, host, device)?;
             let lora = lora.targets(name).then(|| {
                 modules.push(ModuleSpec {
                     path,
@@ -129,6 +132,7 @@ impl<B: Backend> TrainableGptNeox<B> {
                 h,
                 vocab_rows,
                 false,
+                host,
                 device,
             )?)
         };
@@ -191,11 +195,11 @@ impl<B: Backend> TrainableGptNeox<B> {
         out
     }
 
-    /// Logits `[rows, seq, V]`.
-    pub fn forward(&self, step: &Step, adapters: Option<&Adapters<B>>) -> Tensor<B, 3> {
+    /// The final hidden states `[rows, seq, H]` (after the final layer norm).
+    pub fn hidden(&self, step: &Step, adapters: Option<&Adapters<B>>) -> Tensor<B, 3> {
         let c = &self.config;
         let (b, t) = (step.batch, step.seq);
-        let (heads, dh, hidden) = (c.num_heads, c.head_dim(), c.hidden_size);
+        let (heads, dh) = (c.num_heads, c.head_dim());
         let device = self.embed_in.device();
         let mut x = embed(&self.embed_in, step.ids, b, t);
         let bias = mask_bias::<B>(step.valid, b, t, None, &device);
@@ -212,9 +216,7 @@ impl<B: Backend> TrainableGptNeox<B> {
             let q = rope.apply(qkv.clone().narrow(3, 0, dh));
             let k = rope.apply(qkv.clone().narrow(3, dh, dh));
             let v = qkv.narrow(3, 2 * dh, dh);
-            let attn = attention(q, k, v, scale, None, &bias)
-                .swap_dims(1, 2)
-                .reshape([b, t, hidden]);
+            let attn = attention(q, k, v, scale, None, &bias);
             let attn = layer.dense.forward(attn, adapters);
             x = if c.use_parallel_residual {
                 let mlp = self.mlp(
@@ -233,11 +235,28 @@ impl<B: Backend> TrainableGptNeox<B> {
                 mlp + a
             };
         }
-        let h = self.final_layer_norm.forward(x);
+        self.final_layer_norm.forward(x)
+    }
+
+    /// Logits `[rows, seq, V]` from the final hidden states.
+    pub fn logits(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.embed_out {
             Some(head) => head.forward(h),
             None => h.matmul(self.embed_in.clone().transpose().unsqueeze::<3>()),
         }
+    }
+
+    /// True when the frozen layers are packed for the CPU kernels (a LoRA load on the CPU).
+    pub fn packed(&self) -> bool {
+        self.layers
+            .first()
+            .is_some_and(|l| l.dense.base.host().is_some())
+            || self.host_head().is_some()
+    }
+
+    /// The head, when it is packed for the CPU kernels.
+    pub fn host_head(&self) -> Option<&Arc<HostWeight>> {
+        self.embed_out.as_ref().and_then(Frozen::host)
     }
 
     fn mlp(

@@ -4,10 +4,12 @@
 
 use crate::model::ModelError;
 use crate::model::weights::Weights;
+use crate::train::host_ops::{self, HostWeight};
 use crate::train::params::LoraTensors;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
+use std::sync::Arc;
 
 /// The adapters of one forward pass.
 #[derive(Debug, Clone)]
@@ -33,25 +35,45 @@ pub enum Slot<'a, B: Backend> {
 /// A weight's Hugging Face name and its slot.
 pub type NamedSlot<'a, B> = (String, Slot<'a, B>);
 
-/// A frozen `nn.Linear`: weight `[in, out]` and optional bias; neither tracks gradients
-/// (except in full fine-tuning, which replaces them through [`Self::slots`]).
+/// A frozen `nn.Linear`: on the CPU training backend packed for the kernels
+/// ([`host_ops::HostWeight`]), elsewhere (and for full fine-tuning) weight `[in, out]` and
+/// optional bias as Burn tensors; neither tracks gradients (except in full fine-tuning, which
+/// replaces them through [`Self::slots`]).
 #[derive(Debug, Clone)]
-pub struct Frozen<B: Backend> {
-    weight: Tensor<B, 2>,
-    bias: Option<Tensor<B, 1>>,
+pub enum Frozen<B: Backend> {
+    /// Burn tensors.
+    Device {
+        /// `[in, out]`.
+        weight: Tensor<B, 2>,
+        /// `[out]`.
+        bias: Option<Tensor<B, 1>>,
+    },
+    /// Packed for the CPU kernels.
+    Host(Arc<HostWeight>),
 }
 
 impl<B: Backend> Frozen<B> {
-    /// Loads `{prefix}.weight` (`[out, in]` on disk) and, when `bias`, `{prefix}.bias`.
+    /// Loads `{prefix}.weight` (`[out, in]` on disk) and, when `bias`, `{prefix}.bias`; packed
+    /// for the CPU kernels when `host` and the backend is the one they serve.
     pub fn load(
         weights: &Weights,
         prefix: &str,
         in_features: usize,
         out_features: usize,
         bias: bool,
+        host: bool,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
-        Ok(Self {
+        if host && host_ops::serves::<B>() {
+            return Ok(Self::Host(Arc::new(HostWeight::load(
+                weights,
+                prefix,
+                in_features,
+                out_features,
+                bias,
+            )?)));
+        }
+        Ok(Self::Device {
             weight: weights.linear_weight::<B>(
                 &format!("{prefix}.weight"),
                 out_features,
@@ -72,24 +94,41 @@ impl<B: Backend> Frozen<B> {
         })
     }
 
-    /// `{prefix}.weight` and `{prefix}.bias`, for full fine-tuning.
+    /// `{prefix}.weight` and `{prefix}.bias`, for full fine-tuning (none for packed layers,
+    /// which a full run does not load).
     pub fn slots(&mut self, prefix: &str) -> Vec<NamedSlot<'_, B>> {
-        let mut out = vec![(
-            format!("{prefix}.weight"),
-            Slot::Transposed(&mut self.weight),
-        )];
-        if let Some(b) = &mut self.bias {
+        let Self::Device { weight, bias } = self else {
+            return Vec::new();
+        };
+        let mut out = vec![(format!("{prefix}.weight"), Slot::Transposed(weight))];
+        if let Some(b) = bias {
             out.push((format!("{prefix}.bias"), Slot::Vector(b)));
         }
         out
     }
 
+    /// The packed weight, when the layer runs on the CPU kernels.
+    pub fn host(&self) -> Option<&Arc<HostWeight>> {
+        match self {
+            Self::Host(w) => Some(w),
+            Self::Device { .. } => None,
+        }
+    }
+
     /// `x·W + b` for `x` `[B, T, in]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let y = x.matmul(self.weight.clone().unsqueeze::<3>());
-        match &self.bias {
-            Some(b) => y + b.clone().unsqueeze::<3>(),
-            None => y,
+        match self {
+            Self::Device { weight, bias } => {
+                let y = x.matmul(weight.clone().unsqueeze::<3>());
+                match bias {
+                    Some(b) => y + b.clone().unsqueeze::<3>(),
+                    None => y,
+                }
+            }
+            Self::Host(w) => {
+                let [b, t, inp] = x.dims();
+                host_ops::linear(x.reshape([b * t, inp]), w).reshape([b, t, w.out_features()])
+            }
         }
     }
 }
@@ -239,7 +278,9 @@ pub fn mask_bias<B: Backend>(
 }
 
 /// Softmax attention over `q` `[B, H, T, D]` and `k`, `v` `[B, KV, T, D]` (each key/value head
-/// serves `H / KV` consecutive query heads): `softmax(cap(q·kᵀ·scale) + bias)·v`.
+/// serves `H / KV` consecutive query heads): `softmax(cap(q·kᵀ·scale) + bias)·v` with the heads
+/// merged, `[B, T, H·D]`. On the CPU training backend it runs on host values
+/// ([`host_ops::attention`]).
 pub fn attention<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
@@ -247,7 +288,10 @@ pub fn attention<B: Backend>(
     scale: f64,
     softcap: Option<f64>,
     bias: &Tensor<B, 4>,
-) -> Tensor<B, 4> {
+) -> Tensor<B, 3> {
+    if host_ops::serves::<B>() {
+        return host_ops::attention(q, k, v, scale, softcap, bias);
+    }
     let [b, h, t, d] = q.dims();
     let kv = k.dims()[1];
     let (k, v) = if kv == h {
@@ -265,5 +309,18 @@ pub fn attention<B: Backend>(
     if let Some(cap) = softcap {
         scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
     }
-    softmax(scores + bias.clone(), 3).matmul(v)
+    softmax(scores + bias.clone(), 3)
+        .matmul(v)
+        .swap_dims(1, 2)
+        .reshape([b, t, h * d])
+}
+
+/// GELU (the error-function form); on the CPU training backend on host values
+/// ([`host_ops::gelu`]).
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if host_ops::serves::<B>() {
+        host_ops::gelu(x)
+    } else {
+        burn::tensor::activation::gelu(x)
+    }
 }

@@ -9,7 +9,9 @@ pub mod layers;
 
 use super::TrainError;
 use super::config::LoraConfig;
+use super::data::Batch;
 use super::params::ModuleSpec;
+use super::{host_ops, loss};
 use crate::model::config::ModelConfig;
 use crate::model::weights::Weights;
 use crate::model::{ModelError, Step};
@@ -87,9 +89,14 @@ impl BaseModel {
 
 impl<B: Backend> TrainableModel<B> {
     /// Loads `base` onto `device` with adapter slots on the projections `lora` targets.
+    ///
+    /// With `host`, frozen dense layers are packed for the CPU kernels where the backend is the
+    /// one they serve ([`crate::train::host_ops`]); full fine-tuning, whose weights take
+    /// gradients, loads without.
     pub fn load(
         base: &BaseModel,
         lora: &LoraConfig,
+        host: bool,
         device: &B::Device,
     ) -> Result<Self, TrainError> {
         lora.validate(&base.config)?;
@@ -98,6 +105,7 @@ impl<B: Backend> TrainableModel<B> {
                 c.clone(),
                 &base.weights,
                 lora,
+                host,
                 device,
             )?),
             ModelConfig::Gemma(c) => {
@@ -115,6 +123,7 @@ impl<B: Backend> TrainableModel<B> {
                     prefix,
                     head,
                     lora,
+                    host,
                     device,
                 )?)
             }
@@ -134,6 +143,11 @@ impl<B: Backend> TrainableModel<B> {
     /// Gemma is trained with LoRA).
     pub fn slots(&mut self) -> Result<Vec<layers::NamedSlot<'_, B>>, TrainError> {
         match self {
+            Self::GptNeox(m) if m.packed() => Err(TrainError::InvalidConfig(
+                "this model was loaded for LoRA (frozen layers packed for the CPU kernels); \
+                 full fine-tuning loads it without"
+                    .into(),
+            )),
             Self::GptNeox(m) => Ok(m.slots()),
             Self::Gemma(_) => Err(TrainError::InvalidConfig(
                 "full fine-tuning (--full) supports GPT-NeoX (Pythia) models; train Gemma \
@@ -146,8 +160,36 @@ impl<B: Backend> TrainableModel<B> {
     /// Logits `[rows, seq, V]` for a batch; `adapters` adds the LoRA branches.
     pub fn forward(&self, step: &Step, adapters: Option<&Adapters<B>>) -> Tensor<B, 3> {
         match self {
-            Self::GptNeox(m) => m.forward(step, adapters),
-            Self::Gemma(m) => m.forward(step, adapters),
+            Self::GptNeox(m) => m.logits(m.hidden(step, adapters)),
+            Self::Gemma(m) => m.logits(m.hidden(step, adapters)),
+        }
+    }
+
+    /// `Σ −log p(target)` over the counted targets of `batch` (see [`loss::summed_nll`]). A head
+    /// packed for the CPU kernels is fused with the cross-entropy
+    /// ([`host_ops::head_nll`]): no `[rows, seq, V]` logits are formed.
+    pub fn summed_nll(&self, batch: &Batch, adapters: Option<&Adapters<B>>) -> Tensor<B, 1> {
+        let step = batch.step();
+        let (hidden, head, softcap) = match self {
+            Self::GptNeox(m) => (m.hidden(&step, adapters), m.host_head(), None),
+            Self::Gemma(m) => (m.hidden(&step, adapters), m.host_head(), m.final_softcap()),
+        };
+        let Some(head) = head else {
+            return loss::summed_nll(self.logits(hidden), batch);
+        };
+        let [rows, seq, h] = hidden.dims();
+        let targets = host_ops::Targets {
+            seq,
+            ids: &batch.targets,
+            weights: &batch.weights,
+        };
+        host_ops::head_nll(hidden.reshape([rows * seq, h]), head, targets, softcap)
+    }
+
+    fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        match self {
+            Self::GptNeox(m) => m.logits(hidden),
+            Self::Gemma(m) => m.logits(hidden),
         }
     }
 }

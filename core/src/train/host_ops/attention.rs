@@ -1,0 +1,468 @@
+//! Softmax attention for training on the CPU: `softmax(cap(q·kᵀ·scale) + bias)·v` per batch
+//! row and head, with its backward pass, on host values. Burn's version forms about twenty
+//! `[rows, heads, seq, seq]` tensors per layer (scores, the mask's broadcast, each step of the
+//! softmax and their gradients) on views its copies walk element by element; here each head's
+//! scores stay in one `seq × seq` buffer and the probabilities are the only thing kept for the
+//! backward pass.
+
+use super::{Cpu, cast, flex_tensor, host_values};
+use crate::kernels::math::exp_nonpositive;
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorPrimitive};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// The shapes of one attention call.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    rows: usize,
+    heads: usize,
+    kv_heads: usize,
+    seq: usize,
+    head_dim: usize,
+}
+
+impl Dims {
+    fn head_len(&self) -> usize {
+        self.seq * self.head_dim
+    }
+
+    fn scores_len(&self) -> usize {
+        self.seq * self.seq
+    }
+
+    /// Query heads per key/value head.
+    fn group(&self) -> usize {
+        self.heads / self.kv_heads
+    }
+}
+
+/// What the backward pass needs: the inputs, the probabilities and (with a cap) the tanh of the
+/// scaled scores.
+#[derive(Clone)]
+struct Saved {
+    dims: Dims,
+    scale: f32,
+    q: Arc<Vec<f32>>,
+    k: Arc<Vec<f32>>,
+    v: Arc<Vec<f32>>,
+    probs: Arc<Vec<f32>>,
+    tanh: Option<Arc<Vec<f32>>>,
+}
+
+impl std::fmt::Debug for Saved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Saved({:?})", self.dims)
+    }
+}
+
+/// `softmax(cap(q·kᵀ·scale) + bias)·v` for `q` `[B, H, T, D]`, `k`, `v` `[B, KV, T, D]` (each
+/// key/value head serves `H / KV` consecutive query heads) and the constant additive `bias`
+/// `[B, 1, T, T]`, with the heads merged: `[B, T, H·D]`, ready for the output projection. The
+/// gradients reach `q`, `k` and `v`.
+///
+/// # Panics
+/// When `B` is not the backend these paths serve (callers check [`super::serves`]).
+pub fn attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    scale: f64,
+    softcap: Option<f64>,
+    bias: &Tensor<B, 4>,
+) -> Tensor<B, 3> {
+    cast(attention_cpu(
+        cast(q),
+        cast(k),
+        cast(v),
+        scale,
+        softcap,
+        cast(bias.clone()),
+    ))
+}
+
+fn attention_cpu(
+    q: Tensor<Cpu, 4>,
+    k: Tensor<Cpu, 4>,
+    v: Tensor<Cpu, 4>,
+    scale: f64,
+    softcap: Option<f64>,
+    bias: Tensor<Cpu, 4>,
+) -> Tensor<Cpu, 3> {
+    #[derive(Debug)]
+    struct AttentionBackward;
+
+    impl Backward<Flex, 3> for AttentionBackward {
+        type State = Saved;
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let Ops {
+                parents,
+                node,
+                state,
+            } = ops;
+            let grad = grads.consume::<Flex>(&node);
+            let (dq, dk, dv) = backward_pass(&state, &host_values(&grad));
+            let d = state.dims;
+            let [pq, pk, pv] = parents;
+            if let Some(n) = pq {
+                grads.register::<Flex>(n.id, flex_tensor(dq, [d.rows, d.heads, d.seq, d.head_dim]));
+            }
+            let kv_shape = [d.rows, d.kv_heads, d.seq, d.head_dim];
+            if let Some(n) = pk {
+                grads.register::<Flex>(n.id, flex_tensor(dk, kv_shape));
+            }
+            if let Some(n) = pv {
+                grads.register::<Flex>(n.id, flex_tensor(dv, kv_shape));
+            }
+        }
+    }
+
+    let [rows, heads, seq, head_dim] = q.dims();
+    let dims = Dims {
+        rows,
+        heads,
+        kv_heads: k.dims()[1],
+        seq,
+        head_dim,
+    };
+    let bias = bias.into_primitive().tensor().primitive;
+    let (q, k, v) = (
+        q.into_primitive().tensor(),
+        k.into_primitive().tensor(),
+        v.into_primitive().tensor(),
+    );
+    let nodes = [q.node.clone(), k.node.clone(), v.node.clone()];
+    let values = |t: &burn::backend::flex::FlexTensor| host_values(t).into_owned();
+    let mut saved = Saved {
+        dims,
+        scale: scale as f32,
+        q: Arc::new(values(&q.primitive)),
+        k: Arc::new(values(&k.primitive)),
+        v: Arc::new(values(&v.primitive)),
+        probs: Arc::new(Vec::new()),
+        tanh: None,
+    };
+    let (out, probs, tanh) = forward_pass(&saved, &host_values(&bias), softcap.map(|c| c as f32));
+    let out = flex_tensor(out, [rows, seq, heads * head_dim]);
+    let result = match AttentionBackward
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            saved.probs = Arc::new(probs);
+            saved.tanh = tanh.map(Arc::new);
+            prep.finish(saved, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(result))
+}
+
+/// The output `[B, T, H·D]`, the probabilities `[B, H, T, T]` and, with a cap, the tanh of the
+/// scaled scores (same layout).
+fn forward_pass(
+    s: &Saved,
+    bias: &[f32],
+    softcap: Option<f32>,
+) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+    let d = s.dims;
+    let (t, hd, tt) = (d.seq, d.head_dim, d.scores_len());
+    let mut probs = vec![0f32; d.rows * d.heads * tt];
+    let mut tanh = softcap.map(|_| vec![0f32; d.rows * d.heads * tt]);
+    let mut tanh_chunks: Vec<Option<&mut [f32]>> = match &mut tanh {
+        Some(v) => v.chunks_mut(tt).map(Some).collect(),
+        None => (0..d.rows * d.heads).map(|_| None).collect(),
+    };
+    let per_head: Vec<Vec<f32>> = probs
+        .par_chunks_mut(tt)
+        .zip(tanh_chunks.par_iter_mut())
+        .enumerate()
+        .map(|(bh, (p, th))| {
+            let (b, h) = (bh / d.heads, bh % d.heads);
+            let kv = b * d.kv_heads + h / d.group();
+            let q = &s.q[bh * d.head_len()..(bh + 1) * d.head_len()];
+            let k = &s.k[kv * d.head_len()..(kv + 1) * d.head_len()];
+            let v = &s.v[kv * d.head_len()..(kv + 1) * d.head_len()];
+            // p = q·kᵀ
+            matmul(p, t, t, hd, Mat::rows(q, hd), Mat::cols(k, hd), false);
+            let mask = &bias[b * tt..(b + 1) * tt];
+            for (i, row) in p.chunks_mut(t).enumerate() {
+                for (j, x) in row.iter_mut().enumerate() {
+                    let mut y = *x * s.scale;
+                    if let (Some(cap), Some(th)) = (softcap, th.as_deref_mut()) {
+                        let tv = (y / cap).tanh();
+                        th[i * t + j] = tv;
+                        y = cap * tv;
+                    }
+                    *x = y + mask[i * t + j];
+                }
+                softmax_in_place(row);
+            }
+            // o = p·v
+            let mut o = vec![0f32; d.head_len()];
+            matmul(&mut o, t, hd, t, Mat::rows(p, t), Mat::rows(v, hd), false);
+            o
+        })
+        .collect();
+    // Merge the heads: row (b, t) is every head's output at t, head after head.
+    let mut out = vec![0f32; d.rows * d.heads * d.head_len()];
+    out.par_chunks_mut(d.heads * hd)
+        .enumerate()
+        .for_each(|(bt, row)| {
+            let (b, pos) = (bt / t, bt % t);
+            for (h, dst) in row.chunks_mut(hd).enumerate() {
+                dst.copy_from_slice(&per_head[b * d.heads + h][pos * hd..(pos + 1) * hd]);
+            }
+        });
+    (out, probs, tanh)
+}
+
+/// The gradients of `q`, `k` and `v` from the output's `grad` (`[B, T, H·D]`). Each task takes
+/// one batch row's key/value head and the query heads it serves, so the key and value gradients
+/// are summed within one task.
+fn backward_pass(s: &Saved, grad: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let d = s.dims;
+    let (t, hd, tt, g) = (d.seq, d.head_dim, d.scores_len(), d.group());
+    let mut dq = vec![0f32; d.rows * d.heads * d.head_len()];
+    let mut dk = vec![0f32; d.rows * d.kv_heads * d.head_len()];
+    let mut dv = vec![0f32; d.rows * d.kv_heads * d.head_len()];
+    dq.par_chunks_mut(g * d.head_len())
+        .zip(dk.par_chunks_mut(d.head_len()))
+        .zip(dv.par_chunks_mut(d.head_len()))
+        .enumerate()
+        .for_each(|(kv, ((dq, dk), dv))| {
+            let k = &s.k[kv * d.head_len()..(kv + 1) * d.head_len()];
+            let v = &s.v[kv * d.head_len()..(kv + 1) * d.head_len()];
+            let mut ds = vec![0f32; tt];
+            let mut go = vec![0f32; d.head_len()];
+            for (i, dq) in dq.chunks_mut(d.head_len()).enumerate() {
+                let bh = kv * g + i;
+                let (b, h) = (bh / d.heads, bh % d.heads);
+                let q = &s.q[bh * d.head_len()..(bh + 1) * d.head_len()];
+                let p = &s.probs[bh * tt..(bh + 1) * tt];
+                // This head's slice of the merged gradient.
+                for (pos, dst) in go.chunks_mut(hd).enumerate() {
+                    let at = ((b * t + pos) * d.heads + h) * hd;
+                    dst.copy_from_slice(&grad[at..at + hd]);
+                }
+                let go = &go[..];
+                // dv += pᵀ·go
+                matmul(dv, t, hd, t, Mat::cols(p, t), Mat::rows(go, hd), true);
+                // ds = go·vᵀ, then through the softmax, the cap and the scale
+                matmul(
+                    &mut ds,
+                    t,
+                    t,
+                    hd,
+                    Mat::rows(go, hd),
+                    Mat::cols(v, hd),
+                    false,
+                );
+                for (r, (row, prow)) in ds.chunks_mut(t).zip(p.chunks(t)).enumerate() {
+                    let dot: f32 = row.iter().zip(prow).map(|(a, b)| a * b).sum();
+                    for (j, (x, pv)) in row.iter_mut().zip(prow).enumerate() {
+                        let mut y = pv * (*x - dot);
+                        if let Some(th) = &s.tanh {
+                            let tv = th[bh * tt + r * t + j];
+                            y *= 1.0 - tv * tv;
+                        }
+                        *x = y * s.scale;
+                    }
+                }
+                // dq = ds·k, dk += dsᵀ·q
+                matmul(dq, t, hd, t, Mat::rows(&ds, t), Mat::rows(k, hd), false);
+                matmul(dk, t, hd, t, Mat::cols(&ds, t), Mat::rows(q, hd), true);
+            }
+        });
+    (dq, dk, dv)
+}
+
+/// Softmax of one row in place (the row's maximum subtracted first; a row of equal values,
+/// such as one fully masked, becomes uniform as in Burn).
+fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for x in row.iter_mut() {
+        *x = exp_nonpositive(*x - max);
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|x| *x *= inv);
+}
+
+/// A row-major matrix of `cols` columns read as is ([`Mat::rows`]) or transposed
+/// ([`Mat::cols`]).
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    values: &'a [f32],
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> Mat<'a> {
+    /// The matrix itself.
+    fn rows(values: &'a [f32], cols: usize) -> Self {
+        Self {
+            values,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// Its transpose.
+    fn cols(values: &'a [f32], cols: usize) -> Self {
+        Self {
+            values,
+            row_stride: 1,
+            col_stride: cols as isize,
+        }
+    }
+
+    /// True when an `r × c` read stays inside the slice.
+    fn fits(&self, r: usize, c: usize) -> bool {
+        r == 0
+            || c == 0
+            || ((r - 1) as isize * self.row_stride + (c - 1) as isize * self.col_stride)
+                < self.values.len() as isize
+    }
+}
+
+/// `c (m × n, row-major) = [c +] a (m × k) · b (k × n)` on one thread (the callers run many at
+/// once).
+fn matmul(c: &mut [f32], m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    assert!(
+        c.len() >= m * n && a.fits(m, k) && b.fits(k, n),
+        "attention product shapes"
+    );
+    // SAFETY: the assertion keeps every read of `a` and `b` and every write of `c` in bounds.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.values.as_ptr(),
+            a.col_stride,
+            a.row_stride,
+            b.values.as_ptr(),
+            b.col_stride,
+            b.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{host, max_diff, tensor, values};
+    use super::*;
+    use burn::tensor::activation::softmax;
+
+    /// Burn's operations, as `model::layers::attention` writes them for other backends.
+    fn reference(
+        q: Tensor<Cpu, 4>,
+        k: Tensor<Cpu, 4>,
+        v: Tensor<Cpu, 4>,
+        scale: f64,
+        softcap: Option<f64>,
+        bias: Tensor<Cpu, 4>,
+    ) -> Tensor<Cpu, 3> {
+        let [b, h, t, d] = q.dims();
+        let kv = k.dims()[1];
+        let repeat = |x: Tensor<Cpu, 4>| {
+            x.reshape([b, kv, 1, t, d])
+                .repeat_dim(2, h / kv)
+                .reshape([b, h, t, d])
+        };
+        let mut scores = q.matmul(repeat(k).swap_dims(2, 3)).mul_scalar(scale);
+        if let Some(cap) = softcap {
+            scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+        }
+        softmax(scores + bias, 3)
+            .matmul(repeat(v))
+            .swap_dims(1, 2)
+            .reshape([b, t, h * d])
+    }
+
+    /// Outputs and the gradients of q, k and v against Burn's, with grouped key/value heads, a
+    /// padded row (its padding keys masked) and Gemma-2's cap.
+    #[test]
+    fn attention_equals_burns_and_so_do_its_gradients() {
+        let (rows, heads, kv, seq, dim) = (2, 4, 2, 7, 5);
+        let mut mask = vec![0f32; rows * seq * seq];
+        for r in 0..rows {
+            let valid = if r == 0 { seq } else { seq - 3 };
+            for i in 0..seq {
+                for j in 0..seq {
+                    if j > i || j >= valid {
+                        mask[(r * seq + i) * seq + j] = f32::MIN;
+                    }
+                }
+            }
+        }
+        let qv = values(rows * heads * seq * dim, 1);
+        let kvv = values(rows * kv * seq * dim, 2);
+        let vv = values(rows * kv * seq * dim, 3);
+        let upstream = tensor(
+            values(rows * heads * seq * dim, 4),
+            [rows, seq, heads * dim],
+        );
+        for softcap in [None, Some(0.8)] {
+            let run = |host_path: bool| {
+                let q = tensor(qv.clone(), [rows, heads, seq, dim]).require_grad();
+                let k = tensor(kvv.clone(), [rows, kv, seq, dim]).require_grad();
+                let v = tensor(vv.clone(), [rows, kv, seq, dim]).require_grad();
+                let bias = tensor(mask.clone(), [rows, 1, seq, seq]);
+                let out = if host_path {
+                    attention(q.clone(), k.clone(), v.clone(), 0.45, softcap, &bias)
+                } else {
+                    reference(q.clone(), k.clone(), v.clone(), 0.45, softcap, bias)
+                };
+                let grads = (out.clone() * upstream.clone()).sum().backward();
+                [
+                    host(out.inner()),
+                    host(q.grad(&grads).unwrap()),
+                    host(k.grad(&grads).unwrap()),
+                    host(v.grad(&grads).unwrap()),
+                ]
+            };
+            let (ours, theirs) = (run(true), run(false));
+            for (what, (a, b)) in ["out", "dq", "dk", "dv"]
+                .iter()
+                .zip(ours.iter().zip(&theirs))
+            {
+                let d = max_diff(a, b);
+                assert!(d < 1e-5, "{softcap:?} {what}: {d}");
+            }
+        }
+    }
+
+    /// A strided input (a transposed view, as the models' head splits make) is read correctly.
+    #[test]
+    fn strided_inputs_are_read_in_their_logical_order() {
+        let (rows, heads, seq, dim) = (2, 3, 4, 5);
+        let base = values(rows * seq * heads * dim, 9);
+        let q = tensor(base.clone(), [rows, seq, heads, dim]).swap_dims(1, 2);
+        let contiguous = host(q.clone().inner().reshape([rows * heads * seq * dim]));
+        let bias = tensor(vec![0.0; rows * seq * seq], [rows, 1, seq, seq]);
+        let a = attention(q.clone(), q.clone(), q.clone(), 0.3, None, &bias);
+        let qc = tensor(contiguous, [rows, heads, seq, dim]);
+        let b = attention(qc.clone(), qc.clone(), qc, 0.3, None, &bias);
+        assert_eq!(host(a.inner()), host(b.inner()));
+    }
+}
