@@ -53,6 +53,8 @@ struct Saved {
     v: Arc<Vec<f32>>,
     probs: Arc<Vec<f32>>,
     tanh: Option<Arc<Vec<f32>>>,
+    /// Per batch row: the mask is causal (see [`causal_rows`]).
+    causal: Arc<Vec<bool>>,
 }
 
 impl std::fmt::Debug for Saved {
@@ -147,8 +149,11 @@ fn attention_cpu(
         v: Arc::new(values(&v.primitive)),
         probs: Arc::new(Vec::new()),
         tanh: None,
+        causal: Arc::new(Vec::new()),
     };
-    let (out, probs, tanh) = forward_pass(&saved, &host_values(&bias), softcap.map(|c| c as f32));
+    let bias = host_values(&bias);
+    saved.causal = Arc::new(causal_rows(&bias, dims));
+    let (out, probs, tanh) = forward_pass(&saved, &bias, softcap.map(|c| c as f32));
     let out = flex_tensor(out, [rows, seq, heads * head_dim]);
     let result = match AttentionBackward
         .prepare::<NoCheckpointing>(nodes)
@@ -163,6 +168,30 @@ fn attention_cpu(
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Tensor::from_primitive(TensorPrimitive::Float(result))
+}
+
+/// Query rows per block: with a causal mask, block `[q0, q1)` needs only keys `[0, q1)`, so about
+/// half of each head's products are skipped.
+const QUERY_BLOCK: usize = 64;
+
+/// Keys that queries `[.., q1)` of a batch row can see: `q1` under a causal mask, else all.
+fn key_extent(causal: bool, q1: usize, seq: usize) -> usize {
+    if causal { q1 } else { seq }
+}
+
+/// For each batch row, true when its mask hides every key after its query (as
+/// `model::layers::mask_bias` builds it), so that blocks of queries can stop at their last row.
+fn causal_rows(bias: &[f32], d: Dims) -> Vec<bool> {
+    let t = d.seq;
+    bias.chunks(d.scores_len())
+        .map(|mask| {
+            (0..t).all(|i| {
+                mask[i * t + i + 1..(i + 1) * t]
+                    .iter()
+                    .all(|&m| m == f32::MIN)
+            })
+        })
+        .collect()
 }
 
 /// The output `[B, T, H·D]`, the probabilities `[B, H, T, T]` and, with a cap, the tanh of the
@@ -190,24 +219,49 @@ fn forward_pass(
             let q = &s.q[bh * d.head_len()..(bh + 1) * d.head_len()];
             let k = &s.k[kv * d.head_len()..(kv + 1) * d.head_len()];
             let v = &s.v[kv * d.head_len()..(kv + 1) * d.head_len()];
-            // p = q·kᵀ
-            matmul(p, t, t, hd, Mat::rows(q, hd), Mat::cols(k, hd), false);
             let mask = &bias[b * tt..(b + 1) * tt];
-            for (i, row) in p.chunks_mut(t).enumerate() {
-                for (j, x) in row.iter_mut().enumerate() {
-                    let mut y = *x * s.scale;
-                    if let (Some(cap), Some(th)) = (softcap, th.as_deref_mut()) {
-                        let tv = (y / cap).tanh();
-                        th[i * t + j] = tv;
-                        y = cap * tv;
-                    }
-                    *x = y + mask[i * t + j];
-                }
-                softmax_in_place(row);
-            }
-            // o = p·v
             let mut o = vec![0f32; d.head_len()];
-            matmul(&mut o, t, hd, t, Mat::rows(p, t), Mat::rows(v, hd), false);
+            for q0 in (0..t).step_by(QUERY_BLOCK) {
+                let q1 = (q0 + QUERY_BLOCK).min(t);
+                let (n, kn) = (q1 - q0, key_extent(s.causal[b], q1, t));
+                // p[q0..q1, ..kn] = q[q0..q1]·k[..kn]ᵀ
+                let block = Mat::rows(&q[q0 * hd..], hd);
+                matmul(
+                    &mut p[q0 * t..],
+                    t,
+                    n,
+                    kn,
+                    hd,
+                    block,
+                    Mat::cols(k, hd),
+                    false,
+                );
+                for i in q0..q1 {
+                    let row = &mut p[i * t..i * t + kn];
+                    for (j, x) in row.iter_mut().enumerate() {
+                        let mut y = *x * s.scale;
+                        if let (Some(cap), Some(th)) = (softcap, th.as_deref_mut()) {
+                            let tv = (y / cap).tanh();
+                            th[i * t + j] = tv;
+                            y = cap * tv;
+                        }
+                        *x = y + mask[i * t + j];
+                    }
+                    softmax_in_place(row);
+                }
+                // o[q0..q1] = p[q0..q1, ..kn]·v[..kn]
+                let probs = Mat::rows(&p[q0 * t..], t);
+                matmul(
+                    &mut o[q0 * hd..],
+                    hd,
+                    n,
+                    hd,
+                    kn,
+                    probs,
+                    Mat::rows(v, hd),
+                    false,
+                );
+            }
             o
         })
         .collect();
@@ -238,13 +292,14 @@ fn backward_pass(s: &Saved, grad: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         .zip(dv.par_chunks_mut(d.head_len()))
         .enumerate()
         .for_each(|(kv, ((dq, dk), dv))| {
+            let b = kv / d.kv_heads;
             let k = &s.k[kv * d.head_len()..(kv + 1) * d.head_len()];
             let v = &s.v[kv * d.head_len()..(kv + 1) * d.head_len()];
-            let mut ds = vec![0f32; tt];
+            let mut ds = vec![0f32; QUERY_BLOCK * t];
             let mut go = vec![0f32; d.head_len()];
             for (i, dq) in dq.chunks_mut(d.head_len()).enumerate() {
                 let bh = kv * g + i;
-                let (b, h) = (bh / d.heads, bh % d.heads);
+                let h = bh % d.heads;
                 let q = &s.q[bh * d.head_len()..(bh + 1) * d.head_len()];
                 let p = &s.probs[bh * tt..(bh + 1) * tt];
                 // This head's slice of the merged gradient.
@@ -252,33 +307,40 @@ fn backward_pass(s: &Saved, grad: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
                     let at = ((b * t + pos) * d.heads + h) * hd;
                     dst.copy_from_slice(&grad[at..at + hd]);
                 }
-                let go = &go[..];
-                // dv += pᵀ·go
-                matmul(dv, t, hd, t, Mat::cols(p, t), Mat::rows(go, hd), true);
-                // ds = go·vᵀ, then through the softmax, the cap and the scale
-                matmul(
-                    &mut ds,
-                    t,
-                    t,
-                    hd,
-                    Mat::rows(go, hd),
-                    Mat::cols(v, hd),
-                    false,
-                );
-                for (r, (row, prow)) in ds.chunks_mut(t).zip(p.chunks(t)).enumerate() {
-                    let dot: f32 = row.iter().zip(prow).map(|(a, b)| a * b).sum();
-                    for (j, (x, pv)) in row.iter_mut().zip(prow).enumerate() {
-                        let mut y = pv * (*x - dot);
-                        if let Some(th) = &s.tanh {
-                            let tv = th[bh * tt + r * t + j];
-                            y *= 1.0 - tv * tv;
+                for q0 in (0..t).step_by(QUERY_BLOCK) {
+                    let q1 = (q0 + QUERY_BLOCK).min(t);
+                    let (n, kn) = (q1 - q0, key_extent(s.causal[b], q1, t));
+                    let (p_block, go_block) = (&p[q0 * t..], Mat::rows(&go[q0 * hd..], hd));
+                    // dv[..kn] += p[q0..q1, ..kn]ᵀ·go[q0..q1]
+                    matmul(dv, hd, kn, hd, n, Mat::cols(p_block, t), go_block, true);
+                    // ds = go[q0..q1]·v[..kn]ᵀ, then through the softmax, the cap and the scale
+                    matmul(&mut ds, kn, n, kn, hd, go_block, Mat::cols(v, hd), false);
+                    for (r, row) in ds.chunks_mut(kn).take(n).enumerate() {
+                        let prow = &p_block[r * t..r * t + kn];
+                        let dot: f32 = row.iter().zip(prow).map(|(a, b)| a * b).sum();
+                        for (j, (x, pv)) in row.iter_mut().zip(prow).enumerate() {
+                            let mut y = pv * (*x - dot);
+                            if let Some(th) = &s.tanh {
+                                let tv = th[bh * tt + (q0 + r) * t + j];
+                                y *= 1.0 - tv * tv;
+                            }
+                            *x = y * s.scale;
                         }
-                        *x = y * s.scale;
                     }
+                    // dq[q0..q1] = ds·k[..kn], dk[..kn] += dsᵀ·q[q0..q1]
+                    let q_block = Mat::rows(&q[q0 * hd..], hd);
+                    matmul(
+                        &mut dq[q0 * hd..],
+                        hd,
+                        n,
+                        hd,
+                        kn,
+                        Mat::rows(&ds, kn),
+                        Mat::rows(k, hd),
+                        false,
+                    );
+                    matmul(dk, hd, kn, hd, n, Mat::cols(&ds, kn), q_block, true);
                 }
-                // dq = ds·k, dk += dsᵀ·q
-                matmul(dq, t, hd, t, Mat::rows(&ds, t), Mat::rows(k, hd), false);
-                matmul(dk, t, hd, t, Mat::cols(&ds, t), Mat::rows(q, hd), true);
             }
         });
     (dq, dk, dv)
@@ -297,8 +359,8 @@ fn softmax_in_place(row: &mut [f32]) {
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
-/// A row-major matrix of `cols` columns read as is ([`Mat::rows`]) or transposed
-/// ([`Mat::cols`]).
+/// A row-major matrix stored with a row stride, read as is ([`Mat::rows`]) or transposed
+/// ([`Mat::cols`]); a product reads as many rows and columns as it needs.
 #[derive(Clone, Copy)]
 struct Mat<'a> {
     values: &'a [f32],
@@ -308,20 +370,20 @@ struct Mat<'a> {
 
 impl<'a> Mat<'a> {
     /// The matrix itself.
-    fn rows(values: &'a [f32], cols: usize) -> Self {
+    fn rows(values: &'a [f32], stride: usize) -> Self {
         Self {
             values,
-            row_stride: cols as isize,
+            row_stride: stride as isize,
             col_stride: 1,
         }
     }
 
     /// Its transpose.
-    fn cols(values: &'a [f32], cols: usize) -> Self {
+    fn cols(values: &'a [f32], stride: usize) -> Self {
         Self {
             values,
             row_stride: 1,
-            col_stride: cols as isize,
+            col_stride: stride as isize,
         }
     }
 
@@ -334,11 +396,21 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// `c (m × n, row-major) = [c +] a (m × k) · b (k × n)` on one thread (the callers run many at
-/// once).
-fn matmul(c: &mut [f32], m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+/// `c (m × n, rows `c_stride` apart) = [c +] a (m × k) · b (k × n)` on one thread (the callers
+/// run many at once).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    c: &mut [f32],
+    c_stride: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    accumulate: bool,
+) {
     assert!(
-        c.len() >= m * n && a.fits(m, k) && b.fits(k, n),
+        (m == 0 || n == 0 || c.len() >= (m - 1) * c_stride + n) && a.fits(m, k) && b.fits(k, n),
         "attention product shapes"
     );
     // SAFETY: the assertion keeps every read of `a` and `b` and every write of `c` in bounds.
@@ -349,7 +421,7 @@ fn matmul(c: &mut [f32], m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, a
             k,
             c.as_mut_ptr(),
             1,
-            n as isize,
+            c_stride as isize,
             accumulate,
             a.values.as_ptr(),
             a.col_stride,
@@ -400,17 +472,18 @@ mod tests {
     }
 
     /// Outputs and the gradients of q, k and v against Burn's, with grouped key/value heads, a
-    /// padded row (its padding keys masked) and Gemma-2's cap.
+    /// padded row (its padding keys masked), Gemma-2's cap, more queries than one block, and a
+    /// mask that is not causal.
     #[test]
     fn attention_equals_burns_and_so_do_its_gradients() {
-        let (rows, heads, kv, seq, dim) = (2, 4, 2, 7, 5);
-        let mut mask = vec![0f32; rows * seq * seq];
+        let (rows, heads, kv, seq, dim) = (2, 4, 2, QUERY_BLOCK + 9, 5);
+        let mut causal = vec![0f32; rows * seq * seq];
         for r in 0..rows {
             let valid = if r == 0 { seq } else { seq - 3 };
             for i in 0..seq {
                 for j in 0..seq {
                     if j > i || j >= valid {
-                        mask[(r * seq + i) * seq + j] = f32::MIN;
+                        causal[(r * seq + i) * seq + j] = f32::MIN;
                     }
                 }
             }
@@ -422,7 +495,26 @@ mod tests {
             values(rows * heads * seq * dim, 4),
             [rows, seq, heads * dim],
         );
-        for softcap in [None, Some(0.8)] {
+        // Every key visible but the second row's last three.
+        let open: Vec<f32> = (0..rows * seq * seq)
+            .map(|x| {
+                if x / (seq * seq) == 1 && x % seq >= seq - 3 {
+                    f32::MIN
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let dims = Dims {
+            rows,
+            heads,
+            kv_heads: kv,
+            seq,
+            head_dim: dim,
+        };
+        assert_eq!(causal_rows(&causal, dims), [true, true]);
+        assert_eq!(causal_rows(&open, dims), [false, false]);
+        for (mask, softcap) in [(&causal, None), (&causal, Some(0.8)), (&open, None)] {
             let run = |host_path: bool| {
                 let q = tensor(qv.clone(), [rows, heads, seq, dim]).require_grad();
                 let k = tensor(kvv.clone(), [rows, kv, seq, dim]).require_grad();
@@ -447,7 +539,11 @@ mod tests {
                 .zip(ours.iter().zip(&theirs))
             {
                 let d = max_diff(a, b);
-                assert!(d < 1e-5, "{softcap:?} {what}: {d}");
+                assert!(
+                    d < 1e-5,
+                    "{softcap:?} causal {}: {what}: {d}",
+                    mask == &causal
+                );
             }
         }
     }
