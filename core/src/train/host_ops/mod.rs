@@ -6,12 +6,12 @@
 //! batch of 8 × 256 tokens on a 50k vocabulary).
 //!
 //! GELU (`gelu`) uses the fast error function of the inference kernels. Attention (`attention`)
-//! keeps each head's scores in one buffer instead of Burn's twenty-odd
-//! `[rows, heads, seq, seq]` tensors per layer.
+//! keeps each head's scores in one buffer instead of Burn's twenty-odd `[rows, heads, seq, seq]`
+//! tensors per layer.
 //!
 //! Other backends, and full fine-tuning's dense layers (whose weights take gradients), use the
-//! plain Burn operations of [`super::model::layers`]. The functions here are generic so the models stay
-//! generic; they apply only where [`serves`] holds and the caller checks it.
+//! plain Burn operations of [`super::model::layers`]. The functions here are generic so the
+//! models stay generic; they apply only where [`serves`] holds and the caller checks it.
 
 use crate::kernels::{PackedMatrix, WeightFormat};
 use crate::model::ModelError;
