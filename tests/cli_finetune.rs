@@ -709,3 +709,63 @@ fn finetune_trains_on_perturbation_pairs_and_refuses_missing_controls() {
     let missing = run(&dir.path().join("none"), &["--perturbation-column", "drug"]);
     assert_clean_error(&missing, "--control-value");
 }
+
+/// `--task perturbation-delta`: the pairs answer with delta sentences, and the run writes the
+/// rank → change fit that a delta screen reads its predictions with.
+#[test]
+fn finetune_on_delta_sentences_writes_the_fit_a_screen_needs() {
+    use c2s_core::tasks::delta::{DeltaFit, FIT_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ds = annotated(tied_counts(12, 8, 3), genes(8));
+    ds.obs.push(ObsColumn {
+        name: "drug".into(),
+        data: ColumnData::Categorical {
+            codes: (0..12).map(|i| if i < 6 { 0 } else { 1 + i % 2 }).collect(),
+            categories: vec!["DMSO".into(), "X".into(), "Y".into()],
+        },
+    });
+    let h5ad = write(dir.path(), "pert.h5ad", &ds, Storage::Csr, ValueType::F32);
+    let template = dir.path().join("delta.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{perturbation_name} {control_cell_sentence}:"], "response": ["{delta_sentence}"]}"#,
+    )
+    .unwrap();
+    let m = model("gpt_neox_parallel");
+    let out = dir.path().join("delta");
+    let done = cli(&[
+        "finetune",
+        h5ad.to_str().unwrap(),
+        "--task",
+        "perturbation-delta",
+        "--perturbation-column",
+        "drug",
+        "--control-value",
+        "DMSO",
+        "--delta-genes",
+        "2",
+        "--model",
+        m.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--template-file",
+        template.to_str().unwrap(),
+        "--top-k-genes",
+        "3",
+        "--preprocess",
+        "none",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+    ]);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(stderr.contains("6 examples"), "{stderr}");
+    assert!(out.join("adapter_model.safetensors").is_file());
+    let fit = DeltaFit::read(&out.join(FIT_FILE)).unwrap();
+    assert_eq!((fit.pairs, fit.genes_per_list), (6, 2));
+    assert!(fit.up.intercept.is_finite() && fit.down.slope.is_finite());
+}

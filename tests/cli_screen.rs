@@ -373,3 +373,97 @@ fn screen_from_flags_equals_the_spec_file() {
         "{stderr}"
     );
 }
+
+/// A disk that fills up. A file-size limit (`RLIMIT_FSIZE`, with `SIGXFSZ` ignored, so an
+/// oversized write fails with EFBIG as a write to a full disk fails with ENOSPC) lets every
+/// batch's small part through but not the merged `results.parquet`. The run names the file,
+/// says the finished units are kept and how to go on, leaves no half-written file, and run
+/// again with room it completes from those units with the results of an unlimited run.
+#[test]
+fn screen_on_a_full_disk_keeps_its_units_and_completes_when_run_again() {
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let spec = spec(d, 0);
+    let args = |out: &Path| {
+        vec![
+            "screen".to_string(),
+            "run".into(),
+            spec.display().to_string(),
+            "--device".into(),
+            "cpu".into(),
+            "--batch".into(),
+            "1".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ]
+    };
+    let (full, whole) = (d.join("full"), d.join("whole"));
+    ok(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    let largest_other = std::fs::read_dir(whole.join("parts"))
+        .unwrap()
+        .map(|e| size(&e.unwrap().path()))
+        .chain([
+            size(&whole.join("manifest.json")),
+            size(&whole.join("controls.parquet")),
+        ])
+        .max()
+        .unwrap();
+    let results = size(&whole.join("results.parquet"));
+    let limit = largest_other + 256;
+    assert!(
+        limit < results,
+        "the test needs results.parquet ({results} B) to outgrow every other file \
+         ({largest_other} B)"
+    );
+
+    let mut limited = Command::new(env!("CARGO_BIN_EXE_c2s-studio"));
+    limited.args(args(&full));
+    // SAFETY: runs in the forked child before exec and only calls async-signal-safe
+    // functions (signal, setrlimit) on plain values.
+    unsafe {
+        limited.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = limited.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot write") && stderr.contains("results.parquet"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("its 24 finished units are kept in")
+            && stderr.contains("run the same screen again"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!full.join("results.parquet").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&full)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".c2s-partial-"))
+        .collect();
+    assert!(leftovers.is_empty(), "half-written files: {leftovers:?}");
+
+    let again = ok(&args(&full).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        again.contains("24 of 24 units done (24 already)"),
+        "{again}"
+    );
+    assert!(again.contains("screen complete"), "{again}");
+    let a = read_parquet(&full.join("results.parquet"));
+    let b = read_parquet(&whole.join("results.parquet"));
+    assert!(a.equals_missing(&b), "{a}\n{b}");
+}

@@ -370,3 +370,125 @@ fn reconstructed_scoring_weighs_the_rebuilt_expression() {
         "{e}"
     );
 }
+
+/// A screen spec for a delta model: the fit (|Δ| = 100 / rank both ways) written
+/// beside it, a delta template, through TOML and back.
+fn delta_screen(dir: &Path) -> ScreenSpec {
+    use c2s_core::screen::spec::OutputMode;
+    use c2s_core::tasks::delta::{Changes, DeltaFitter, FIT_FILE};
+    let mut spec = screen(dir);
+    let mut fitter = DeltaFitter::default();
+    fitter.add(&Changes {
+        up: vec![(0, 100.0), (1, 50.0)],
+        down: vec![(2, -100.0), (3, -50.0)],
+    });
+    let fit = dir.join(FIT_FILE);
+    fitter.finish(5).unwrap().write(&fit).unwrap();
+    std::fs::write(
+        dir.join("delta.json"),
+        r#"{"model_input": ["{control_cell_sentence} + {perturbation_name}:"], "response": ["{delta_sentence}"]}"#,
+    )
+    .unwrap();
+    spec.model.output = OutputMode::Delta;
+    spec.model.delta_fit = Some(fit);
+    spec.model.template_file = Some(dir.join("delta.json"));
+    spec.sampling.max_new_tokens = None;
+    ScreenSpec::parse(&spec.to_toml().unwrap(), dir).unwrap()
+}
+
+#[test]
+fn delta_output_adds_the_predicted_changes_to_each_sample_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = delta_screen(tmp.path());
+    let genes = token_genes();
+    let loaded = load_contexts(&spec, &Progress::new()).unwrap();
+    let c = &loaded[0];
+    assert_eq!(c.delta_genes(), Some(5));
+    // The samples scored from their own, unchanged profiles: their own sentences.
+    let own = c.score_samples(&Progress::new()).unwrap();
+    let sentences: Vec<String> = own.iter().map(|o| o.0.clone()).collect();
+    assert_eq!(sentences, c.sentences);
+
+    // Raising the UP set's genes (by 100, 50, 33, 25, 20 by rank; the data's values stay
+    // below 17) and lowering the DOWN set's (to 0) puts the raised genes first, in rank order
+    // (the sentences keep 3 genes), and moves both scores.
+    let text = format!(
+        "Up: {}. Down: {}.",
+        genes[..5].join(" "),
+        genes[8..13].join(" ")
+    );
+    let out = c
+        .score_outputs(&[text.as_str(), "no genes here"], &[1, 1], &Progress::new())
+        .unwrap();
+    assert_eq!(out[0].0, genes[..3].join(" "));
+    assert!(
+        out[0].1[0] > own[1].1[0],
+        "UP rises: {:?} vs {:?}",
+        out[0].1,
+        own[1].1
+    );
+    assert!(
+        out[0].1[1] < own[1].1[1],
+        "DOWN falls: {:?} vs {:?}",
+        out[0].1,
+        own[1].1
+    );
+    // An output naming no gene predicts no change.
+    assert_eq!(out[1], own[1]);
+}
+
+#[test]
+fn a_delta_screen_runs_on_the_engine_with_its_own_prompts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = delta_screen(tmp.path());
+    let contexts = load_contexts(&spec, &Progress::new()).unwrap();
+    let out = tmp.path().join("delta");
+    let store = Store::create_or_open(&out, &spec).unwrap();
+    let summary = run_screen(
+        &spec,
+        &contexts,
+        &store,
+        &engine(),
+        RunOptions::new(8, Shard::ALL),
+        &Progress::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(summary.complete, "{summary:?}");
+    let results = store.results().unwrap();
+    assert_eq!(results.len(), 24);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.scores.iter().all(|x| x.is_finite()))
+    );
+    // The controls are the samples' own profiles, scored the same way.
+    let controls = store.controls().unwrap().unwrap();
+    let own = contexts[0].score_samples(&Progress::new()).unwrap();
+    assert_eq!(controls[0].scores, own[0].1);
+
+    // A delta screen without its fit is refused, naming the file to give.
+    let mut bad = spec.clone();
+    bad.model.delta_fit = None;
+    let e = ScreenSpec::parse(&bad.to_toml().unwrap(), tmp.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("needs delta_fit"), "{e}");
+
+    // A refitted model is another screen: its folder refuses the new fit's units.
+    use c2s_core::tasks::delta::{Changes, DeltaFitter};
+    let mut fitter = DeltaFitter::default();
+    fitter.add(&Changes {
+        up: vec![(0, 1.0)],
+        down: vec![(1, -1.0)],
+    });
+    fitter
+        .finish(5)
+        .unwrap()
+        .write(spec.model.delta_fit.as_ref().unwrap())
+        .unwrap();
+    let refit = ScreenSpec::parse(&spec.to_toml().unwrap(), tmp.path()).unwrap();
+    assert_ne!(refit.hash(), spec.hash());
+    assert!(Store::create_or_open(&out, &refit).is_err());
+}

@@ -13,6 +13,7 @@ use c2s_core::Progress;
 use c2s_core::engine::DeviceRequest;
 use c2s_core::engine::locate::resolve_model;
 use c2s_core::model::config::ModelConfig;
+use c2s_core::tasks::delta::{DeltaFit, FIT_FILE};
 use c2s_core::tasks::prompt::PromptBuilder;
 use c2s_core::train::backend::train_on;
 use c2s_core::train::cells::{CellTask, Cells, Pairing, cell_examples};
@@ -34,6 +35,10 @@ pub enum FinetuneTask {
     Generation,
     /// Predict a perturbed cell's sentence from a control cell's and the perturbation.
     Perturbation,
+    /// Predict the genes that rise and fall most (a delta sentence) from a control cell's
+    /// sentence and the perturbation; also writes the rank → change fit `delta_fit.json`
+    /// that `screen run` needs for `output = "delta"`.
+    PerturbationDelta,
 }
 
 /// Arguments of `finetune`.
@@ -60,6 +65,9 @@ pub struct Args {
     /// controls of the same context.
     #[arg(long, requires = "perturbation_column")]
     pub context_column: Option<String>,
+    /// Genes per list of a delta sentence (--task perturbation-delta).
+    #[arg(long, default_value_t = 50)]
+    pub delta_genes: usize,
     /// Base model directory, or a Hugging Face id already in the local cache.
     #[arg(long)]
     pub model: String,
@@ -168,8 +176,8 @@ pub fn run(args: Args) -> Result<(), String> {
     let device = args.device.parse::<DeviceRequest>()?;
     let model_dir = resolve_model(&args.model).map_err(|e| e.to_string())?;
     let base = BaseModel::open(&model_dir).map_err(|e| e.to_string())?;
-    let examples = match (&args.examples, &args.input) {
-        (Some(path), _) => read_examples(path).map_err(|e| e.to_string())?,
+    let (examples, delta_fit) = match (&args.examples, &args.input) {
+        (Some(path), _) => (read_examples(path).map_err(|e| e.to_string())?, None),
         (None, Some(input)) => h5ad_examples(&args, input)?,
         (None, None) => {
             return Err(
@@ -232,6 +240,10 @@ pub fn run(args: Args) -> Result<(), String> {
         },
     )
     .map_err(|e| e.to_string())?;
+    if let Some(fit) = &delta_fit {
+        fit.write(&args.out.join(FIT_FILE))
+            .map_err(|e| e.to_string())?;
+    }
     for note in &selection.notes {
         eprintln!("note: {note}");
     }
@@ -300,8 +312,11 @@ fn settings(args: &Args, model: &ModelConfig) -> Result<TrainSettings, String> {
 }
 
 /// Examples from the cells of an `.h5ad`: one per chosen cell (per perturbed cell for
-/// perturbation), built by [`cell_examples`].
-fn h5ad_examples(args: &Args, input: &std::path::Path) -> Result<Vec<Example>, String> {
+/// perturbation), built by [`cell_examples`], and for delta sentences their fit.
+fn h5ad_examples(
+    args: &Args,
+    input: &std::path::Path,
+) -> Result<(Vec<Example>, Option<DeltaFit>), String> {
     let task = cell_task(args)?;
     let cells = TaskCells::load(input, &args.data, &args.prompt, &task.columns(), false)?;
     let settings = args.prompt.settings(task.prompt_task(), args.data.seed)?;
@@ -317,7 +332,23 @@ fn h5ad_examples(args: &Args, input: &std::path::Path) -> Result<Vec<Example>, S
         sentences: &sentences,
     };
     let built = cell_examples(source, &task, &mut builder).map_err(|e| e.to_string())?;
-    Ok(built.examples)
+    Ok((built.examples, built.delta_fit))
+}
+
+/// How the flags pair perturbed cells with controls.
+fn pairing(args: &Args) -> Result<Pairing, String> {
+    Ok(Pairing {
+        column: args.perturbation_column.clone().ok_or(
+            "a perturbation task needs --perturbation-column (the obs column naming each \
+             cell's perturbation)",
+        )?,
+        control: args.control_value.clone().ok_or(
+            "a perturbation task needs --control-value (the value of the perturbation column \
+             that marks control cells)",
+        )?,
+        context: args.context_column.clone(),
+        seed: u64::from(args.data.seed),
+    })
 }
 
 /// The task the flags ask for.
@@ -330,20 +361,13 @@ fn cell_task(args: &Args) -> Result<CellTask, String> {
     Ok(match args.task {
         Some(FinetuneTask::CellType) => CellTask::CellType { label: label()? },
         Some(FinetuneTask::Generation) => CellTask::Generation { label: label()? },
-        Some(FinetuneTask::Perturbation) => CellTask::Perturbation(Pairing {
-            column: args.perturbation_column.clone().ok_or(
-                "--task perturbation needs --perturbation-column (the obs column naming each \
-                 cell's perturbation)",
-            )?,
-            control: args.control_value.clone().ok_or(
-                "--task perturbation needs --control-value (the value of the perturbation \
-                 column that marks control cells)",
-            )?,
-            context: args.context_column.clone(),
-            seed: u64::from(args.data.seed),
-        }),
+        Some(FinetuneTask::Perturbation) => CellTask::Perturbation(pairing(args)?),
+        Some(FinetuneTask::PerturbationDelta) => CellTask::PerturbationDelta {
+            pairing: pairing(args)?,
+            genes: args.delta_genes,
+        },
         None => {
-            return Err("an .h5ad input needs --task cell-type, generation or perturbation".into());
+            return Err("an .h5ad input needs --task cell-type, generation, perturbation or perturbation-delta".into());
         }
     })
 }

@@ -47,7 +47,10 @@ fn label_key(task: Task) -> Option<&'static str> {
     match task {
         Task::CellTypePrediction | Task::CellTypeGeneration => Some("cell_type"),
         Task::TissuePrediction | Task::TissueConditionalGeneration => Some("tissue"),
-        Task::NaturalLanguageInterpretation | Task::PerturbationPrediction | Task::Question => None,
+        Task::NaturalLanguageInterpretation
+        | Task::PerturbationPrediction
+        | Task::PerturbationDelta
+        | Task::Question => None,
     }
 }
 
@@ -55,12 +58,15 @@ fn label_key(task: Task) -> Option<&'static str> {
 pub fn run(args: Args) -> Result<(), String> {
     ensure_not_input(&args.out, &[&args.input]).map_err(|e| e.to_string())?;
     c2s_core::io::export::TableFormat::from_path(&args.out).map_err(|e| e.to_string())?;
-    if args.task == Task::PerturbationPrediction {
-        return Err(
-            "perturbation_prediction prompts pair perturbed cells with controls; `prompt` does \
-             not build them yet"
-                .into(),
-        );
+    if matches!(
+        args.task,
+        Task::PerturbationPrediction | Task::PerturbationDelta
+    ) {
+        return Err(format!(
+            "{} prompts pair perturbed cells with controls; `prompt` does not build them \
+             (`finetune --task perturbation` does)",
+            args.task.name()
+        ));
     }
     if args.cells_per_prompt == 0 {
         return Err("--cells-per-prompt must be at least 1".into());

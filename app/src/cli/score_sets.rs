@@ -60,7 +60,8 @@ pub enum ScanpyArg {
 pub struct Args {
     /// Input `.h5ad` file.
     pub input: PathBuf,
-    /// Gene-set library in GMT format.
+    /// Gene-set library in GMT format, or a bundled one: `builtin:hallmark` (MSigDB Hallmark
+    /// v7.5.1) or `builtin:antigen-presentation` (the C2S-Scale screen's 5 sets).
     #[arg(long)]
     pub gmt: PathBuf,
     /// Sets to score, comma-separated (default: every set of the GMT).

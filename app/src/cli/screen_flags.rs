@@ -2,9 +2,10 @@
 //! `--library`, `--gmt`, `--set`, ...), built into the same [`ScreenSpec`] a TOML file gives and
 //! checked by the same parser.
 
+use c2s_core::genesets::builtin::is_builtin;
 use c2s_core::screen::spec::{
-    ContextSpec, ControlSpec, GeneSetSpec, LibrarySpec, ModelSpec, Preprocess, SamplingSpec,
-    ScoringMethod, ScreenSpec,
+    ContextSpec, ControlSpec, GeneSetSpec, LibrarySpec, ModelSpec, OutputMode, Preprocess,
+    SamplingSpec, ScoringMethod, ScreenSpec,
 };
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,8 @@ pub struct SpecFlags {
     /// Perturbation library: one name per line, or an L1000 .gct/.gct.gz (`pert_iname`).
     #[arg(long)]
     pub library: Option<PathBuf>,
-    /// GMT file of the gene sets.
+    /// GMT file of the gene sets, or a bundled library: `builtin:antigen-presentation` (the
+    /// C2S-Scale screen's 5 sets) or `builtin:hallmark` (MSigDB Hallmark v7.5.1).
     #[arg(long)]
     pub gmt: Option<PathBuf>,
     /// A gene set of the GMT that scores every prediction (repeatable).
@@ -58,9 +60,16 @@ pub struct SpecFlags {
     /// or `reconstructed` (ssGSEA on the expression rebuilt from it, clipped at 0).
     #[arg(long, default_value = "sentence-rank")]
     pub scoring: String,
-    /// ssGSEA weight of `reconstructed` scoring (default 0.25).
+    /// ssGSEA weight of `reconstructed` scoring and of delta output (default 0.25).
     #[arg(long)]
     pub weight: Option<f64>,
+    /// What the model writes: `sentence` (the perturbed cell's sentence) or `delta` (the
+    /// genes that rise and fall most, for a model fine-tuned with --task perturbation-delta).
+    #[arg(long, default_value = "sentence")]
+    pub output: String,
+    /// The delta fit (`delta_fit.json`) of the delta fine-tuning run (with --output delta).
+    #[arg(long)]
+    pub delta_fit: Option<PathBuf>,
     /// Reference of the effects: `unperturbed` (each context's own cells) or a library name
     /// (e.g. a vehicle such as DMSO).
     #[arg(long, default_value = "unperturbed")]
@@ -127,6 +136,12 @@ impl SpecFlags {
                 template_file: self.template_file.as_deref().map(absolute).transpose()?,
                 top_k_genes: self.top_k_genes,
                 organism: "Homo sapiens".into(),
+                output: match self.output.as_str() {
+                    "sentence" => OutputMode::Sentence,
+                    "delta" => OutputMode::Delta,
+                    other => return Err(format!("--output {other}: use sentence or delta")),
+                },
+                delta_fit: self.delta_fit.as_deref().map(absolute).transpose()?,
             },
             sampling: SamplingSpec {
                 temperature: self.temperature,
@@ -134,7 +149,11 @@ impl SpecFlags {
                 max_new_tokens: self.max_new_tokens,
             },
             genesets: GeneSetSpec {
-                gmt: absolute(gmt)?,
+                gmt: if is_builtin(gmt) {
+                    gmt.clone()
+                } else {
+                    absolute(gmt)?
+                },
                 sets: self.sets.clone(),
                 method: match self.scoring.as_str() {
                     "sentence-rank" => ScoringMethod::SentenceRank,
@@ -152,6 +171,7 @@ impl SpecFlags {
                 name => ControlSpec::Perturbation { name: name.into() },
             },
             perturbations: Vec::new(),
+            delta: None,
         };
         let text = spec.to_toml().map_err(|e| e.to_string())?;
         ScreenSpec::parse(&text, Path::new("")).map_err(|e| e.to_string())

@@ -1630,3 +1630,24 @@ fn scoring_a_gene_set_adds_an_obs_column_that_colours_the_plot() {
         "mean ES of CD4 T cells {t}, of B cells {b}"
     );
 }
+
+#[test]
+fn a_builtin_gene_set_library_loads_by_its_name() {
+    let mut h = harness();
+    open_demo_of(&mut h, 100);
+    h.state_mut().workbench.open_panel("gene_sets");
+    h.run_steps(1);
+    panel_on_the_right(&mut h, "gene_sets");
+    h.get_by_label("GMT file").focus();
+    h.run_steps(1);
+    h.get_by_label("GMT file").type_text("builtin:hallmark");
+    h.run_steps(2);
+    h.get_by_label("Load sets").click();
+    h.run_steps(2);
+    h.get_by_label("50 sets loaded");
+    h.get_by_label("Search sets").focus();
+    h.run_steps(1);
+    h.get_by_label("Search sets").type_text("interferon_gamma");
+    h.run_steps(2);
+    h.get_by_label_contains("HALLMARK_INTERFERON_GAMMA_RESPONSE (200 genes)");
+}

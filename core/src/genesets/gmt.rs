@@ -31,8 +31,15 @@ pub struct GeneSetLibrary {
 }
 
 impl GeneSetLibrary {
-    /// Reads a GMT file.
+    /// Reads a GMT file, or a bundled library named `builtin:NAME` ([`super::builtin`]).
     pub fn read(path: &Path) -> Result<Self> {
+        if let Some(found) = path.to_str().and_then(super::builtin::lookup) {
+            let builtin = found.map_err(Error::InvalidArgument)?;
+            return Self::parse(builtin.text).map_err(|detail| Error::Malformed {
+                path: path.to_path_buf(),
+                detail,
+            });
+        }
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,

@@ -151,8 +151,14 @@ fn host_forward<B: Backend, const D: usize>(
     Tensor::from_data(TensorData::new(y, dims), (&device, dtype))
 }
 
-/// `x·Wᵀ + b` for `m` host rows on the packed kernels.
-fn packed_forward(x: &[f32], m: usize, weight: &PackedMatrix, bias: Option<&[f32]>) -> Vec<f32> {
+/// `x·Wᵀ + b` for `m` host rows on the packed kernels (inference and training's frozen
+/// layers).
+pub(crate) fn packed_forward(
+    x: &[f32],
+    m: usize,
+    weight: &PackedMatrix,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     let mut y = weight.matmul(x, m);
     if let Some(bias) = bias {
         y.par_chunks_mut(weight.rows())

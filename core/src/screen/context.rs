@@ -1,7 +1,8 @@
 //! A screen context read for running: its drawn samples' cell sentences, the gene vocabulary
-//! predicted sentences are read against, and the gene sets matched to its genes.
+//! predicted sentences are read against, and the gene sets matched to its genes; for delta
+//! output also the samples' expression profiles, to which predicted changes are added.
 
-use super::spec::{ContextSpec, GeneSetSpec, Preprocess, ScoringMethod};
+use super::spec::{ContextSpec, GeneSetSpec, OutputMode, Preprocess, ScoringMethod};
 use crate::convert::{ConvertOptions, prepare_h5ad};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
@@ -12,6 +13,7 @@ use crate::matrix::CsrMatrix;
 use crate::preprocess::PreprocessOptions;
 use crate::progress::Progress;
 use crate::sentence::{SentenceOptions, TieBreak, cell_sentences};
+use crate::tasks::delta::{DeltaFit, DeltaSentence};
 use crate::tasks::perturb::column_means;
 use crate::tasks::postprocess::{GeneList, GeneVocab, PostProcess, post_process};
 use crate::tasks::sample::sample_rows;
@@ -29,19 +31,31 @@ pub struct LoadedContext {
     scorer: Ssgsea,
     /// Reconstructed-expression scoring: the context's genes and its fitted transform.
     reconstruct: Option<(Vec<String>, InverseFit)>,
+    /// Delta output: the samples' profiles and the fit that reads predictions.
+    delta: Option<DeltaProfiles>,
+}
+
+/// What delta output needs: each drawn sample's expression (one row per sample, in sample
+/// order), the context's genes, the sentence length, and the rank → change fit.
+struct DeltaProfiles {
+    profiles: CsrMatrix,
+    genes: Vec<String>,
+    top_k: usize,
+    fit: DeltaFit,
 }
 
 impl LoadedContext {
     /// Reads `spec`'s `.h5ad`, keeps the cells its filter names that express a gene, draws the
     /// samples with its seed, and matches the sets of `genesets` (names, in order) of `gmt` to
     /// its genes; for reconstructed scoring it fits the rank → expression transform on the
-    /// chosen cells. A context left with no cell, or a gene set sharing no gene with it, is an
-    /// error.
+    /// chosen cells; with a `delta` fit it keeps the samples' profiles for delta output. A
+    /// context left with no cell, or a gene set sharing no gene with it, is an error.
     pub fn load(
         spec: &ContextSpec,
         top_k: usize,
         gmt: &GeneSetLibrary,
         genesets: &GeneSetSpec,
+        delta: Option<&DeltaFit>,
         progress: &Progress,
     ) -> Result<Self> {
         let context_err = |e: Error| Error::InvalidData(format!("context {}: {e}", spec.name));
@@ -68,21 +82,15 @@ impl LoadedContext {
             Some((col, value)) => ds.rows_where(col, value).map_err(context_err)?,
             None => (0..ds.n_cells()).collect(),
         };
-        let (ids, sentences) = match &spec.pseudobulk {
-            Some(column) => {
-                let (groups, means) = pseudobulk(ds, &chosen, column).map_err(context_err)?;
-                let sentences =
-                    cell_sentences(&means, &groups, &ds.var_names, &options.sentences, progress)?;
-                (groups, sentences)
-            }
-            None => {
-                let matrix = ds.expression.select_rows(&chosen);
-                let ids: Vec<String> = chosen.iter().map(|&r| ds.obs_names[r].clone()).collect();
-                let sentences =
-                    cell_sentences(&matrix, &ids, &ds.var_names, &options.sentences, progress)?;
-                (ids, sentences)
-            }
+        let (ids, profiles) = match &spec.pseudobulk {
+            Some(column) => pseudobulk(ds, &chosen, column).map_err(context_err)?,
+            None => (
+                chosen.iter().map(|&r| ds.obs_names[r].clone()).collect(),
+                ds.expression.select_rows(&chosen),
+            ),
         };
+        let sentences =
+            cell_sentences(&profiles, &ids, &ds.var_names, &options.sentences, progress)?;
         let usable: Vec<usize> = (0..sentences.len())
             .filter(|&i| !sentences[i].is_empty())
             .collect();
@@ -105,6 +113,7 @@ impl LoadedContext {
         }
         let drawn = sample_rows(&usable, spec.samples, spec.seed);
         let reconstruct = match genesets.method {
+            _ if delta.is_some() => None,
             ScoringMethod::SentenceRank => None,
             ScoringMethod::Reconstructed => {
                 progress.set_stage(format!(
@@ -124,7 +133,11 @@ impl LoadedContext {
             .collect::<Result<Vec<_>>>()
             .map_err(context_err)?;
         let options = SsgseaOptions {
-            weight: genesets.ssgsea_weight(),
+            weight: genesets.ssgsea_weight(if delta.is_some() {
+                OutputMode::Delta
+            } else {
+                OutputMode::Sentence
+            }),
             min_size: 1,
             max_size: usize::MAX,
         };
@@ -136,6 +149,12 @@ impl LoadedContext {
                 spec.name, s.name, s.n_present
             )));
         }
+        let delta = delta.map(|fit| DeltaProfiles {
+            profiles: profiles.select_rows(&drawn),
+            genes: ds.var_names.clone(),
+            top_k,
+            fit: fit.clone(),
+        });
         Ok(Self {
             name: spec.name.clone(),
             sample_ids: drawn.iter().map(|&r| ids[r].clone()).collect(),
@@ -143,7 +162,99 @@ impl LoadedContext {
             vocab: GeneVocab::new(&ds.var_names),
             scorer,
             reconstruct,
+            delta,
         })
+    }
+
+    /// Genes per list of the delta fit, for delta output.
+    pub fn delta_genes(&self) -> Option<usize> {
+        self.delta.as_ref().map(|d| d.fit.genes_per_list)
+    }
+
+    /// Scores generated texts, the output of unit `i` being `texts[i]` for sample
+    /// `samples[i]`: a sentence as [`LoadedContext::score_texts`] does, or with delta output
+    /// the delta sentence's changes added to the sample's profile. Returns each unit's
+    /// predicted sentence (for delta output, the sentence of the rebuilt profile) and scores.
+    pub fn score_outputs(
+        &self,
+        texts: &[&str],
+        samples: &[usize],
+        progress: &Progress,
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        match &self.delta {
+            None => self.score_texts(texts, progress),
+            Some(d) => {
+                let deltas: Vec<DeltaSentence> = texts
+                    .iter()
+                    .map(|t| DeltaSentence::parse(t, &self.vocab))
+                    .collect();
+                self.score_profiles(d, &deltas, samples, progress)
+            }
+        }
+    }
+
+    /// The drawn samples' own sentences and scores, as the predictions are scored: from the
+    /// sentences, or with delta output from the unchanged profiles.
+    pub fn score_samples(&self, progress: &Progress) -> Result<Vec<(String, Vec<f64>)>> {
+        match &self.delta {
+            None => {
+                let texts: Vec<&str> = self.sentences.iter().map(String::as_str).collect();
+                self.score_texts(&texts, progress)
+            }
+            Some(d) => {
+                let samples: Vec<usize> = (0..self.sentences.len()).collect();
+                let none = vec![DeltaSentence::default(); samples.len()];
+                self.score_profiles(d, &none, &samples, progress)
+            }
+        }
+    }
+
+    /// Adds each delta to its sample's profile, then scores the rebuilt profiles by ssGSEA on
+    /// expression and writes their sentences.
+    fn score_profiles(
+        &self,
+        d: &DeltaProfiles,
+        deltas: &[DeltaSentence],
+        samples: &[usize],
+        progress: &Progress,
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        let mut rebuilt = CsrMatrix {
+            n_rows: deltas.len(),
+            n_cols: d.genes.len(),
+            indptr: vec![0],
+            ..Default::default()
+        };
+        for (delta, &s) in deltas.iter().zip(samples) {
+            let mut profile = vec![0.0f32; d.genes.len()];
+            let (cols, values) = d.profiles.row(s);
+            for (&c, &v) in cols.iter().zip(values) {
+                profile[c as usize] = v;
+            }
+            d.fit.apply(&mut profile, delta, &self.vocab);
+            for (j, v) in profile.into_iter().enumerate() {
+                if v != 0.0 {
+                    rebuilt.indices.push(j as u32);
+                    rebuilt.data.push(v);
+                }
+            }
+            rebuilt.indptr.push(rebuilt.indices.len() as u64);
+        }
+        let scores = self.scorer.score_matrix(&rebuilt, true, progress)?;
+        let ids: Vec<String> = samples
+            .iter()
+            .map(|&s| self.sample_ids[s].clone())
+            .collect();
+        let options = SentenceOptions {
+            top_k: Some(d.top_k),
+            ties: TieBreak::Seeded(0),
+        };
+        let sentences = cell_sentences(&rebuilt, &ids, &d.genes, &options, progress)?;
+        let n_sets = scores.sets.len();
+        Ok(sentences
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (s, scores.es[i * n_sets..(i + 1) * n_sets].to_vec()))
+            .collect())
     }
 
     /// Post-processes generated texts into sentences (genes of this context only, each once)

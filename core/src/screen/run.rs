@@ -4,7 +4,7 @@
 //! starts. A cancel keeps every finished batch; running again resumes.
 
 use super::context::LoadedContext;
-use super::spec::{ControlSpec, ScreenSpec};
+use super::spec::{ControlSpec, OutputMode, ScreenSpec};
 use super::store::{ControlResult, Store, UnitResult};
 use super::units::{ContextShape, Shard, Unit, all_units};
 use crate::engine::generate::DEFAULT_KV_BUDGET_BYTES;
@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::genesets::gmt::GeneSetLibrary;
 use crate::progress::Progress;
 use crate::tasks::Task;
+use crate::tasks::delta::DeltaFit;
 use crate::tasks::prompt::{PromptBuilder, PromptSettings};
 use crate::tasks::template::{PromptTemplate, TemplateChoice};
 use std::collections::{BTreeMap, HashMap};
@@ -61,18 +62,39 @@ pub struct RunSummary {
 /// The contexts of a spec, loaded (see [`LoadedContext::load`]).
 pub fn load_contexts(spec: &ScreenSpec, progress: &Progress) -> Result<Vec<LoadedContext>> {
     let gmt = GeneSetLibrary::read(&spec.genesets.gmt)?;
+    let delta = match (spec.model.output, &spec.delta, &spec.model.delta_fit) {
+        (OutputMode::Sentence, ..) => None,
+        (OutputMode::Delta, Some(fit), _) => Some(fit.clone()),
+        (OutputMode::Delta, None, Some(path)) => Some(DeltaFit::read(path)?),
+        (OutputMode::Delta, None, None) => {
+            return Err(Error::InvalidArgument(
+                "a delta screen needs its delta fit ([model] delta_fit)".into(),
+            ));
+        }
+    };
     spec.contexts
         .iter()
         .map(|c| {
             progress.set_stage(format!("reading context {}", c.name));
-            LoadedContext::load(c, spec.model.top_k_genes, &gmt, &spec.genesets, progress)
+            LoadedContext::load(
+                c,
+                spec.model.top_k_genes,
+                &gmt,
+                &spec.genesets,
+                delta.as_ref(),
+                progress,
+            )
         })
         .collect()
 }
 
-/// The perturbation prompt settings of a spec (built-in template unless a file is named).
+/// The perturbation prompt settings of a spec (built-in template unless a file is named; a
+/// delta-output screen prompts for delta sentences).
 pub fn prompt_settings(spec: &ScreenSpec) -> Result<PromptSettings> {
-    let task = Task::PerturbationPrediction;
+    let task = match spec.model.output {
+        OutputMode::Sentence => Task::PerturbationPrediction,
+        OutputMode::Delta => Task::PerturbationDelta,
+    };
     let template = match &spec.model.template_file {
         Some(path) => PromptTemplate::from_file(path)
             .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?,
@@ -149,7 +171,7 @@ pub fn run_screen(
         max_new_tokens: spec
             .sampling
             .max_new_tokens
-            .unwrap_or(4 * spec.model.top_k_genes + 8),
+            .unwrap_or_else(|| default_max_new_tokens(spec, contexts)),
         sampling: SamplingParams {
             temperature: spec.sampling.temperature,
             seed: Some(spec.sampling.seed),
@@ -207,7 +229,7 @@ pub fn run_screen(
         for (u, g) in batch.iter().zip(&generations) {
             let ctx = by_name[u.context.as_str()];
             let (sentence, scores) = ctx
-                .score_texts(&[g.text.as_str()], &Progress::new())?
+                .score_outputs(&[g.text.as_str()], &[u.sample as usize], &Progress::new())?
                 .remove(0);
             results.push(UnitResult {
                 unit: u.clone(),
@@ -216,7 +238,9 @@ pub fn run_screen(
                 scores,
             });
         }
-        store.append(&results)?;
+        store
+            .append(&results)
+            .map_err(|e| store_failed(e, store, &summary))?;
         summary.done_now += batch.len();
         report(progress, &summary, started);
         on_batch(&summary);
@@ -224,10 +248,38 @@ pub fn run_screen(
     if !summary.cancelled {
         summary.complete = store.finished()?.len() == total_screen;
         if summary.complete {
-            store.write_results()?;
+            store
+                .write_results()
+                .map_err(|e| store_failed(e, store, &summary))?;
         }
     }
     Ok(summary)
+}
+
+/// The longest output by default: 4 tokens per gene of a predicted sentence (as many genes as
+/// the prompt's), or of a delta sentence's two lists, plus room for the markers.
+fn default_max_new_tokens(spec: &ScreenSpec, contexts: &[LoadedContext]) -> usize {
+    match contexts.iter().find_map(LoadedContext::delta_genes) {
+        Some(per_list) => 4 * 2 * per_list + 16,
+        None => 4 * spec.model.top_k_genes + 8,
+    }
+}
+
+/// A results-store write that failed mid-run (most often a full disk), said with what is kept
+/// and how to go on.
+fn store_failed(e: Error, store: &Store, summary: &RunSummary) -> Error {
+    match e {
+        Error::Write { path, detail } => Error::Write {
+            path,
+            detail: format!(
+                "{detail}. The screen stopped; its {} finished units are kept in {}. Make room \
+                 (a full disk: free space) and run the same screen again: it continues from them",
+                summary.already_done + summary.done_now,
+                store.dir().display()
+            ),
+        },
+        other => other,
+    }
 }
 
 fn engine_err(e: crate::engine::EngineError) -> Error {
@@ -241,8 +293,7 @@ pub fn score_controls(
 ) -> Result<Vec<ControlResult>> {
     let mut out = Vec::new();
     for c in contexts {
-        let texts: Vec<&str> = c.sentences.iter().map(String::as_str).collect();
-        for (s, (sentence, scores)) in c.score_texts(&texts, progress)?.into_iter().enumerate() {
+        for (s, (sentence, scores)) in c.score_samples(progress)?.into_iter().enumerate() {
             out.push(ControlResult {
                 context: c.name.clone(),
                 sample: s as u32,

@@ -19,6 +19,8 @@
 //! dir = "models/c2s-pythia"
 //! template_file = "p.json" # optional; the built-in perturbation template by default
 //! top_k_genes = 200        # genes of the control sentence in the prompt
+//! output = "sentence"      # or "delta": the model writes `Up: … Down: …` (a delta model),
+//! delta_fit = "run/delta_fit.json"  # read back by the fit its fine-tuning run wrote
 //!
 //! [sampling]               # optional: temperature 0.3, seed 0 by default
 //! temperature = 0.3
@@ -26,7 +28,7 @@
 //! max_new_tokens = 808
 //!
 //! [genesets]
-//! gmt = "virtual_screen_sets.gmt"
+//! gmt = "virtual_screen_sets.gmt"  # or a bundled library: "builtin:antigen-presentation"
 //! sets = ["HALLMARK_INTERFERON_ALPHA_RESPONSE"]
 //! method = "sentence-rank"  # rank-only ssGSEA on the predicted sentence's order, or
 //!                           # "reconstructed": ssGSEA on the rebuilt expression (clipped at 0)
@@ -41,6 +43,8 @@
 
 use super::library::read_library;
 use crate::error::{Error, Result};
+use crate::genesets::builtin;
+use crate::tasks::delta::DeltaFit;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -71,6 +75,10 @@ pub struct ScreenSpec {
     /// The library's names, read from [`LibrarySpec::path`] by [`ScreenSpec::load`].
     #[serde(skip)]
     pub perturbations: Vec<String>,
+    /// The delta fit, read from [`ModelSpec::delta_fit`] by [`ScreenSpec::parse`] (delta
+    /// output only); its coefficients are part of [`ScreenSpec::hash`].
+    #[serde(skip)]
+    pub delta: Option<DeltaFit>,
 }
 
 /// One context: cells of one `.h5ad`, optionally filtered, sampled and replicated.
@@ -157,6 +165,34 @@ pub struct ModelSpec {
     /// Organism named in the prompt.
     #[serde(default = "default_organism")]
     pub organism: String,
+    /// What the model writes: the perturbed cell's sentence (the default), or a delta sentence
+    /// (the genes that rise and fall most), read back with [`ModelSpec::delta_fit`].
+    #[serde(default, skip_serializing_if = "OutputMode::is_sentence")]
+    pub output: OutputMode,
+    /// For delta output: the rank → change fit (`delta_fit.json`) of the delta fine-tuning run
+    /// that made the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_fit: Option<PathBuf>,
+}
+
+/// What a screen's model writes for each unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputMode {
+    /// The perturbed cell's sentence, scored as [`GeneSetSpec::method`] says.
+    #[default]
+    Sentence,
+    /// A delta sentence (`Up: … Down: …`, [`crate::tasks::delta`]): its genes' changes, by
+    /// rank from the fit, are added to the control profile (clipped at 0), and the rebuilt
+    /// profile is scored by ssGSEA on expression with [`GeneSetSpec::weight`] (0.25 by
+    /// default) whatever the method.
+    Delta,
+}
+
+impl OutputMode {
+    fn is_sentence(&self) -> bool {
+        *self == OutputMode::Sentence
+    }
 }
 
 fn default_top_k() -> usize {
@@ -217,11 +253,12 @@ pub struct GeneSetSpec {
 pub const DEFAULT_RECONSTRUCTED_WEIGHT: f64 = 0.25;
 
 impl GeneSetSpec {
-    /// The ssGSEA weight the method uses.
-    pub fn ssgsea_weight(&self) -> f64 {
-        match self.method {
-            ScoringMethod::SentenceRank => 0.0,
-            ScoringMethod::Reconstructed => self.weight.unwrap_or(DEFAULT_RECONSTRUCTED_WEIGHT),
+    /// The ssGSEA weight the method uses (for `output`: delta output always scores
+    /// expression).
+    pub fn ssgsea_weight(&self, output: OutputMode) -> f64 {
+        match (output, self.method) {
+            (OutputMode::Sentence, ScoringMethod::SentenceRank) => 0.0,
+            _ => self.weight.unwrap_or(DEFAULT_RECONSTRUCTED_WEIGHT),
         }
     }
 }
@@ -292,8 +329,16 @@ impl ScreenSpec {
         if let Some(t) = &mut spec.model.template_file {
             resolve(t);
         }
-        resolve(&mut spec.genesets.gmt);
+        if let Some(f) = &mut spec.model.delta_fit {
+            resolve(f);
+        }
+        if !builtin::is_builtin(&spec.genesets.gmt) {
+            resolve(&mut spec.genesets.gmt);
+        }
         spec.validate_fields()?;
+        if let (OutputMode::Delta, Some(path)) = (spec.model.output, &spec.model.delta_fit) {
+            spec.delta = Some(DeltaFit::read(path)?);
+        }
         spec.perturbations = read_library(&spec.library.path)?;
         if let Some(known) = &spec.library.known {
             check_known(&spec.perturbations, &read_library(known)?, known)?;
@@ -369,8 +414,27 @@ impl ScreenSpec {
         if self.genesets.sets.is_empty() {
             return bad("[genesets] sets is empty; name at least one gene set".into());
         }
+        match (self.model.output, &self.model.delta_fit) {
+            (OutputMode::Delta, None) => {
+                return bad(
+                    "[model] output = \"delta\" needs delta_fit: the delta_fit.json that the \
+                     delta fine-tuning run wrote beside its adapter"
+                        .into(),
+                );
+            }
+            (OutputMode::Sentence, Some(_)) => {
+                return bad(
+                    "[model] delta_fit is only read with output = \"delta\"; add that, or \
+                     leave delta_fit out"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
         match (self.genesets.method, self.genesets.weight) {
-            (ScoringMethod::SentenceRank, Some(w)) if w != 0.0 => {
+            (ScoringMethod::SentenceRank, Some(w))
+                if w != 0.0 && self.model.output == OutputMode::Sentence =>
+            {
                 return bad(format!(
                     "[genesets] weight = {w}: sentence-rank scoring uses the order alone \
                      (weight 0); use method = \"reconstructed\" to weight by expression"
@@ -412,19 +476,23 @@ impl ScreenSpec {
     }
 
     /// Hex SHA-256 of what defines the results: contexts (incl. input paths), the library's
-    /// names, model, template, sampling, gene sets and method, control. Output paths are not
-    /// part of a spec, so two runs of one screen into different folders share a hash.
+    /// names, model, template, sampling, gene sets and method, control, and a delta fit's
+    /// coefficients. Output paths are not part of a spec, so two runs of one screen into
+    /// different folders share a hash.
     pub fn hash(&self) -> String {
         #[derive(Serialize)]
         struct Defining<'a> {
             version: u32,
             spec: &'a ScreenSpec,
             perturbations: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            delta_fit: Option<&'a DeltaFit>,
         }
         let json = serde_json::to_string(&Defining {
             version: 1,
             spec: self,
             perturbations: &self.perturbations,
+            delta_fit: self.delta.as_ref(),
         })
         .expect("a spec always serialises");
         let digest = Sha256::digest(json.as_bytes());
@@ -507,6 +575,19 @@ sets = ["MHC"]
         assert_eq!(s.model.top_k_genes, 200);
         assert_eq!(s.contexts[0].preprocess, Preprocess::C2s);
         assert_eq!(s.perturbations, vec!["drugA", "drugB"]);
+    }
+
+    #[test]
+    fn a_builtin_gene_set_library_is_kept_as_named() {
+        let dir = folder("drugA\n");
+        let text = SPEC.replace("sets.gmt", "builtin:antigen-presentation");
+        let s = ScreenSpec::parse(&text, dir.path()).unwrap();
+        assert_eq!(
+            s.genesets.gmt,
+            PathBuf::from("builtin:antigen-presentation")
+        );
+        let sets = crate::genesets::GeneSetLibrary::read(&s.genesets.gmt).unwrap();
+        assert_eq!(sets.sets.len(), 5);
     }
 
     #[test]

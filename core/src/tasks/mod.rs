@@ -5,6 +5,7 @@
 //! format replaces them.
 
 pub mod annotate;
+pub mod delta;
 pub mod embed;
 pub mod generate;
 pub mod perturb;
@@ -31,19 +32,23 @@ pub enum Task {
     NaturalLanguageInterpretation,
     /// A control cell's sentence and a perturbation → the perturbed cell's sentence.
     PerturbationPrediction,
+    /// A control cell's sentence and a perturbation → the genes that rise and fall most, a
+    /// delta sentence ([`delta`]); ours, not the package's.
+    PerturbationDelta,
     /// Several cells' sentences and a question → an answer.
     Question,
 }
 
 impl Task {
     /// Every task.
-    pub const ALL: [Task; 7] = [
+    pub const ALL: [Task; 8] = [
         Task::CellTypePrediction,
         Task::CellTypeGeneration,
         Task::TissuePrediction,
         Task::TissueConditionalGeneration,
         Task::NaturalLanguageInterpretation,
         Task::PerturbationPrediction,
+        Task::PerturbationDelta,
         Task::Question,
     ];
 
@@ -56,6 +61,7 @@ impl Task {
             Task::TissueConditionalGeneration => "tissue_conditional_generation",
             Task::NaturalLanguageInterpretation => "natural_language_interpretation",
             Task::PerturbationPrediction => "perturbation_prediction",
+            Task::PerturbationDelta => "perturbation_delta",
             Task::Question => "question",
         }
     }
@@ -80,6 +86,9 @@ impl Task {
             }
             Task::PerturbationPrediction => {
                 include_str!("../../../resources/prompts/perturbation_prediction.json")
+            }
+            Task::PerturbationDelta => {
+                include_str!("../../../resources/prompts/perturbation_delta.json")
             }
             Task::Question => include_str!("../../../resources/prompts/question.json"),
         };
@@ -115,6 +124,10 @@ impl Task {
             Task::PerturbationPrediction => (
                 &["num_genes", "perturbation_name", "control_cell_sentence"],
                 &["perturbed_cell_sentence"],
+            ),
+            Task::PerturbationDelta => (
+                &["num_genes", "perturbation_name", "control_cell_sentence"],
+                &["delta_sentence"],
             ),
             Task::Question => (
                 &[

@@ -75,7 +75,7 @@ impl PromptBuilder {
     ) -> Result<Prompt, TemplateError> {
         let top = sentence.map(|s| top_k_words(s, self.settings.top_k));
         let sentence_key = match self.settings.task {
-            Task::PerturbationPrediction => "control_cell_sentence",
+            Task::PerturbationPrediction | Task::PerturbationDelta => "control_cell_sentence",
             _ => "cell_sentence",
         };
         let mut values = fields.clone();

@@ -1,14 +1,18 @@
 //! Training examples from the cells of a dataset, shared by the CLI's `finetune` and the app's
 //! Fine-tune tab: cell-type prediction and cell-type-conditioned generation from an obs label
 //! column, and perturbation prediction from pairs (each perturbed cell with a seeded random
-//! control cell of the same context). Prompts and responses come from the task templates
-//! through a [`PromptBuilder`].
+//! control cell of the same context), as the perturbed cell's sentence or as a delta sentence
+//! (the genes that rise and fall most, [`crate::tasks::delta`], with the rank → change fit the
+//! screen needs to read such predictions back). Prompts and responses come from the task
+//! templates through a [`PromptBuilder`].
 
 use super::TrainError;
 use super::data::Example;
 use crate::dataset::Dataset;
+use crate::matrix::CsrMatrix;
 use crate::rng::{SplitMix64, mix64};
 use crate::tasks::Task;
+use crate::tasks::delta::{Changes, DeltaFit, DeltaFitter};
 use crate::tasks::prompt::{PromptBuilder, top_k_words};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +46,14 @@ pub enum CellTask {
     },
     /// A control cell's sentence and the perturbation → the perturbed cell's sentence.
     Perturbation(Pairing),
+    /// A control cell's sentence and the perturbation → the delta sentence from the control
+    /// to the perturbed cell: its `genes` largest rises and falls.
+    PerturbationDelta {
+        /// How perturbed cells meet their controls.
+        pairing: Pairing,
+        /// Genes per list.
+        genes: usize,
+    },
 }
 
 impl CellTask {
@@ -51,6 +63,7 @@ impl CellTask {
             CellTask::CellType { .. } => Task::CellTypePrediction,
             CellTask::Generation { .. } => Task::CellTypeGeneration,
             CellTask::Perturbation(_) => Task::PerturbationPrediction,
+            CellTask::PerturbationDelta { .. } => Task::PerturbationDelta,
         }
     }
 
@@ -58,9 +71,11 @@ impl CellTask {
     pub fn columns(&self) -> Vec<String> {
         match self {
             CellTask::CellType { label } | CellTask::Generation { label } => vec![label.clone()],
-            CellTask::Perturbation(p) => std::iter::once(p.column.clone())
-                .chain(p.context.clone())
-                .collect(),
+            CellTask::Perturbation(p) | CellTask::PerturbationDelta { pairing: p, .. } => {
+                std::iter::once(p.column.clone())
+                    .chain(p.context.clone())
+                    .collect()
+            }
         }
     }
 }
@@ -87,6 +102,10 @@ pub struct CellExamples {
     pub labels: Vec<String>,
     /// For perturbation, the dataset row of each example's control cell.
     pub controls: Vec<usize>,
+    /// For delta sentences, the rank → change fit over every pair, which the screen needs to
+    /// turn predicted delta sentences into profiles (saved as
+    /// [`crate::tasks::delta::FIT_FILE`]).
+    pub delta_fit: Option<DeltaFit>,
 }
 
 /// Builds the examples of `task` from `cells` with `builder`, whose settings must be for the
@@ -121,7 +140,15 @@ pub fn cell_examples(
         CellTask::CellType { label } | CellTask::Generation { label } => {
             labelled(cells, label, builder)
         }
-        CellTask::Perturbation(pairing) => pairs(cells, pairing, builder),
+        CellTask::Perturbation(pairing) => pairs(cells, pairing, None, builder),
+        CellTask::PerturbationDelta { pairing, genes } => {
+            if *genes == 0 {
+                return Err(TrainError::InvalidConfig(
+                    "a delta sentence needs at least one gene per list".into(),
+                ));
+            }
+            pairs(cells, pairing, Some(*genes), builder)
+        }
     }
 }
 
@@ -192,12 +219,16 @@ fn labelled(
         rows: cells.rows.to_vec(),
         labels,
         controls: Vec::new(),
+        delta_fit: None,
     })
 }
 
+/// Pairs every perturbed cell with a seeded control; the response is the perturbed cell's
+/// sentence, or with `delta` genes per list its delta sentence against the control.
 fn pairs(
     cells: Cells<'_>,
     pairing: &Pairing,
+    delta: Option<usize>,
     builder: &mut PromptBuilder,
 ) -> Result<CellExamples, TrainError> {
     let perturbations = column_values(cells, &pairing.column)?;
@@ -260,16 +291,36 @@ fn pairs(
         rows: Vec::with_capacity(perturbed.len()),
         labels: Vec::with_capacity(perturbed.len()),
         controls: Vec::with_capacity(perturbed.len()),
+        delta_fit: None,
     };
+    let mut fitter = DeltaFitter::default();
+    let matrix = &cells.dataset.expression;
     for &i in &perturbed {
         let row = cells.rows[i];
         let pool = &controls[contexts[i].as_str()];
         let mut rng = SplitMix64::new(mix64(pairing.seed ^ key_hash(&ids[row])));
         let c = pool[rng.below(pool.len())];
-        let target = top_k_words(&cells.sentences[i], top_k);
+        let (key, target) = match delta {
+            None => (
+                "perturbed_cell_sentence",
+                top_k_words(&cells.sentences[i], top_k),
+            ),
+            Some(n) => {
+                let changes = Changes::between(
+                    &dense_row(matrix, cells.rows[c])?,
+                    &dense_row(matrix, row)?,
+                    n,
+                );
+                fitter.add(&changes);
+                (
+                    "delta_sentence",
+                    changes.sentence(&cells.dataset.var_names).text(),
+                )
+            }
+        };
         let fields = BTreeMap::from([
             ("perturbation_name", perturbations[i].as_str()),
-            ("perturbed_cell_sentence", target.as_str()),
+            (key, target.as_str()),
         ]);
         let prompt = builder
             .single(&ids[row], Some(&cells.sentences[c]), &fields)
@@ -282,7 +333,32 @@ fn pairs(
         out.labels.push(perturbations[i].clone());
         out.controls.push(cells.rows[c]);
     }
+    if let Some(n) = delta {
+        out.delta_fit = Some(
+            fitter
+                .finish(n)
+                .map_err(|e| TrainError::InvalidData(e.to_string()))?,
+        );
+    }
     Ok(out)
+}
+
+/// Row `row` of `matrix` as a dense vector; a row past the matrix (a dataset whose expression
+/// was not loaded) is an error.
+fn dense_row(matrix: &CsrMatrix, row: usize) -> Result<Vec<f32>, TrainError> {
+    if row >= matrix.n_rows {
+        return Err(TrainError::InvalidData(format!(
+            "cell {row} has no expression row ({} rows loaded); delta sentences need the \
+             expression matrix",
+            matrix.n_rows
+        )));
+    }
+    let mut dense = vec![0.0; matrix.n_cols];
+    let (cols, values) = matrix.row(row);
+    for (&c, &v) in cols.iter().zip(values) {
+        dense[c as usize] = v;
+    }
+    Ok(dense)
 }
 
 /// A stable 64-bit FNV-1a hash of a cell id.
@@ -474,5 +550,54 @@ mod tests {
             .to_string();
         assert!(e.contains("no control cell (first: `b`)"), "{e}");
         assert!(build(&lonely, &pairing(None)).is_ok());
+    }
+
+    #[test]
+    fn delta_pairs_answer_with_the_largest_changes_and_carry_their_fit() {
+        let mut ds = dataset(vec![text("drug", &["DMSO", "X", "Y"])]);
+        ds.var_names = ["A", "B", "C", "D"].map(String::from).to_vec();
+        let rows: [[f32; 4]; 3] = [
+            [1.0, 1.0, 1.0, 1.0],
+            [3.0, 1.0, 0.0, 1.5],
+            [1.0, 2.0, 1.0, 0.0],
+        ];
+        let mut m = CsrMatrix {
+            n_rows: 3,
+            n_cols: 4,
+            indptr: vec![0],
+            ..Default::default()
+        };
+        for row in rows {
+            for (j, v) in row.into_iter().enumerate() {
+                if v != 0.0 {
+                    m.indices.push(j as u32);
+                    m.data.push(v);
+                }
+            }
+            m.indptr.push(m.data.len() as u64);
+        }
+        ds.expression = m;
+        let CellTask::Perturbation(p) = pairing(None) else {
+            unreachable!()
+        };
+        let task = CellTask::PerturbationDelta {
+            pairing: p,
+            genes: 1,
+        };
+        let built = build(&ds, &task).unwrap();
+        let responses: Vec<&str> = built.examples.iter().map(|e| e.response.as_str()).collect();
+        // X: A +2, C -1; Y: B +1, D -1, each against the only control.
+        assert_eq!(responses, ["Up: A. Down: C.", "Up: B. Down: D."]);
+        assert!(built.examples[0].model_input.contains("perturbation X"));
+        let fit = built.delta_fit.expect("a delta task fits");
+        assert_eq!((fit.pairs, fit.genes_per_list), (2, 1));
+        // One rank: a flat line at the mean log size.
+        assert!(
+            (fit.up.intercept - (2f64.ln() + 0.0) / 2.0).abs() < 1e-9,
+            "{fit:?}"
+        );
+        assert_eq!(fit.up.slope, 0.0);
+        assert!(fit.down.intercept.abs() < 1e-9, "{fit:?}");
+        assert!(build(&ds, &pairing(None)).unwrap().delta_fit.is_none());
     }
 }

@@ -21,6 +21,8 @@ use crate::gui::panels::model_choice::{keep_loaded, model_combo};
 use crate::gui::screen::form::ModelSource;
 use crate::gui::view::DatasetView;
 
+use super::advanced::AdvancedSettings;
+
 /// What the examples teach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskKind {
@@ -30,6 +32,8 @@ pub enum TaskKind {
     Generation,
     /// Control cell + perturbation → perturbed cell.
     Perturbation,
+    /// Control cell + perturbation → the genes that rise and fall most.
+    PerturbationDelta,
 }
 
 impl TaskKind {
@@ -38,7 +42,12 @@ impl TaskKind {
             TaskKind::CellType => "cell type prediction",
             TaskKind::Generation => "cell generation from a type",
             TaskKind::Perturbation => "perturbation prediction (pairs)",
+            TaskKind::PerturbationDelta => "perturbation changes (delta sentences)",
         }
+    }
+
+    fn is_perturbation(self) -> bool {
+        matches!(self, TaskKind::Perturbation | TaskKind::PerturbationDelta)
     }
 }
 
@@ -59,6 +68,8 @@ pub struct FinetuneForm {
     pub control_value: String,
     /// obs column of the pairing context (empty: any control).
     pub context_column: String,
+    /// Genes per list of a delta sentence.
+    pub delta_genes: usize,
     /// Genes per cell sentence.
     pub top_k: usize,
     /// Organism named in the prompts.
@@ -97,6 +108,8 @@ pub struct FinetuneForm {
     pub seed: u64,
     /// Output folder.
     pub out_dir: String,
+    /// The optimizer, schedule, loss and checkpoint settings folded under "Advanced".
+    pub advanced: AdvancedSettings,
 }
 
 impl Default for FinetuneForm {
@@ -109,6 +122,7 @@ impl Default for FinetuneForm {
             perturbation_column: String::new(),
             control_value: String::new(),
             context_column: String::new(),
+            delta_genes: 50,
             top_k: 200,
             organism: "Homo sapiens".into(),
             template_file: String::new(),
@@ -128,6 +142,7 @@ impl Default for FinetuneForm {
             eval_every: 10,
             seed: 0,
             out_dir: String::new(),
+            advanced: AdvancedSettings::default(),
         }
     }
 }
@@ -175,6 +190,7 @@ impl Request {
         s.val_fraction = f.val_fraction;
         s.eval_every = f.eval_every;
         s.seed = f.seed;
+        f.advanced.apply(&mut s);
         s.resume = resume;
         // Cell types are a classification: every evaluation also ranks the labels.
         s.rank_candidates = matches!(self.task, CellTask::CellType { .. });
@@ -259,6 +275,14 @@ impl FinetuneForm {
                 (dir.clone(), dir.display().to_string())
             }
         };
+        if let Some(init) = self.advanced.init_path()
+            && !init.join("adapter_config.json").is_file()
+        {
+            return Err(format!(
+                "the initial adapter {} is not a peft adapter folder (no adapter_config.json)",
+                init.display()
+            ));
+        }
         let out = match self.out_dir.trim() {
             "" => return Err("choose an output folder for the adapter and its log".into()),
             dir => PathBuf::from(dir),
@@ -284,7 +308,7 @@ impl FinetuneForm {
         Ok(match self.task {
             TaskKind::CellType => CellTask::CellType { label: label()? },
             TaskKind::Generation => CellTask::Generation { label: label()? },
-            TaskKind::Perturbation => {
+            TaskKind::Perturbation | TaskKind::PerturbationDelta => {
                 let column = match self.perturbation_column.trim() {
                     "" => return Err("choose the perturbation column".into()),
                     c => c.to_string(),
@@ -299,12 +323,20 @@ impl FinetuneForm {
                     }
                     c => c.to_string(),
                 };
-                CellTask::Perturbation(Pairing {
+                let pairing = Pairing {
                     column,
                     control,
                     context: Some(self.context_column.trim().to_string()).filter(|c| !c.is_empty()),
                     seed: self.seed,
-                })
+                };
+                if self.task == TaskKind::PerturbationDelta {
+                    CellTask::PerturbationDelta {
+                        pairing,
+                        genes: self.delta_genes,
+                    }
+                } else {
+                    CellTask::Perturbation(pairing)
+                }
             }
         })
     }
@@ -354,17 +386,18 @@ impl FinetuneForm {
                 });
                 ui.end_row();
                 ui.label("Task");
-                ui.horizontal(|ui| {
+                ui.vertical(|ui| {
                     for t in [
                         TaskKind::CellType,
                         TaskKind::Generation,
                         TaskKind::Perturbation,
+                        TaskKind::PerturbationDelta,
                     ] {
                         ui.radio_value(&mut self.task, t, t.label());
                     }
                 });
                 ui.end_row();
-                if self.task == TaskKind::Perturbation {
+                if self.task.is_perturbation() {
                     column_row(
                         ui,
                         "Perturbation column",
@@ -387,6 +420,9 @@ impl FinetuneForm {
                         &columns,
                         true,
                     );
+                    if self.task == TaskKind::PerturbationDelta {
+                        number_row(ui, "Genes per list", &mut self.delta_genes, 1..=1000);
+                    }
                 } else {
                     column_row(ui, "Label column", &mut self.label_column, &columns, false);
                 }
@@ -405,6 +441,9 @@ impl FinetuneForm {
             .id_salt("finetune-settings")
             .default_open(true)
             .show(ui, |ui| self.settings_ui(ui));
+        egui::CollapsingHeader::new("Advanced")
+            .id_salt("finetune-advanced")
+            .show(ui, |ui| self.advanced.ui(ui));
         ui.horizontal(|ui| {
             let label = ui.label("Output folder");
             ui.add(
@@ -468,17 +507,35 @@ impl FinetuneForm {
         egui::Grid::new("finetune-settings-grid")
             .num_columns(4)
             .show(ui, |ui| {
-                number_row_inline(ui, "LoRA rank", &mut self.rank, 1..=256);
-                float_cell(ui, "LoRA alpha", &mut self.alpha, 0.1, 0.01..=1024.0);
+                // An initial adapter brings its own rank, alpha and targets.
+                let own = self.advanced.init_path().is_none();
+                let from_init = "set by the initial adapter (Advanced)";
+                let label = ui.label("LoRA rank");
+                ui.add_enabled(own, egui::DragValue::new(&mut self.rank).range(1..=256))
+                    .labelled_by(label.id)
+                    .on_disabled_hover_text(from_init);
+                let label = ui.label("LoRA alpha");
+                ui.add_enabled(
+                    own,
+                    egui::DragValue::new(&mut self.alpha)
+                        .speed(0.1)
+                        .range(0.01..=1024.0),
+                )
+                .labelled_by(label.id)
+                .on_disabled_hover_text(from_init);
                 ui.end_row();
                 float_cell(ui, "LoRA dropout", &mut self.dropout, 0.01, 0.0..=0.9);
                 let label = ui.label("Target modules");
-                ui.add(egui::TextEdit::singleline(&mut self.targets).desired_width(160.0))
-                    .labelled_by(label.id)
-                    .on_hover_text(
-                        "comma-separated projections, or `default` (peft's: query_key_value \
-                         for GPT-NeoX, q_proj,v_proj for Gemma)",
-                    );
+                ui.add_enabled(
+                    own,
+                    egui::TextEdit::singleline(&mut self.targets).desired_width(160.0),
+                )
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "comma-separated projections, or `default` (peft's: query_key_value \
+                     for GPT-NeoX, q_proj,v_proj for Gemma)",
+                )
+                .on_disabled_hover_text(from_init);
                 ui.end_row();
                 ui.label("Length");
                 ui.horizontal(|ui| {
@@ -561,7 +618,7 @@ fn number_row(ui: &mut Ui, label: &str, value: &mut usize, range: std::ops::Rang
     ui.end_row();
 }
 
-fn number_row_inline(
+pub(super) fn number_row_inline(
     ui: &mut Ui,
     label: &str,
     value: &mut usize,
@@ -572,7 +629,7 @@ fn number_row_inline(
         .labelled_by(l.id);
 }
 
-fn float_cell(
+pub(super) fn float_cell(
     ui: &mut Ui,
     label: &str,
     value: &mut f64,

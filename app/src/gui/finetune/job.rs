@@ -11,6 +11,7 @@ use crate::memory::KeepFreedMemory;
 use c2s_core::engine::{Engine, LoadOptions};
 use c2s_core::metrics::Confusion;
 use c2s_core::tasks::annotate::{AnnotateMode, AnnotateRequest, annotate};
+use c2s_core::tasks::delta::FIT_FILE;
 use c2s_core::tasks::prompt::PromptBuilder;
 use c2s_core::train::TrainError;
 use c2s_core::train::backend::train_on;
@@ -235,6 +236,10 @@ pub fn spawn_train(
                 },
             )
             .map_err(train_error)?;
+            if let Some(fit) = &built.cells.delta_fit {
+                fit.write(&req.out.join(FIT_FILE))
+                    .map_err(|e| JobError::Failed(e.to_string()))?;
+            }
             Ok(TrainDone {
                 summary,
                 device: selection.description,

@@ -1,10 +1,11 @@
 //! The Fine-tune tab: LoRA fine-tuning of a C2S model on the cells of an open dataset, from a
-//! form ([`form`]) through a preview with memory and time estimates ([`estimate`]) to a run
+//! form ([`form`], its rarely changed settings in [`advanced`]) through a preview with memory and time estimates ([`estimate`]) to a run
 //! with live loss curves ([`curves`]) that can be paused, resumed and cancelled, and, once
 //! done, the adapter loaded into the app and the held-out cells annotated with it
 //! ([`results`]). The jobs are in [`job`]; the examples come from the core
 //! (`c2s_core::train::cells`), as the CLI's `finetune` builds them.
 
+pub mod advanced;
 pub mod curves;
 pub mod estimate;
 pub mod form;
@@ -14,6 +15,7 @@ pub mod results;
 #[cfg(test)]
 mod tests;
 
+use std::path::Path;
 use std::time::Instant;
 
 use c2s_core::engine::{DTypeRequest, LoadOptions};
@@ -53,6 +55,9 @@ pub struct FinetunePanel {
     /// Every step's record so far.
     pub records: Vec<StepRecord>,
     paused: bool,
+    /// A run stopped in (or found in) an output folder, which "Resume the run in this folder"
+    /// continues from its checkpoint.
+    resumable: Option<Request>,
     done: Option<TrainDone>,
     heldout: Option<JobHandle<HeldOut>>,
     held_result: Option<HeldOut>,
@@ -176,8 +181,10 @@ impl FinetunePanel {
                 ));
             }
             Err(JobError::Cancelled) => {
+                self.resumable = self.request.clone();
                 self.message = Some(format!(
-                    "cancelled after step {last}; the output folder keeps its checkpoint"
+                    "cancelled after step {last}; the output folder keeps its checkpoint, \
+                     from which the run can be resumed"
                 ));
             }
             Err(JobError::Failed(e)) => self.error = Some(e),
@@ -205,7 +212,7 @@ impl FinetunePanel {
                     run.pausing = true;
                     run.job.cancel();
                 }
-                if ui.button("Cancel").clicked() {
+                if ui.button("Cancel training").clicked() {
                     run.pausing = false;
                     run.job.cancel();
                 }
@@ -216,6 +223,16 @@ impl FinetunePanel {
                     .clicked()
                 {
                     self.start(cx);
+                }
+                if let Some(req) = self.folder_run().filter(|_| !self.paused) {
+                    let req = req.clone();
+                    if ui
+                        .add_enabled(!busy, egui::Button::new("Resume the run in this folder"))
+                        .on_hover_text("continue from its last checkpoint, with these settings")
+                        .clicked()
+                    {
+                        self.resume_folder(cx, req);
+                    }
                 }
                 if self.paused {
                     if ui.button("Resume").clicked() {
@@ -250,16 +267,37 @@ impl FinetunePanel {
         };
         if req.out.join("split.json").exists() {
             self.error = Some(format!(
-                "{} already holds a run; choose a new output folder",
+                "{} already holds a run: resume it, or choose a new output folder",
                 req.out.display()
             ));
+            self.resumable = Some(req);
             return;
         }
         self.records.clear();
         self.done = None;
         self.held_result = None;
         self.paused = false;
+        self.resumable = None;
         self.launch(cx, req, false);
+    }
+
+    /// The stopped run whose folder the form still names.
+    fn folder_run(&self) -> Option<&Request> {
+        self.resumable
+            .as_ref()
+            .filter(|r| r.out == Path::new(self.form.out_dir.trim()))
+    }
+
+    /// Continues the run in `req`'s output folder from its checkpoint, its earlier steps
+    /// (from `log.jsonl`) back on the curves.
+    fn resume_folder(&mut self, cx: &mut PanelContext<'_>, req: Request) {
+        self.error = None;
+        self.message = None;
+        self.done = None;
+        self.held_result = None;
+        self.resumable = None;
+        self.records = read_log(&req.out.join("log.jsonl"));
+        self.launch(cx, req, true);
     }
 
     /// Continues the paused run with the same settings.
@@ -323,6 +361,18 @@ impl FinetunePanel {
         }
         ui.label(line);
     }
+}
+
+/// The step records of a run's `log.jsonl`; none when it is missing or unreadable (the curves
+/// then start at the resumed step).
+fn read_log(path: &Path) -> Vec<StepRecord> {
+    std::fs::read_to_string(path)
+        .map(|text| {
+            text.lines()
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn estimate_ui(ui: &mut Ui, e: &Estimate) {

@@ -23,7 +23,8 @@ fn model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gpt_neox_parallel")
 }
 
-/// 12 cells over 8 genes; obs `cell_type` (3 types), `batch` (one value for all).
+/// 12 cells over 8 genes; obs `cell_type` (3 types), `batch` (one value for all) and `drug`
+/// (`DMSO` for every fourth cell, else `drugA` or `drugB`).
 fn write_cells(dir: &Path) -> PathBuf {
     let genes: Vec<String> = [
         "CD3E", "IL7R", "LTB", "MS4A1", "CD79A", "NKG7", "GNLY", "B2M",
@@ -60,6 +61,19 @@ fn write_cells(dir: &Path) -> PathBuf {
             ObsColumn {
                 name: "batch".into(),
                 data: ColumnData::Text(vec!["b1".to_string(); n]),
+            },
+            ObsColumn {
+                name: "drug".into(),
+                data: ColumnData::Text(
+                    (0..n)
+                        .map(|i| match i % 4 {
+                            0 => "DMSO",
+                            1 | 2 => "drugA",
+                            _ => "drugB",
+                        })
+                        .map(String::from)
+                        .collect(),
+                ),
             },
         ],
         expression: m,
@@ -261,4 +275,172 @@ fn bad_input_is_said_in_the_panel_and_nothing_is_written() {
         .expect("the one-class error is shown");
     assert!(!out.exists(), "a refused run leaves no folder behind");
     assert!(!h.state().jobs.is_busy());
+}
+
+/// Replaces the text of the field labelled `label` with `text` (empty: clears it).
+fn retype(h: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
+    h.get_by_label(label).focus();
+    h.run_steps(1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.run_steps(1);
+    if text.is_empty() {
+        h.key_press(egui::Key::Backspace);
+    } else {
+        h.get_by_label(label).type_text(text);
+    }
+    h.run_steps(2);
+}
+
+fn log_records(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Steps the harness until `label` shows (a step record arrived) or panics.
+fn wait_for_label(h: &mut Harness<'_, StudioApp>, label: &str) {
+    for _ in 0..100_000 {
+        h.step();
+        if h.query_all_by_label_contains(label).next().is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("`{label}` never showed");
+}
+
+#[test]
+fn a_cancelled_run_keeps_its_checkpoint_and_its_folder_resumes_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    let template = session(&mut h, dir.path());
+    let out = dir.path().join("run");
+    fill_form(&mut h, &template, &out, "cell_type");
+    h.get_by_label("Start training").click();
+    wait_for_label(&mut h, "of 40, loss");
+    h.get_by_label("Cancel training").click();
+    h.run_steps(1);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("cancelled after step");
+    assert!(
+        h.query_by_label("Resume").is_none(),
+        "a cancelled run is not paused"
+    );
+    let stopped_at = log_lines(&out);
+    assert!((1..40).contains(&stopped_at), "{stopped_at}");
+
+    // Starting again into the same folder is refused and offers to resume it instead.
+    h.get_by_label("Start training").click();
+    h.run_steps(2);
+    h.get_by_label_contains("already holds a run: resume it");
+    assert_eq!(
+        log_lines(&out),
+        stopped_at,
+        "the refused start wrote nothing"
+    );
+    h.get_by_label("Resume the run in this folder").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("finished: 40 steps");
+    let steps: Vec<u64> = log_records(&out)
+        .iter()
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        (1..=40).collect::<Vec<_>>(),
+        "every step once, in order"
+    );
+}
+
+#[test]
+fn the_advanced_settings_reach_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    let template = session(&mut h, dir.path());
+    let out = dir.path().join("run");
+    fill_form(&mut h, &template, &out, "cell_type");
+    set_number(&mut h, "Steps", 6.0);
+    h.get_by_label("Advanced").click();
+    h.run_steps(2);
+    choose(&mut h, "Schedule", "constant");
+    set_number(&mut h, "Warmup fraction", 0.5);
+    set_number(&mut h, "Checkpoint every", 2.0);
+
+    // A folder that is not an adapter is refused before anything runs.
+    type_into(&mut h, "Initial adapter", &dir.path().display().to_string());
+    h.get_by_label("Start training").click();
+    h.run_steps(2);
+    h.get_by_label_contains("is not a peft adapter folder");
+    assert!(!out.exists());
+    retype(&mut h, "Initial adapter", "");
+
+    h.get_by_label("Start training").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("finished: 6 steps");
+    // transformers' constant schedule with 3 warmup steps: 0, 1/3, 2/3 of the peak, then the
+    // peak (the default linear schedule would decay instead).
+    let lr: Vec<f64> = log_records(&out)
+        .iter()
+        .map(|r| r["lr"].as_f64().unwrap())
+        .collect();
+    let peak = 2e-4;
+    let want = [0.0, peak / 3.0, 2.0 * peak / 3.0, peak, peak, peak];
+    assert_eq!(lr.len(), want.len());
+    for (got, want) in lr.iter().zip(want) {
+        assert!((got - want).abs() < 1e-12, "{lr:?}");
+    }
+    let kept: Vec<String> = std::fs::read_dir(out.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(kept.len() >= 2, "checkpoints every 2 steps: {kept:?}");
+}
+
+#[test]
+fn perturbation_pairs_preview_and_a_missing_control_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    session(&mut h, dir.path());
+    let template = dir.path().join("pert.json");
+    std::fs::write(
+        &template,
+        r#"{"model_input": ["{control_cell_sentence} + {perturbation_name}:"], "response": ["{perturbed_cell_sentence}."]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    model_folder(&mut h);
+    choose(&mut h, "Train on", "CPU");
+    h.get_by_label("perturbation prediction (pairs)").click();
+    h.run_steps(2);
+    choose(&mut h, "Perturbation column", "drug");
+    type_into(&mut h, "Control value", "vehicle");
+    set_number(&mut h, "Genes per cell", 3.0);
+    type_into(&mut h, "Template file", &template.display().to_string());
+    type_into(&mut h, "Output folder", &out.display().to_string());
+
+    // A control value the column lacks: the preview names the column's values.
+    h.get_by_label("Preview and estimate").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_all_by_label_contains("no control cells")
+        .next()
+        .expect("the missing control is said");
+    h.get_all_by_label_contains("DMSO")
+        .next()
+        .expect("the column's values are listed");
+
+    // Every perturbed cell (9 of 12) paired with a control.
+    retype(&mut h, "Control value", "DMSO");
+    h.get_by_label("Preview and estimate").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("9 examples (");
+    assert!(
+        !out.exists(),
+        "the preview writes nothing into the output folder"
+    );
 }

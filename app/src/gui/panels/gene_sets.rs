@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use c2s_core::dataset::{ColumnData, Dataset, ObsColumn};
+use c2s_core::genesets::builtin::BUILTIN;
 use c2s_core::genesets::dataset_scores::{Method, mean_mode, score_dataset};
 use c2s_core::genesets::{GeneSetLibrary, ScanpyVersion, ScoreGenesOptions, SsgseaOptions};
 use egui::Ui;
@@ -163,6 +164,10 @@ impl GeneSetsPanel {
                 self.load();
             }
             if ui.button("Load sets").clicked() {
+                self.load();
+            }
+            if let Some(source) = builtin_menu(ui) {
+                self.gmt_path = source;
                 self.load();
             }
         });
@@ -332,4 +337,23 @@ fn spawn_score(
             Ok((column.values, summary))
         },
     )
+}
+
+/// A "Built-in" drop-down of the bundled gene-set libraries; the `builtin:NAME` of the one
+/// picked.
+pub fn builtin_menu(ui: &mut Ui) -> Option<String> {
+    let mut picked = None;
+    let label = ui.label("Built-in");
+    egui::ComboBox::from_id_salt(("builtin-gene-sets", label.id))
+        .selected_text("choose a library")
+        .width(150.0)
+        .show_ui(ui, |ui| {
+            for library in &BUILTIN {
+                ui.selectable_value(&mut picked, Some(library.source()), library.title);
+            }
+        })
+        .response
+        .labelled_by(label.id)
+        .on_hover_text("gene-set libraries that ship with C2S Studio (MSigDB, CC BY 4.0)");
+    picked
 }

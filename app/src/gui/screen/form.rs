@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use c2s_core::engine::Engine;
 use c2s_core::engine::locate::resolve_model;
+use c2s_core::genesets::builtin::is_builtin;
 use c2s_core::screen::spec::{
-    ContextSpec, ControlSpec, GeneSetSpec, LibrarySpec, ModelSpec, Preprocess, SamplingSpec,
-    ScoringMethod, ScreenSpec,
+    ContextSpec, ControlSpec, GeneSetSpec, LibrarySpec, ModelSpec, OutputMode, Preprocess,
+    SamplingSpec, ScoringMethod, ScreenSpec,
 };
 use egui::Ui;
 
@@ -97,8 +98,12 @@ pub struct ScreenForm {
     pub sets: SetsField,
     /// How predicted sentences are scored.
     pub scoring: ScoringMethod,
-    /// ssGSEA weight of reconstructed scoring.
+    /// ssGSEA weight of reconstructed scoring (and of delta output).
     pub weight: f64,
+    /// What the model writes: cell sentences or delta sentences.
+    pub output: OutputMode,
+    /// For delta output, the fit file of the delta fine-tuning run.
+    pub delta_fit: String,
     /// The model.
     pub model: ModelSource,
     /// The output folder.
@@ -124,6 +129,8 @@ impl Default for ScreenForm {
             sets: SetsField::default(),
             scoring: ScoringMethod::SentenceRank,
             weight: c2s_core::screen::spec::DEFAULT_RECONSTRUCTED_WEIGHT,
+            output: OutputMode::Sentence,
+            delta_fit: String::new(),
             model: ModelSource::Loaded(None),
             out_dir: String::new(),
             files: Vec::new(),
@@ -186,7 +193,14 @@ impl ScreenForm {
         self.sets.path = spec.genesets.gmt.display().to_string();
         self.sets.chosen = spec.genesets.sets.clone();
         self.scoring = spec.genesets.method;
-        self.weight = spec.genesets.ssgsea_weight();
+        self.weight = spec.genesets.ssgsea_weight(spec.model.output);
+        self.output = spec.model.output;
+        self.delta_fit = spec
+            .model
+            .delta_fit
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         self.model = ModelSource::Dir(spec.model.dir.display().to_string());
         self.out_dir = out.display().to_string();
     }
@@ -230,7 +244,10 @@ impl ScreenForm {
                 let label = ui.label("Template file");
                 ui.add(
                     egui::TextEdit::singleline(&mut self.template_file)
-                        .hint_text("built-in (perturbation prediction)")
+                        .hint_text(match self.output {
+                            OutputMode::Sentence => "built-in (perturbation prediction)",
+                            OutputMode::Delta => "built-in (perturbation delta)",
+                        })
                         .desired_width(300.0),
                 )
                 .labelled_by(label.id);
@@ -259,6 +276,42 @@ impl ScreenForm {
     }
 
     fn scoring_ui(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.label("Model output");
+            ui.radio_value(
+                &mut self.output,
+                OutputMode::Sentence,
+                "perturbed cell sentence",
+            );
+            ui.radio_value(
+                &mut self.output,
+                OutputMode::Delta,
+                "delta sentence (genes up and down)",
+            )
+            .on_hover_text(
+                "for a model fine-tuned on delta sentences: its predicted changes, sized by \
+                 rank from the run's fit, are added to each control profile",
+            );
+        });
+        if self.output == OutputMode::Delta {
+            ui.horizontal(|ui| {
+                let label = ui.label("Delta fit file");
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.delta_fit)
+                        .hint_text("delta_fit.json of the delta fine-tuning run")
+                        .desired_width(300.0),
+                )
+                .labelled_by(label.id);
+                let label = ui.label("ssGSEA weight");
+                ui.add(
+                    egui::DragValue::new(&mut self.weight)
+                        .range(0.0..=2.0)
+                        .speed(0.05),
+                )
+                .labelled_by(label.id);
+            });
+            return;
+        }
         ui.horizontal(|ui| {
             ui.label("Scoring");
             ui.radio_value(
@@ -407,7 +460,10 @@ impl ScreenForm {
             .map(|row| self.context_spec(row, views))
             .collect::<Result<Vec<_>, String>>()?;
         let library = absolute(self.library.path.trim(), "the library file")?;
-        let gmt = absolute(self.sets.path.trim(), "the GMT file")?;
+        let gmt = match self.sets.path.trim() {
+            builtin if is_builtin(Path::new(builtin)) => PathBuf::from(builtin),
+            path => absolute(path, "the GMT file")?,
+        };
         if self.sets.chosen.is_empty() {
             return Err(
                 "choose at least one gene set (load the GMT file, then click a set)".into(),
@@ -427,6 +483,17 @@ impl ScreenForm {
             "" => None,
             t => Some(absolute(t, "the template file")?),
         };
+        let delta_fit = match (self.output, self.delta_fit.trim()) {
+            (OutputMode::Sentence, _) => None,
+            (OutputMode::Delta, "") => {
+                return Err(
+                    "delta output needs the delta fit file (delta_fit.json of the delta \
+                     fine-tuning run)"
+                        .into(),
+                );
+            }
+            (OutputMode::Delta, f) => Some(absolute(f, "the delta fit file")?),
+        };
         let spec = ScreenSpec {
             contexts,
             library: LibrarySpec {
@@ -438,6 +505,8 @@ impl ScreenForm {
                 template_file,
                 top_k_genes: self.top_k,
                 organism: "Homo sapiens".into(),
+                output: self.output,
+                delta_fit,
             },
             sampling: SamplingSpec {
                 temperature: self.temperature,
@@ -448,10 +517,13 @@ impl ScreenForm {
                 gmt,
                 sets: self.sets.chosen.clone(),
                 method: self.scoring,
-                weight: (self.scoring == ScoringMethod::Reconstructed).then_some(self.weight),
+                weight: (self.scoring == ScoringMethod::Reconstructed
+                    || self.output == OutputMode::Delta)
+                    .then_some(self.weight),
             },
             control: ControlSpec::Unperturbed,
             perturbations: Vec::new(),
+            delta: None,
         };
         // Through TOML and back: the same validation (and library read) as a spec file.
         let text = spec.to_toml().map_err(|e| e.to_string())?;

@@ -9,6 +9,7 @@ use egui::Ui;
 
 use super::dialog::{PendingDialog, take_path};
 use crate::gui::jobs::{JobContext, JobHandle, Jobs, Lane};
+use crate::gui::panels::gene_sets::builtin_menu;
 
 /// Most sets listed for a search.
 const MAX_LISTED: usize = 12;
@@ -81,6 +82,10 @@ impl SetsField {
                 }));
             }
             if ui.button("Load sets").clicked() {
+                self.start(jobs);
+            }
+            if let Some(source) = builtin_menu(ui) {
+                self.path = source;
                 self.start(jobs);
             }
         });

@@ -636,3 +636,45 @@ fn a_finished_screen_reopens_and_each_point_names_its_drug() {
     set_number(&mut h, "hit: z ≥", 2.0);
     assert_eq!(h.get_all_by_label("hit").count(), 1, "the header only");
 }
+
+#[test]
+fn a_delta_model_screens_from_the_form_with_its_fit() {
+    use c2s_core::tasks::delta::{Changes, DeltaFitter, FIT_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    let mut inputs = inputs(dir.path());
+    inputs.template = dir.path().join("delta.json");
+    std::fs::write(
+        &inputs.template,
+        r#"{"model_input": ["{control_cell_sentence} + {perturbation_name}:"], "response": ["{delta_sentence}"]}"#,
+    )
+    .unwrap();
+    let fit = dir.path().join(FIT_FILE);
+    let mut fitter = DeltaFitter::default();
+    fitter.add(&Changes {
+        up: vec![(0, 2.0), (1, 1.0)],
+        down: vec![(2, -2.0), (3, -1.0)],
+    });
+    fitter.finish(3).unwrap().write(&fit).unwrap();
+    let out = dir.path().join("screen-out");
+    let mut h = harness();
+    session(&mut h, dir.path());
+    load_model(&mut h);
+    fill_form(&mut h, &inputs, &out);
+    h.get_by_label("delta sentence (genes up and down)").click();
+    h.run_steps(2);
+
+    // Without its fit the form says what is missing and writes nothing.
+    h.get_by_label("Run").click();
+    h.run_steps(2);
+    h.get_by_label_contains("delta output needs the delta fit file");
+    assert!(!out.exists());
+
+    type_into(&mut h, "Delta fit file", &fit.display().to_string());
+    h.get_by_label("Run").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("screen complete: 24 units");
+    let saved = std::fs::read_to_string(out.join("screen.toml")).unwrap();
+    assert!(saved.contains("output = \"delta\""), "{saved}");
+    assert!(saved.contains(FIT_FILE), "{saved}");
+}

@@ -15,6 +15,7 @@
 
 use crate::kernels::{PackedMatrix, WeightFormat};
 use crate::model::ModelError;
+use crate::model::linear::packed_forward;
 use crate::model::weights::{Weights, transpose};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -24,7 +25,6 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorPrimitive};
-use rayon::prelude::*;
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -106,13 +106,7 @@ impl HostWeight {
 
     /// `x·Wᵀ + b` for `m` row-major rows.
     fn apply(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let mut y = self.forward.matmul(x, m);
-        if let Some(bias) = &self.bias {
-            y.par_chunks_mut(bias.len())
-                .with_min_len(8)
-                .for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
-        }
-        y
+        packed_forward(x, m, &self.forward, self.bias.as_deref())
     }
 }
 
