@@ -617,14 +617,10 @@ fn finetune_with_a_full_disk_keeps_only_complete_checkpoints() {
     assert!(weights(&out) == weights(&whole), "resumed adapter differs");
 }
 
-/// `--task perturbation`: each perturbed cell of the tiny dataset is paired with a control of
-/// its cell type and the run trains on those pairs; a control value no cell has, and a context
-/// without controls, are refused before anything is written.
-#[test]
-fn finetune_trains_on_perturbation_pairs_and_refuses_missing_controls() {
-    let dir = tempfile::tempdir().unwrap();
+/// 12 cells of 8 genes: cells 0..6 are controls (`drug` = DMSO, two per cell type), 6..12
+/// perturbed by X or Y; in `drug_t_only` only T cells (every third cell) have controls.
+fn perturbation_cells(dir: &Path) -> PathBuf {
     let mut ds = annotated(tied_counts(12, 8, 3), genes(8));
-    // Cells 0..6 are controls (two per cell type), 6..12 perturbed by X or Y.
     ds.obs.push(ObsColumn {
         name: "drug".into(),
         data: ColumnData::Categorical {
@@ -632,7 +628,6 @@ fn finetune_trains_on_perturbation_pairs_and_refuses_missing_controls() {
             categories: vec!["DMSO".into(), "X".into(), "Y".into()],
         },
     });
-    // Only T cells (every third cell) have controls here.
     ds.obs.push(ObsColumn {
         name: "drug_t_only".into(),
         data: ColumnData::Text(
@@ -641,41 +636,65 @@ fn finetune_trains_on_perturbation_pairs_and_refuses_missing_controls() {
                 .collect(),
         ),
     });
-    let h5ad = write(dir.path(), "pert.h5ad", &ds, Storage::Csr, ValueType::F32);
+    write(dir, "pert.h5ad", &ds, Storage::Csr, ValueType::F32)
+}
+
+/// `finetune` of `task` on `h5ad` (2 steps of 2 pairs, 3 genes, the tiny GPT-NeoX) into `out`.
+fn finetune_pairs(
+    h5ad: &Path,
+    template: &Path,
+    task: &str,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let m = model("gpt_neox_parallel");
+    let mut args = vec![
+        "finetune",
+        h5ad.to_str().unwrap(),
+        "--task",
+        task,
+        "--model",
+        m.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--template-file",
+        template.to_str().unwrap(),
+        "--top-k-genes",
+        "3",
+        "--preprocess",
+        "none",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+    ];
+    args.extend(extra);
+    cli(&args)
+}
+
+/// `--task perturbation`: each perturbed cell of the tiny dataset is paired with a control of
+/// its cell type and the run trains on those pairs; a control value no cell has, and a context
+/// without controls, are refused before anything is written.
+#[test]
+fn finetune_trains_on_perturbation_pairs_and_refuses_missing_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5ad = perturbation_cells(dir.path());
     let template = dir.path().join("pert.json");
     std::fs::write(
         &template,
         r#"{"model_input": ["{perturbation_name} {control_cell_sentence}:"], "response": ["{perturbed_cell_sentence}."]}"#,
     )
     .unwrap();
-    let m = model("gpt_neox_parallel");
     let run = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "finetune",
-            h5ad.to_str().unwrap(),
-            "--task",
+        finetune_pairs(
+            &h5ad,
+            &template,
             "perturbation",
-            "--model",
-            m.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--template-file",
-            template.to_str().unwrap(),
-            "--top-k-genes",
-            "3",
-            "--preprocess",
-            "none",
-            "--steps",
-            "2",
-            "--batch",
-            "2",
-            "--val-fraction",
-            "0.2",
-        ];
-        args.extend(extra);
-        cli(&args)
+            out,
+            &[&["--val-fraction", "0.2"][..], extra].concat(),
+        )
     };
     let out = dir.path().join("pairs");
     let pairs = ["--perturbation-column", "drug", "--control-value", "DMSO"];
@@ -716,51 +735,28 @@ fn finetune_trains_on_perturbation_pairs_and_refuses_missing_controls() {
 fn finetune_on_delta_sentences_writes_the_fit_a_screen_needs() {
     use c2s_core::tasks::delta::{DeltaFit, FIT_FILE};
     let dir = tempfile::tempdir().unwrap();
-    let mut ds = annotated(tied_counts(12, 8, 3), genes(8));
-    ds.obs.push(ObsColumn {
-        name: "drug".into(),
-        data: ColumnData::Categorical {
-            codes: (0..12).map(|i| if i < 6 { 0 } else { 1 + i % 2 }).collect(),
-            categories: vec!["DMSO".into(), "X".into(), "Y".into()],
-        },
-    });
-    let h5ad = write(dir.path(), "pert.h5ad", &ds, Storage::Csr, ValueType::F32);
+    let h5ad = perturbation_cells(dir.path());
     let template = dir.path().join("delta.json");
     std::fs::write(
         &template,
         r#"{"model_input": ["{perturbation_name} {control_cell_sentence}:"], "response": ["{delta_sentence}"]}"#,
     )
     .unwrap();
-    let m = model("gpt_neox_parallel");
     let out = dir.path().join("delta");
-    let done = cli(&[
-        "finetune",
-        h5ad.to_str().unwrap(),
-        "--task",
+    let done = finetune_pairs(
+        &h5ad,
+        &template,
         "perturbation-delta",
-        "--perturbation-column",
-        "drug",
-        "--control-value",
-        "DMSO",
-        "--delta-genes",
-        "2",
-        "--model",
-        m.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--template-file",
-        template.to_str().unwrap(),
-        "--top-k-genes",
-        "3",
-        "--preprocess",
-        "none",
-        "--steps",
-        "2",
-        "--batch",
-        "2",
-    ]);
+        &out,
+        &[
+            "--perturbation-column",
+            "drug",
+            "--control-value",
+            "DMSO",
+            "--delta-genes",
+            "2",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "{stderr}");
     assert!(stderr.contains("6 examples"), "{stderr}");

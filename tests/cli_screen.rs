@@ -55,6 +55,17 @@ fn spec(dir: &Path, seed: u64) -> PathBuf {
     path
 }
 
+/// `screen run SPEC --device cpu --batch 1 --out OUT`: one unit per batch.
+fn one_unit_batches(spec: &Path, out: &Path) -> Vec<String> {
+    let (spec, out) = (spec.display().to_string(), out.display().to_string());
+    [
+        "screen", "run", &spec, "--device", "cpu", "--batch", "1", "--out", &out,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
 fn ok(args: &[&str]) -> String {
     let out = cli(args);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -211,19 +222,7 @@ fn screen_interrupted_by_ctrl_c_resumes_to_the_same_results() {
     let names: Vec<String> = (0..40).map(|i| format!("Drug{i}\n")).collect();
     std::fs::write(d.join("lib.txt"), names.concat()).unwrap();
     let (cut, whole) = (d.join("cut"), d.join("whole"));
-    let args = |out: &Path| {
-        vec![
-            "screen".to_string(),
-            "run".into(),
-            spec.display().to_string(),
-            "--device".into(),
-            "cpu".into(),
-            "--batch".into(),
-            "1".into(),
-            "--out".into(),
-            out.display().to_string(),
-        ]
-    };
+    let args = |out: &Path| one_unit_batches(&spec, out);
     let mut child = Command::new(env!("CARGO_BIN_EXE_c2s-studio"))
         .args(args(&cut))
         .stderr(Stdio::piped())
@@ -386,19 +385,7 @@ fn screen_on_a_full_disk_keeps_its_units_and_completes_when_run_again() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let spec = spec(d, 0);
-    let args = |out: &Path| {
-        vec![
-            "screen".to_string(),
-            "run".into(),
-            spec.display().to_string(),
-            "--device".into(),
-            "cpu".into(),
-            "--batch".into(),
-            "1".into(),
-            "--out".into(),
-            out.display().to_string(),
-        ]
-    };
+    let args = |out: &Path| one_unit_batches(&spec, out);
     let (full, whole) = (d.join("full"), d.join("whole"));
     ok(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
     let size = |p: &Path| std::fs::metadata(p).unwrap().len();

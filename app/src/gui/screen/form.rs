@@ -302,13 +302,7 @@ impl ScreenForm {
                         .desired_width(300.0),
                 )
                 .labelled_by(label.id);
-                let label = ui.label("ssGSEA weight");
-                ui.add(
-                    egui::DragValue::new(&mut self.weight)
-                        .range(0.0..=2.0)
-                        .speed(0.05),
-                )
-                .labelled_by(label.id);
+                weight_field(ui, &mut self.weight);
             });
             return;
         }
@@ -329,13 +323,7 @@ impl ScreenForm {
                  rank → expression transform, clipped at 0",
             );
             if self.scoring == ScoringMethod::Reconstructed {
-                let label = ui.label("ssGSEA weight");
-                ui.add(
-                    egui::DragValue::new(&mut self.weight)
-                        .range(0.0..=2.0)
-                        .speed(0.05),
-                )
-                .labelled_by(label.id);
+                weight_field(ui, &mut self.weight);
             }
         });
     }
@@ -621,6 +609,13 @@ fn source_combo(ui: &mut Ui, k: usize, source: &mut ContextSource, views: &[Data
 }
 
 /// `path` made absolute (against the working folder), or a message naming `what` when empty.
+/// The labelled ssGSEA weight of expression scoring.
+fn weight_field(ui: &mut Ui, weight: &mut f64) {
+    let label = ui.label("ssGSEA weight");
+    ui.add(egui::DragValue::new(weight).range(0.0..=2.0).speed(0.05))
+        .labelled_by(label.id);
+}
+
 fn absolute(path: &str, what: &str) -> Result<PathBuf, String> {
     if path.is_empty() {
         return Err(format!("{what} is not given"));
