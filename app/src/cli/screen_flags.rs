@@ -3,6 +3,7 @@
 //! checked by the same parser.
 
 use c2s_core::genesets::builtin::is_builtin;
+use c2s_core::screen::library::DEMO_LIBRARY;
 use c2s_core::screen::spec::{
     ContextSpec, ControlSpec, GeneSetSpec, LibrarySpec, ModelSpec, OutputMode, Preprocess,
     SamplingSpec, ScoringMethod, ScreenSpec,
@@ -18,7 +19,8 @@ pub struct SpecFlags {
     /// A context, `NAME=FILE.h5ad` or `NAME=FILE.h5ad:COL=VALUE` (repeat for each context).
     #[arg(long = "context", value_name = "NAME=FILE.h5ad[:COL=VALUE]")]
     pub contexts: Vec<String>,
-    /// Perturbation library: one name per line, or an L1000 .gct/.gct.gz (`pert_iname`).
+    /// Perturbation library: one name per line, an L1000 .gct/.gct.gz (`pert_iname`), or
+    /// `builtin:l1000-demo` (59 perturbations of a LINCS L1000 plate).
     #[arg(long)]
     pub library: Option<PathBuf>,
     /// GMT file of the gene sets, or a bundled library: `builtin:antigen-presentation` (the
@@ -128,7 +130,11 @@ impl SpecFlags {
         let spec = ScreenSpec {
             contexts,
             library: LibrarySpec {
-                path: absolute(library)?,
+                path: if library == Path::new(DEMO_LIBRARY) {
+                    library.clone()
+                } else {
+                    absolute(library)?
+                },
                 known: None,
             },
             model: ModelSpec {

@@ -7,12 +7,23 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
-/// Reads a library: a GCT (`.gct`, `.gct.gz`) gives the distinct `pert_iname` values of its
+/// The demo library that ships with the program, named so wherever a library file is asked
+/// for: the 59 treated perturbations (55 compounds, 4 positive controls) of the LINCS L1000
+/// plate LJP005 (A375, 24 h), `resources/screen/l1000_demo_library.txt`.
+pub const DEMO_LIBRARY: &str = "builtin:l1000-demo";
+
+/// Reads a library ([`DEMO_LIBRARY`] names the bundled one): a GCT (`.gct`, `.gct.gz`) gives the distinct `pert_iname` values of its
 /// treated wells in plate order (vehicle-control wells, `pert_type` starting with `ctl_`, are
 /// left out); any other file is text with one name per line, where blank lines and lines
 /// starting with `#` are skipped, surrounding whitespace is trimmed, and a name listed twice is
 /// an error naming it and its lines.
 pub fn read_library(path: &Path) -> Result<Vec<String>> {
+    if path == Path::new(DEMO_LIBRARY) {
+        return text_names(include_str!(
+            "../../../resources/screen/l1000_demo_library.txt"
+        ))
+        .map_err(Error::InvalidData);
+    }
     let text = read_text(path)?;
     let malformed = |detail: String| Error::Malformed {
         path: path.to_path_buf(),
@@ -212,5 +223,19 @@ mod tests {
         std::fs::write(&p, "# nothing\n\n").unwrap();
         let e = read_library(&p).unwrap_err().to_string();
         assert!(e.contains("names no perturbation"), "{e}");
+    }
+
+    #[test]
+    fn the_demo_library_is_the_shared_plates_treated_perturbations() {
+        let demo = read_library(Path::new(DEMO_LIBRARY)).unwrap();
+        assert_eq!(demo.len(), 59);
+        assert_eq!(&demo[..2], ["CP-724714", "neratinib"]);
+        let plate = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/perturbation/l1000_LJP005_A375_24H.gct.gz");
+        if !plate.exists() {
+            eprintln!("skipped the comparison: {} is absent", plate.display());
+            return;
+        }
+        assert_eq!(demo, read_library(&plate).unwrap());
     }
 }

@@ -13,7 +13,8 @@
 //! preprocess = "c2s"       # or "none"
 //!
 //! [library]
-//! path = "drugs.txt"       # one name per line, or an L1000 .gct / .gct.gz (pert_iname)
+//! path = "drugs.txt"       # one name per line, an L1000 .gct / .gct.gz (pert_iname), or
+//!                          # "builtin:l1000-demo" (the demo library)
 //!
 //! [model]
 //! dir = "models/c2s-pythia"
@@ -41,7 +42,7 @@
 //! [`ScreenSpec::hash`] fingerprints what defines the results (never output paths), so a results
 //! folder can refuse units of a different screen.
 
-use super::library::read_library;
+use super::library::{DEMO_LIBRARY, read_library};
 use crate::error::{Error, Result};
 use crate::genesets::builtin;
 use crate::tasks::delta::DeltaFit;
@@ -321,7 +322,9 @@ impl ScreenSpec {
         for c in &mut spec.contexts {
             resolve(&mut c.h5ad);
         }
-        resolve(&mut spec.library.path);
+        if spec.library.path != Path::new(DEMO_LIBRARY) {
+            resolve(&mut spec.library.path);
+        }
         if let Some(k) = &mut spec.library.known {
             resolve(k);
         }

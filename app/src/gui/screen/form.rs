@@ -9,6 +9,7 @@ use std::sync::Arc;
 use c2s_core::engine::Engine;
 use c2s_core::engine::locate::resolve_model;
 use c2s_core::genesets::builtin::is_builtin;
+use c2s_core::screen::library::DEMO_LIBRARY;
 use c2s_core::screen::spec::{
     ContextSpec, ControlSpec, GeneSetSpec, LibrarySpec, ModelSpec, OutputMode, Preprocess,
     SamplingSpec, ScoringMethod, ScreenSpec,
@@ -447,7 +448,10 @@ impl ScreenForm {
             .iter()
             .map(|row| self.context_spec(row, views))
             .collect::<Result<Vec<_>, String>>()?;
-        let library = absolute(self.library.path.trim(), "the library file")?;
+        let library = match self.library.path.trim() {
+            DEMO_LIBRARY => PathBuf::from(DEMO_LIBRARY),
+            path => absolute(path, "the library file")?,
+        };
         let gmt = match self.sets.path.trim() {
             builtin if is_builtin(Path::new(builtin)) => PathBuf::from(builtin),
             path => absolute(path, "the GMT file")?,

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use c2s_core::screen::library::DEMO_LIBRARY;
 use c2s_core::screen::library::read_library;
 use egui::Ui;
 
@@ -68,6 +69,17 @@ impl LibraryField {
                 }));
             }
             if ui.button("Load library").clicked() {
+                self.start(jobs);
+            }
+            if ui
+                .button("Demo library")
+                .on_hover_text(
+                    "the 59 treated perturbations of a LINCS L1000 plate (A375, 24 h), mostly \
+                     kinase inhibitors",
+                )
+                .clicked()
+            {
+                self.path = DEMO_LIBRARY.to_string();
                 self.start(jobs);
             }
         });

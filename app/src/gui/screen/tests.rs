@@ -678,3 +678,16 @@ fn a_delta_model_screens_from_the_form_with_its_fit() {
     assert!(saved.contains("output = \"delta\""), "{saved}");
     assert!(saved.contains(FIT_FILE), "{saved}");
 }
+
+#[test]
+fn the_demo_library_loads_by_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    inputs(dir.path());
+    let mut h = harness();
+    session(&mut h, dir.path());
+    type_into(&mut h, "Library file", "builtin:l1000-demo");
+    h.get_by_label("Load library").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("59 perturbations: CP-724714, neratinib");
+}
