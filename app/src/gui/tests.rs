@@ -44,6 +44,24 @@ pub(super) fn wait_for_jobs(h: &mut Harness<'_, StudioApp>) {
     panic!("jobs did not finish");
 }
 
+/// Steps frames until `done` holds for the app (bounded, so a state never reached fails the
+/// test with `what`).
+pub(super) fn step_until(
+    h: &mut Harness<'_, StudioApp>,
+    what: &str,
+    done: impl Fn(&StudioApp) -> bool,
+) {
+    for _ in 0..200_000 {
+        if done(h.state()) {
+            h.run_steps(2);
+            return;
+        }
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("never reached: {what}");
+}
+
 fn open_demo(h: &mut Harness<'_, StudioApp>) {
     h.run_steps(2);
     h.get_by_label("Open demo dataset").click();
@@ -1215,8 +1233,9 @@ fn annotate_all_cells_by_ranking_labels_colours_the_plot() {
     h.get_by_label("Annotate").click();
     h.run_steps(2);
     wait_for_jobs(&mut h);
-    h.run_steps(2);
-    wait_for_jobs(&mut h);
+    step_until(&mut h, "the plot is coloured by the labels", |app| {
+        app.views[0].color_source == ColorSource::Obs("c2s_cell_type".into())
+    });
     let view = &h.state().views[0];
     let labels = view.dataset.obs_column("c2s_cell_type").expect("labels");
     let ColumnData::Categorical { codes, categories } = &labels.data else {
@@ -1229,7 +1248,6 @@ fn annotate_all_cells_by_ranking_labels_colours_the_plot() {
             .all(|c| ["T cell", "B cell", "NK cell"].contains(&c.as_str()))
     );
     assert!(view.dataset.obs_column("c2s_cell_type_score").is_some());
-    assert_eq!(view.color_source, ColorSource::Obs("c2s_cell_type".into()));
     h.get_by_label_contains("12 cells annotated with gpt_neox_sequential");
     // Compared with the known labels: the accuracy and a confusion table.
     h.get_by_label("Compare with").click();
@@ -1586,23 +1604,16 @@ fn scoring_a_gene_set_adds_an_obs_column_that_colours_the_plot() {
     h.get_by_label("Score cells").click();
     h.run_steps(2);
     wait_for_jobs(&mut h);
-    // Under load the job's result can reach the panel a few frames after the job counts as
-    // done: step until the panel reports it.
-    for _ in 0..10_000 {
-        if h.query_all_by_label_contains("3 of 4 genes in the data")
-            .next()
-            .is_some()
-        {
-            break;
-        }
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    h.run_steps(2);
+    // Under load the job's result reaches the panel, and then the colouring job it starts ends,
+    // some frames after the scoring job counts as done: step until both have happened.
+    let name = "ssgsea:CD4_T_MARKERS";
+    step_until(&mut h, "the plot is coloured by the new column", |app| {
+        app.views
+            .iter()
+            .any(|v| v.id == view && v.color_source == ColorSource::Obs(name.into()))
+    });
     h.get_by_label_contains("3 of 4 genes in the data");
     let v = h.state().views.iter().find(|v| v.id == view).unwrap();
-    let name = "ssgsea:CD4_T_MARKERS";
-    assert_eq!(v.color_source, ColorSource::Obs(name.into()));
     let Some(ColumnData::Numeric(scores)) = v.dataset.obs_column(name).map(|c| &c.data) else {
         panic!("no numeric obs column {name}");
     };
