@@ -196,6 +196,12 @@ impl Dataset {
         }
     }
 
+    /// Obs column `name`, or an error naming the columns there are.
+    pub fn require_obs_column(&self, name: &str) -> crate::Result<&ObsColumn> {
+        self.obs_column(name)
+            .ok_or_else(|| self.missing_column(name))
+    }
+
     fn missing_column(&self, name: &str) -> crate::Error {
         let available: Vec<&str> = self.obs.iter().map(|c| c.name.as_str()).collect();
         crate::Error::InvalidArgument(format!(
@@ -206,9 +212,7 @@ impl Dataset {
 
     /// The cells whose `column` reads `value` (as [`ColumnData::text_at`] spells it).
     pub fn rows_where(&self, column: &str, value: &str) -> crate::Result<Vec<usize>> {
-        let Some(ObsColumn { data, .. }) = self.obs_column(column) else {
-            return Err(self.missing_column(column));
-        };
+        let data = &self.require_obs_column(column)?.data;
         let rows: Vec<usize> = (0..data.len())
             .filter(|&i| data.text_at(i).as_deref() == Some(value))
             .collect();

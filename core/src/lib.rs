@@ -5,6 +5,7 @@
 //! cells into cell sentences, [`inverse`] fits and applies the rank → expression transform, and
 //! [`io`] writes results back out.
 
+pub mod bundled;
 pub mod convert;
 pub mod dataset;
 pub mod embed;

@@ -553,10 +553,23 @@ fn candidate_ranking_scores_equal_the_engines_continuation_log_probs() {
 /// stopped and resumed, it ends with the same weights.
 #[test]
 fn full_fine_tuning_matches_torch_and_writes_a_loadable_checkpoint() {
-    let (model_dir, mut settings, reference) = fixture_settings("full/gpt_neox");
+    check_full_parity("gpt_neox");
+}
+
+/// [`full_fine_tuning_matches_torch_and_writes_a_loadable_checkpoint`] for Gemma-2 (tied head,
+/// soft caps, sliding window) and Gemma-3 (q/k norms).
+#[test]
+fn full_fine_tuning_of_gemma_matches_torch() {
+    check_full_parity("gemma2");
+    check_full_parity("gemma3_text");
+}
+
+fn check_full_parity(arch: &str) {
+    let fixture = format!("full/{arch}");
+    let (model_dir, mut settings, reference) = fixture_settings(&fixture);
     settings.init_adapter = None;
     settings.full = true;
-    let examples = read_examples(&lora_fixtures().join("full/gpt_neox/examples.jsonl")).unwrap();
+    let examples = read_examples(&lora_fixtures().join(&fixture).join("examples.jsonl")).unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut records: Vec<StepRecord> = Vec::new();
     train::<Train>(
@@ -576,7 +589,7 @@ fn full_fine_tuning_matches_torch_and_writes_a_loadable_checkpoint() {
         let rel = (r.loss - want).abs() / want.abs();
         assert!(
             rel < 1e-4,
-            "full step {}: loss {} vs torch {want} (rel {rel:e})",
+            "{arch} full step {}: loss {} vs torch {want} (rel {rel:e})",
             r.step,
             r.loss
         );
@@ -603,7 +616,7 @@ fn full_fine_tuning_matches_torch_and_writes_a_loadable_checkpoint() {
     for (i, (a, b)) in ours.logprobs.iter().zip(&want).enumerate() {
         assert!(
             (*a as f64 - b).abs() < 1e-4,
-            "token {i}: {a} vs torch {b} after full fine-tuning"
+            "{arch} token {i}: {a} vs torch {b} after full fine-tuning"
         );
     }
 
@@ -643,7 +656,7 @@ fn full_fine_tuning_matches_torch_and_writes_a_loadable_checkpoint() {
     let read = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
     assert!(
         read(out.path()) == read(part.path()),
-        "resumed weights differ"
+        "{arch}: resumed weights differ"
     );
     // A full run refuses the base model's own folder as its output.
     let e = train::<Train>(

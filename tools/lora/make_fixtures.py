@@ -12,8 +12,8 @@ this writes `<out>/<arch>/`:
   gradient norm of every optimizer step, and `score`: per-token log-probabilities of one text
   under the base model with the final adapter (what `score --adapter` must reproduce).
 
-It also writes `<out>/full/gpt_neox/reference.json`: full fine-tuning (every weight trains,
-no LoRA) of the GPT-NeoX checkpoint on the same examples with `FULL_SETTINGS`: each step's loss,
+It also writes `<out>/full/<arch>/reference.json` for each architecture: full fine-tuning
+(every weight trains, no LoRA) on the same examples with `FULL_SETTINGS`: each step's loss,
 learning rate and gradient norm, and `score` (per-token log-probabilities of one text under the
 trained model, what the checkpoint C2S Studio writes must reproduce).
 
@@ -164,11 +164,11 @@ def score_text(model, tok, ex):
     }
 
 
-def run_full(models_dir, out_dir):
-    """Full fine-tuning of the GPT-NeoX checkpoint: every parameter, torch's AdamW."""
-    folder = ARCHS["gpt_neox"][0]
+def run_full(arch, models_dir, out_dir):
+    """Full fine-tuning of one checkpoint: every parameter, torch's AdamW."""
+    folder = ARCHS[arch][0]
     model_dir = os.path.join(models_dir, folder)
-    dest = os.path.join(out_dir, "full", "gpt_neox")
+    dest = os.path.join(out_dir, "full", arch)
     shutil.rmtree(dest, ignore_errors=True)
     os.makedirs(dest)
     config = json.load(open(os.path.join(model_dir, "config.json")))
@@ -206,7 +206,7 @@ def run_full(models_dir, out_dir):
     }
     with open(os.path.join(dest, "reference.json"), "w") as f:
         json.dump(reference, f, indent=1)
-    print("full gpt_neox losses", [round(x, 5) for x in losses])
+    print("full", arch, "losses", [round(x, 5) for x in losses])
 
 
 def run(arch, models_dir, out_dir):
@@ -286,13 +286,13 @@ def main():
     parser.add_argument("--models", required=True, help="tests/fixtures/models")
     parser.add_argument("--out", required=True, help="tests/fixtures/lora")
     parser.add_argument("--arch", action="append", choices=sorted(ARCHS), help="default: all")
-    parser.add_argument("--full-only", action="store_true", help="only the full fine-tune fixture")
+    parser.add_argument("--full-only", action="store_true", help="only the full fine-tune fixtures")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if not args.full_only:
-        for arch in args.arch or sorted(ARCHS):
+    for arch in args.arch or sorted(ARCHS):
+        if not args.full_only:
             run(arch, args.models, args.out)
-    run_full(args.models, args.out)
+        run_full(arch, args.models, args.out)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ pub mod bench_convert;
 mod bench_engine;
 mod bench_finetune;
 mod bench_gui;
+mod bench_kernels;
 mod bench_ssgsea;
 mod bench_umap;
 mod convert;
@@ -96,6 +97,8 @@ pub enum Command {
     BenchEngine(bench_engine::Args),
     /// LoRA training tokens/s and peak memory vs. peft + transformers (Pythia-160M-shaped model).
     BenchFinetune(bench_finetune::Args),
+    /// The CPU engine's matrix products (f32, q8) vs. torch's F.linear on a Pythia-160M's shapes.
+    BenchKernels(bench_kernels::Args),
     /// Cell-type annotation throughput vs. the cell2sentence package (Pythia-160M-shaped model).
     BenchAnnotate(bench_annotate::Args),
     /// kNN + UMAP time and quality vs. umap-learn on a generated clustered dataset.
@@ -131,6 +134,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Download(args) => download::run(args),
         Command::BenchEngine(args) => bench_engine::run(args),
         Command::BenchFinetune(args) => bench_finetune::run(args),
+        Command::BenchKernels(args) => bench_kernels::run(args),
         Command::BenchAnnotate(args) => bench_annotate::run(args),
         Command::BenchUmap(args) => bench_umap::run(args),
         Command::BenchGui(args) => bench_gui::run(args),

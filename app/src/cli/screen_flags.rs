@@ -2,8 +2,7 @@
 //! `--library`, `--gmt`, `--set`, ...), built into the same [`ScreenSpec`] a TOML file gives and
 //! checked by the same parser.
 
-use c2s_core::genesets::builtin::is_builtin;
-use c2s_core::screen::library::DEMO_LIBRARY;
+use c2s_core::bundled::is_bundled;
 use c2s_core::screen::spec::{
     ContextSpec, ControlSpec, GeneSetSpec, LibrarySpec, ModelSpec, OutputMode, Preprocess,
     SamplingSpec, ScoringMethod, ScreenSpec,
@@ -130,11 +129,7 @@ impl SpecFlags {
         let spec = ScreenSpec {
             contexts,
             library: LibrarySpec {
-                path: if library == Path::new(DEMO_LIBRARY) {
-                    library.clone()
-                } else {
-                    absolute(library)?
-                },
+                path: absolute(library)?,
                 known: None,
             },
             model: ModelSpec {
@@ -155,11 +150,7 @@ impl SpecFlags {
                 max_new_tokens: self.max_new_tokens,
             },
             genesets: GeneSetSpec {
-                gmt: if is_builtin(gmt) {
-                    gmt.clone()
-                } else {
-                    absolute(gmt)?
-                },
+                gmt: absolute(gmt)?,
                 sets: self.sets.clone(),
                 method: match self.scoring.as_str() {
                     "sentence-rank" => ScoringMethod::SentenceRank,
@@ -198,7 +189,11 @@ fn parse_context(text: &str) -> Result<(String, PathBuf, Option<String>), String
     Ok((name.to_string(), PathBuf::from(file), filter))
 }
 
+/// `path` made absolute; a bundled resource's name (`builtin:…`) as written.
 fn absolute(path: &Path) -> Result<PathBuf, String> {
+    if is_bundled(path) {
+        return Ok(path.to_path_buf());
+    }
     std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use eframe::Storage as _;
 use egui::{Event, Modifiers, PointerButton, Pos2, Vec2};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 use c2s_core::dataset::{ColumnData, MatrixChoice};
 
@@ -959,7 +959,35 @@ const PROMPT: &str = "The cell type is CD3E IL7R LTB MALAT1 B2M";
 
 /// The tiny random GPT-NeoX checkpoint the engine tests use.
 fn tiny_model() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gpt_neox_sequential")
+    fixture_model("gpt_neox_sequential")
+}
+
+/// Tiny random checkpoint `name` of `tests/fixtures/models`.
+pub(super) fn fixture_model(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models")
+        .join(name)
+}
+
+/// Sets the number field or slider labelled `label` through AccessKit, as a screen reader
+/// would, and checks that it shows the value.
+pub(super) fn set_number(h: &mut Harness<'_, StudioApp>, label: &str, value: f64) {
+    use egui::accesskit::{Action, ActionData, ActionRequest};
+    let (target_node, target_tree) = h.get_by_label(label).accesskit_node().locate();
+    h.input_mut()
+        .events
+        .push(Event::AccessKitActionRequest(ActionRequest {
+            action: Action::SetValue,
+            target_node,
+            target_tree,
+            data: Some(ActionData::NumericValue(value)),
+        }));
+    h.run_steps(2);
+    let shown = h.get_by_label(label).accesskit_node().numeric_value();
+    assert!(
+        shown.is_some_and(|v| (v - value).abs() < 1e-6),
+        "{label}: {shown:?}"
+    );
 }
 
 /// Moves tool panel `id` into a full-height leaf on the right, as a user would drag it, so the

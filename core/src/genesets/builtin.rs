@@ -1,8 +1,7 @@
 //! Gene-set libraries that ship with the program (`resources/genesets/`, sources and licences
 //! in its `NOTICE.md`), named `builtin:NAME` wherever a GMT file is asked for.
 
-/// The prefix that names a built-in library instead of a file.
-pub const PREFIX: &str = "builtin:";
+use crate::bundled::{self, PREFIX};
 
 /// One bundled GMT library.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,23 +36,13 @@ pub const BUILTIN: [BuiltinLibrary; 2] = [
     },
 ];
 
-/// Whether `path` names a built-in library (`builtin:…`) rather than a file: such a path is
-/// kept as written, never made absolute.
-pub fn is_builtin(path: &std::path::Path) -> bool {
-    path.to_str()
-        .is_some_and(|p| p.trim_start().starts_with(PREFIX))
-}
-
 /// What `source` names: `None` for a file path, else the built-in library, or the list of
 /// names when `builtin:NAME` names none.
 pub fn lookup(source: &str) -> Option<Result<&'static BuiltinLibrary, String>> {
-    let name = source.trim().strip_prefix(PREFIX)?;
+    let name = bundled::name(std::path::Path::new(source))?;
     Some(BUILTIN.iter().find(|b| b.name == name).ok_or_else(|| {
         let names: Vec<String> = BUILTIN.iter().map(BuiltinLibrary::source).collect();
-        format!(
-            "there is no built-in gene-set library `{name}`; the built-in ones are {}",
-            names.join(" and ")
-        )
+        bundled::unknown("gene-set library", name, &names)
     }))
 }
 

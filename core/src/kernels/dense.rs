@@ -9,6 +9,11 @@ use std::ops::Range;
 /// Input rows per register tile (8 inputs × 2 panels = 16 accumulator registers).
 const TILE_M: usize = 8;
 
+/// Input columns per pass over a tile (AVX-512 path): two panels' slice of 256 columns is
+/// 32 KiB. Long rows (a head's backward product runs over the whole vocabulary) otherwise
+/// stream the panels from memory once per register tile of inputs.
+const K_BLOCK: usize = 256;
+
 /// Weight panels: `w[(p · cols + k) · 16 + lane]` = row `16p + lane`, column `k` (zero past the
 /// last row).
 #[derive(Debug)]
@@ -151,23 +156,47 @@ unsafe fn micro_lanes(t: Micro) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Micro, PANEL, TILE_M, TileArgs, dispatch_micro, walk};
+    use super::{K_BLOCK, Micro, PANEL, TILE_M, TileArgs, dispatch_micro, walk};
     use std::arch::x86_64::*;
     use std::ops::Range;
 
+    /// The tile in blocks of [`K_BLOCK`] input columns: a block's slice of a panel pair stays
+    /// in the first-level cache while every input row of the tile passes it, and later blocks
+    /// add to the outputs the earlier ones wrote.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn tile(a: &TileArgs, ms: Range<usize>, rs: Range<usize>) {
-        walk!(ms, rs, TILE_M, |i, p, mr, np| {
-            // SAFETY: the caller guarantees the ranges lie inside the buffers.
-            unsafe { dispatch_micro!(mr, np, micro, (a.at(i, p, np))) }
-        })
+        let mut k0 = 0;
+        while k0 < a.cols {
+            let k1 = (k0 + K_BLOCK).min(a.cols);
+            walk!(ms.clone(), rs.clone(), TILE_M, |i, p, mr, np| {
+                // SAFETY: the caller guarantees the ranges lie inside the buffers.
+                unsafe { dispatch_micro!(mr, np, micro, (a.at(i, p, np), k0..k1)) }
+            });
+            k0 = k1;
+        }
     }
 
+    /// Columns `ks` of one register tile, added to what earlier columns wrote unless `ks`
+    /// starts at column 0.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn micro<const MR: usize, const NP: usize>(t: Micro) {
+    unsafe fn micro<const MR: usize, const NP: usize>(t: Micro, ks: Range<usize>) {
+        let mask = |j: usize| -> __mmask16 {
+            let left = t.valid.saturating_sub(j * PANEL).min(PANEL);
+            ((1u32 << left) - 1) as u16
+        };
         let mut acc = [[_mm512_setzero_ps(); NP]; MR];
-        for k in 0..t.cols {
+        if ks.start > 0 {
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                for (j, v) in acc_i.iter_mut().enumerate() {
+                    // SAFETY: only the tile's valid output cells are read.
+                    *v = unsafe {
+                        _mm512_maskz_loadu_ps(mask(j), t.out.add(i * t.rows + j * PANEL))
+                    };
+                }
+            }
+        }
+        for k in ks {
             let mut wv = [_mm512_setzero_ps(); NP];
             for (j, v) in wv.iter_mut().enumerate() {
                 // SAFETY: panel `j` has `cols × 16` values.
@@ -183,10 +212,8 @@ mod avx512 {
         }
         for (i, acc_i) in acc.iter().enumerate() {
             for (j, v) in acc_i.iter().enumerate() {
-                let left = t.valid.saturating_sub(j * PANEL).min(PANEL);
-                let mask: __mmask16 = ((1u32 << left) - 1) as u16;
                 // SAFETY: only the tile's valid output cells are written.
-                unsafe { _mm512_mask_storeu_ps(t.out.add(i * t.rows + j * PANEL), mask, *v) };
+                unsafe { _mm512_mask_storeu_ps(t.out.add(i * t.rows + j * PANEL), mask(j), *v) };
             }
         }
     }

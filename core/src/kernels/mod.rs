@@ -163,8 +163,9 @@ mod tests {
     }
 
     /// Shapes with partial panels, partial blocks, single rows and many tiles.
-    const SHAPES: [(usize, usize, usize); 6] = [
+    const SHAPES: [(usize, usize, usize); 7] = [
         (1, 1, 1),
+        (37, 600, 19),
         (7, 33, 5),
         (16, 64, 1),
         (130, 100, 9),

@@ -97,6 +97,17 @@ impl HostRope {
     /// Rotates the first `rotary_dim` values of `head` (one head's vector of token `token`) in
     /// place, exactly as [`RopeTables::apply`]: `x·cos + rotate_half(x)·sin`.
     pub fn apply(&self, token: usize, head: &mut [f32]) {
+        self.rotate(token, head, 1.0);
+    }
+
+    /// Undoes [`Self::apply`] (rotates back by the same angle). The rotation is orthogonal, so
+    /// this is also its transpose: it carries a gradient back through the rotation.
+    pub fn apply_inverse(&self, token: usize, head: &mut [f32]) {
+        self.rotate(token, head, -1.0);
+    }
+
+    /// Rotates by the token's angles times `direction` (±1, so the sines only change sign).
+    fn rotate(&self, token: usize, head: &mut [f32], direction: f32) {
         let half = self.half;
         let (cos, sin) = (
             &self.cos[token * half..][..half],
@@ -105,9 +116,9 @@ impl HostRope {
         let (x1, rest) = head.split_at_mut(half);
         let x2 = &mut rest[..half];
         for i in 0..half {
-            let (a, b) = (x1[i], x2[i]);
-            x1[i] = a * cos[i] + (-b) * sin[i];
-            x2[i] = b * cos[i] + a * sin[i];
+            let (a, b, s) = (x1[i], x2[i], direction * sin[i]);
+            x1[i] = a * cos[i] + (-b) * s;
+            x2[i] = b * cos[i] + a * s;
         }
     }
 }

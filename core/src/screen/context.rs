@@ -328,10 +328,7 @@ fn reconstructed(lists: &[GeneList], genes: &[String], fit: &InverseFit) -> CsrM
 /// matrix with one row per group, the mean of its cells' expression. Cells without a value are
 /// left out; a missing column is an error naming the columns there are.
 fn pseudobulk(ds: &Dataset, rows: &[usize], column: &str) -> Result<(Vec<String>, CsrMatrix)> {
-    let Some(obs) = ds.obs_column(column) else {
-        ds.require_obs_columns(&[column.to_string()])?;
-        unreachable!("require_obs_columns names the missing column");
-    };
+    let obs = ds.require_obs_column(column)?;
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for &r in rows {
         if let Some(value) = obs.data.text_at(r) {

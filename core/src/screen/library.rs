@@ -2,6 +2,7 @@
 //! (one name per line) or from the `pert_iname` column metadata of an L1000 GCT (`.gct` or
 //! `.gct.gz`, version 1.3).
 
+use crate::bundled;
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -12,13 +13,21 @@ use std::path::Path;
 /// plate LJP005 (A375, 24 h), `resources/screen/l1000_demo_library.txt`.
 pub const DEMO_LIBRARY: &str = "builtin:l1000-demo";
 
-/// Reads a library ([`DEMO_LIBRARY`] names the bundled one): a GCT (`.gct`, `.gct.gz`) gives the distinct `pert_iname` values of its
+/// Reads a library ([`DEMO_LIBRARY`] names the bundled one): a GCT (`.gct`, `.gct.gz`) gives
+/// the distinct `pert_iname` values of its
 /// treated wells in plate order (vehicle-control wells, `pert_type` starting with `ctl_`, are
 /// left out); any other file is text with one name per line, where blank lines and lines
 /// starting with `#` are skipped, surrounding whitespace is trimmed, and a name listed twice is
 /// an error naming it and its lines.
 pub fn read_library(path: &Path) -> Result<Vec<String>> {
-    if path == Path::new(DEMO_LIBRARY) {
+    if let Some(name) = bundled::name(path) {
+        if Some(name) != bundled::name(Path::new(DEMO_LIBRARY)) {
+            return Err(Error::InvalidArgument(bundled::unknown(
+                "perturbation library",
+                name,
+                &[DEMO_LIBRARY.to_string()],
+            )));
+        }
         return text_names(include_str!(
             "../../../resources/screen/l1000_demo_library.txt"
         ))
@@ -229,6 +238,13 @@ mod tests {
     fn the_demo_library_is_the_shared_plates_treated_perturbations() {
         let demo = read_library(Path::new(DEMO_LIBRARY)).unwrap();
         assert_eq!(demo.len(), 59);
+        let e = read_library(Path::new("builtin:l1000-full"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`l1000-full`") && e.contains(DEMO_LIBRARY),
+            "{e}"
+        );
         assert_eq!(&demo[..2], ["CP-724714", "neratinib"]);
         let plate = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/data/perturbation/l1000_LJP005_A375_24H.gct.gz");

@@ -42,9 +42,9 @@
 //! [`ScreenSpec::hash`] fingerprints what defines the results (never output paths), so a results
 //! folder can refuse units of a different screen.
 
-use super::library::{DEMO_LIBRARY, read_library};
+use super::library::read_library;
+use crate::bundled;
 use crate::error::{Error, Result};
-use crate::genesets::builtin;
 use crate::tasks::delta::DeltaFit;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -314,17 +314,11 @@ impl ScreenSpec {
     pub fn parse(text: &str, base: &Path) -> Result<Self> {
         let mut spec: ScreenSpec = toml::from_str(text)
             .map_err(|e| Error::InvalidArgument(format!("not a valid screen spec: {e}")))?;
-        let resolve = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
+        let resolve = |p: &mut PathBuf| *p = bundled::resolve(p, base);
         for c in &mut spec.contexts {
             resolve(&mut c.h5ad);
         }
-        if spec.library.path != Path::new(DEMO_LIBRARY) {
-            resolve(&mut spec.library.path);
-        }
+        resolve(&mut spec.library.path);
         if let Some(k) = &mut spec.library.known {
             resolve(k);
         }
@@ -335,9 +329,7 @@ impl ScreenSpec {
         if let Some(f) = &mut spec.model.delta_fit {
             resolve(f);
         }
-        if !builtin::is_builtin(&spec.genesets.gmt) {
-            resolve(&mut spec.genesets.gmt);
-        }
+        resolve(&mut spec.genesets.gmt);
         spec.validate_fields()?;
         if let (OutputMode::Delta, Some(path)) = (spec.model.output, &spec.model.delta_fit) {
             spec.delta = Some(DeltaFit::read(path)?);

@@ -7,7 +7,7 @@ use super::TrainError;
 use super::model::TrainableModel;
 use super::model::layers::Slot;
 use crate::model::linear::host_f32;
-use crate::model::weights::Weights;
+use crate::model::weights::{Weights, transpose};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 
@@ -126,17 +126,6 @@ fn grad_or_zeros<B: AutodiffBackend, const D: usize>(
         Some(g) => host_f32(g),
         None => vec![0.0; t.shape().num_elements()],
     }
-}
-
-/// `[rows, cols]` → `[cols, rows]`, row-major.
-fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = values[r * cols + c];
-        }
-    }
-    out
 }
 
 /// Refuses full fine-tuning of a model with `params` parameters when it would not fit in

@@ -640,17 +640,32 @@ fn append_log(path: &Path, record: &StepRecord) -> Result<(), TrainError> {
     writeln!(file, "{line}").map_err(|e| TrainError::io(path, e))
 }
 
+/// The step records of a run's log (`log.jsonl`), in file order; none when there is no log
+/// yet. Lines that are not step records (a line cut short by a crash) are skipped.
+pub fn read_log(path: &Path) -> Result<Vec<StepRecord>, TrainError> {
+    Ok(log_lines(path)?.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Each step record of a run's log with its line as written (re-serialising a record could
+/// change a float's last digit).
+fn log_lines(path: &Path) -> Result<Vec<(String, StepRecord)>, TrainError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(TrainError::io(path, e)),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| Some((l.to_string(), serde_json::from_str(l).ok()?)))
+        .collect())
+}
+
 /// Keeps the records of steps `≤ step` (what a resumed run has already done).
 fn truncate_log(path: &Path, step: usize) -> Result<(), TrainError> {
-    let text = if path.exists() {
-        std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?
-    } else {
-        String::new()
-    };
-    let kept: String = text
-        .lines()
-        .filter(|l| serde_json::from_str::<StepRecord>(l).is_ok_and(|r| r.step <= step))
-        .map(|l| format!("{l}\n"))
+    let kept: String = log_lines(path)?
+        .into_iter()
+        .filter(|(_, r)| r.step <= step)
+        .map(|(line, _)| line + "\n")
         .collect();
     write_atomically(path, |tmp| {
         std::fs::write(tmp, &kept).map_err(|e| crate::Error::Write {

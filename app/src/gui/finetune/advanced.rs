@@ -1,5 +1,6 @@
 //! The Fine-tune form's "Advanced" section: schedule and warmup, clipping, AdamW, which tokens
-//! the loss counts, rsLoRA, an initial adapter, shuffling and checkpoint cadence.
+//! the loss counts, rsLoRA, an initial adapter, shuffling, checkpoint cadence, and full
+//! fine-tuning instead of LoRA.
 
 use std::path::PathBuf;
 
@@ -43,6 +44,9 @@ pub struct AdvancedSettings {
     pub save_every: usize,
     /// Checkpoints kept besides the best.
     pub keep: usize,
+    /// Train every weight instead of a LoRA adapter (small models); the run writes a full
+    /// checkpoint.
+    pub full: bool,
 }
 
 impl Default for AdvancedSettings {
@@ -63,6 +67,7 @@ impl Default for AdvancedSettings {
             shuffle: true,
             save_every: 0,
             keep: 2,
+            full: false,
         }
     }
 }
@@ -89,6 +94,7 @@ impl AdvancedSettings {
         s.shuffle = self.shuffle;
         s.save_every = self.save_every;
         s.keep = self.keep;
+        s.full = self.full;
     }
 
     /// The initial adapter's folder, if one is named.
@@ -146,6 +152,10 @@ impl AdvancedSettings {
                 ui.end_row();
                 ui.checkbox(&mut self.shuffle, "Shuffle every epoch")
                     .on_hover_text("off: file order, each epoch from the first example again");
+                ui.checkbox(&mut self.full, "Full fine-tune").on_hover_text(
+                    "train every weight instead of a LoRA adapter and write a full \
+                         checkpoint; needs about 20 bytes of memory per parameter (small models)",
+                );
                 ui.end_row();
                 number_row_inline(ui, "Checkpoint every", &mut self.save_every, 0..=1_000_000);
                 number_row_inline(ui, "Checkpoints kept", &mut self.keep, 1..=100);
@@ -193,8 +203,22 @@ mod tests {
             (d.schedule, d.warmup, d.max_grad_norm, d.adamw, d.loss)
         );
         assert_eq!(
-            (s.lora, s.init_adapter, s.shuffle, s.save_every, s.keep),
-            (d.lora, d.init_adapter, d.shuffle, d.save_every, d.keep)
+            (
+                s.lora,
+                s.init_adapter,
+                s.shuffle,
+                s.save_every,
+                s.keep,
+                s.full
+            ),
+            (
+                d.lora,
+                d.init_adapter,
+                d.shuffle,
+                d.save_every,
+                d.keep,
+                d.full
+            )
         );
     }
 
@@ -215,6 +239,7 @@ mod tests {
             shuffle: false,
             save_every: 50,
             keep: 4,
+            full: true,
         };
         let mut s = defaults();
         advanced.apply(&mut s);
@@ -235,5 +260,6 @@ mod tests {
         assert_eq!(s.init_adapter, Some(PathBuf::from("runs/first")));
         assert!(!s.shuffle);
         assert_eq!((s.save_every, s.keep), (50, 4));
+        assert!(s.full);
     }
 }

@@ -275,9 +275,11 @@ pub fn validation_indices(out: &Path) -> Result<Vec<usize>, String> {
 pub struct HeldOutRequest {
     /// The adapted model, when loaded in the registry (else the job loads it).
     pub engine: Option<Arc<Engine>>,
-    /// The base model folder.
+    /// The model folder: the base model, or a full run's own checkpoint.
     pub model_dir: PathBuf,
-    /// The run's output folder (the adapter and `split.json`).
+    /// The adapter folder on the base model (none for a full run).
+    pub adapter: Option<PathBuf>,
+    /// The run's output folder (the adapter or checkpoint, and `split.json`).
     pub out: PathBuf,
     /// Load options when the job loads the model itself.
     pub options: LoadOptions,
@@ -317,7 +319,7 @@ pub fn spawn_heldout(jobs: &mut Jobs, req: HeldOutRequest) -> JobHandle<HeldOut>
                     Arc::new(
                         Engine::load_dir_with_adapter(
                             &req.model_dir,
-                            Some(&req.out),
+                            req.adapter.as_deref(),
                             &req.options,
                             job.core(),
                         )

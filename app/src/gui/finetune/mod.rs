@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use c2s_core::engine::{DTypeRequest, LoadOptions};
-use c2s_core::train::trainer::StepRecord;
+use c2s_core::train::trainer::{StepRecord, read_log};
 use egui::Ui;
 
 use self::estimate::{MEMORY_FORMULA, duration_words};
@@ -296,7 +296,8 @@ impl FinetunePanel {
         self.done = None;
         self.held_result = None;
         self.resumable = None;
-        self.records = read_log(&req.out.join("log.jsonl"));
+        // An unreadable log only leaves the curves to start at the resumed step.
+        self.records = read_log(&req.out.join("log.jsonl")).unwrap_or_default();
         self.launch(cx, req, true);
     }
 
@@ -361,18 +362,6 @@ impl FinetunePanel {
         }
         ui.label(line);
     }
-}
-
-/// The step records of a run's `log.jsonl`; none when it is missing or unreadable (the curves
-/// then start at the resumed step).
-fn read_log(path: &Path) -> Vec<StepRecord> {
-    std::fs::read_to_string(path)
-        .map(|text| {
-            text.lines()
-                .filter_map(|line| serde_json::from_str(line).ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn estimate_ui(ui: &mut Ui, e: &Estimate) {

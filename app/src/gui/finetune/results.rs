@@ -1,6 +1,7 @@
-//! A finished run: load the base model with the new adapter into the app ("Use this
-//! adapter"), and rank the labels of the held-out cells with it ("Annotate held-out cells"):
-//! accuracy, the majority-class rate to beat, and the confusion table.
+//! A finished run: load the base model with the new adapter (or the fully fine-tuned
+//! checkpoint) into the app ("Use this adapter" / "Use this model"), and rank the labels of the
+//! held-out cells with it ("Annotate held-out cells"): accuracy, the majority-class rate to
+//! beat, and the confusion table.
 
 use egui::Ui;
 
@@ -31,12 +32,23 @@ pub fn show(
     error: &mut Option<String>,
 ) {
     let req = run.req;
-    ui.strong(format!("Adapter in {}", req.out.display()));
-    let loaded = cx.models.find(&req.model_source, Some(&req.out)).cloned();
+    let full = req.form.advanced.full;
+    // A full run's folder is a model of its own; a LoRA run's is an adapter on the base.
+    let (source, adapter) = if full {
+        (req.out.display().to_string(), None)
+    } else {
+        (req.model_source.clone(), Some(req.out.clone()))
+    };
+    ui.strong(format!(
+        "{} in {}",
+        if full { "Model" } else { "Adapter" },
+        req.out.display()
+    ));
+    let loaded = cx.models.find(&source, adapter.as_deref()).cloned();
     let loading = cx
         .models
         .loading()
-        .any(|(source, _)| source == req.model_source.trim());
+        .any(|(loading, _)| loading == source.trim());
     ui.horizontal(|ui| {
         match &loaded {
             Some(m) => {
@@ -47,15 +59,22 @@ pub fn show(
                 ui.label("loading…");
             }
             None => {
-                if ui
-                    .button("Use this adapter")
-                    .on_hover_text("load the base model with this adapter into the Model tab")
-                    .clicked()
-                {
+                let (label, hover) = if full {
+                    (
+                        "Use this model",
+                        "load the fine-tuned model into the Model tab",
+                    )
+                } else {
+                    (
+                        "Use this adapter",
+                        "load the base model with this adapter into the Model tab",
+                    )
+                };
+                if ui.button(label).on_hover_text(hover).clicked() {
                     cx.models.start_load_with_adapter(
                         cx.jobs,
-                        &req.model_source,
-                        Some(req.out.clone()),
+                        &source,
+                        adapter.clone(),
                         adapter_load_options(req),
                     );
                 }
@@ -80,7 +99,12 @@ pub fn show(
                 cx.jobs,
                 HeldOutRequest {
                     engine: loaded.map(|m| m.engine.clone()),
-                    model_dir: req.model_dir.clone(),
+                    model_dir: if full {
+                        req.out.clone()
+                    } else {
+                        req.model_dir.clone()
+                    },
+                    adapter,
                     out: req.out.clone(),
                     options: adapter_load_options(req),
                     built: run.done.built.clone(),

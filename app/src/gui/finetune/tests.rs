@@ -8,20 +8,17 @@ use std::path::{Path, PathBuf};
 use c2s_core::dataset::{ColumnData, Dataset, ObsColumn};
 use c2s_core::io::h5ad::{CreateOptions, Storage, ValueType, write_dataset_h5ad};
 use c2s_core::matrix::CsrMatrix;
-use egui::Event;
-use egui::accesskit::{Action, ActionData, ActionRequest, Role};
+use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_plot::PlotMemory;
 
 use super::curves;
 use crate::gui::app::StudioApp;
-use crate::gui::tests::{drop_file, harness, panel_on_the_right, type_into, wait_for_jobs};
+use crate::gui::tests::{
+    drop_file, fixture_model, harness, panel_on_the_right, set_number, type_into, wait_for_jobs,
+};
 use crate::gui::workbench::Tab;
-
-fn model_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gpt_neox_parallel")
-}
 
 /// 12 cells over 8 genes; obs `cell_type` (3 types), `batch` (one value for all) and `drug`
 /// (`DMSO` for every fourth cell, else `drugA` or `drugB`).
@@ -109,20 +106,6 @@ fn session(h: &mut Harness<'_, StudioApp>, dir: &Path) -> PathBuf {
     template
 }
 
-/// Sets the number field labelled `label` through AccessKit, as a screen reader would.
-fn set_number(h: &mut Harness<'_, StudioApp>, label: &str, value: f64) {
-    let (target_node, target_tree) = h.get_by_label(label).accesskit_node().locate();
-    h.input_mut()
-        .events
-        .push(Event::AccessKitActionRequest(ActionRequest {
-            action: Action::SetValue,
-            target_node,
-            target_tree,
-            data: Some(ActionData::NumericValue(value)),
-        }));
-    h.run_steps(2);
-}
-
 /// Picks `value` in the drop-down labelled `label`.
 fn choose(h: &mut Harness<'_, StudioApp>, label: &str, value: &str) {
     h.get_by_label(label).click();
@@ -137,7 +120,7 @@ fn model_folder(h: &mut Harness<'_, StudioApp>) {
     h.run_steps(2);
     model_field(h).focus();
     h.run_steps(1);
-    model_field(h).type_text(&model_dir().display().to_string());
+    model_field(h).type_text(&fixture_model("gpt_neox_parallel").display().to_string());
     h.run_steps(2);
 }
 
@@ -398,6 +381,43 @@ fn the_advanced_settings_reach_the_run() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(kept.len() >= 2, "checkpoints every 2 steps: {kept:?}");
+}
+
+/// Full fine-tuning from the panel writes a checkpoint (no adapter) that "Use this model" loads
+/// and that ranks the held-out cells.
+#[test]
+fn a_full_fine_tune_writes_a_model_the_app_loads_and_annotates_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    let template = session(&mut h, dir.path());
+    let out = dir.path().join("run");
+    fill_form(&mut h, &template, &out, "cell_type");
+    set_number(&mut h, "Steps", 3.0);
+    h.get_by_label("Advanced").click();
+    h.run_steps(2);
+    h.get_by_label("Full fine-tune").click();
+    h.run_steps(2);
+    h.get_by_label("Start training").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("finished: 3 steps");
+    assert!(out.join("model.safetensors").is_file());
+    assert!(!out.join("adapter_model.safetensors").exists());
+    h.get_by_label_contains(&format!("Model in {}", out.display()));
+    // The setup folded away, as a user would, so the results are on screen.
+    h.get_by_label("Setup").click();
+    h.run_steps(2);
+    h.get_by_label("Use this model").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    let models = h.state().models.models();
+    assert_eq!(models.len(), 1, "{:?}", h.state().notices);
+    assert_eq!(models[0].source, out.display().to_string());
+    assert_eq!(models[0].adapter, None);
+    h.get_by_label("Annotate held-out cells").click();
+    h.run_steps(2);
+    wait_for_jobs(&mut h);
+    h.get_by_label_contains("accuracy against the true labels: ");
 }
 
 #[test]

@@ -6,10 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use c2s_core::bundled::is_bundled;
 use c2s_core::engine::Engine;
 use c2s_core::engine::locate::resolve_model;
-use c2s_core::genesets::builtin::is_builtin;
-use c2s_core::screen::library::DEMO_LIBRARY;
 use c2s_core::screen::spec::{
     ContextSpec, ControlSpec, GeneSetSpec, LibrarySpec, ModelSpec, OutputMode, Preprocess,
     SamplingSpec, ScoringMethod, ScreenSpec,
@@ -448,14 +447,8 @@ impl ScreenForm {
             .iter()
             .map(|row| self.context_spec(row, views))
             .collect::<Result<Vec<_>, String>>()?;
-        let library = match self.library.path.trim() {
-            DEMO_LIBRARY => PathBuf::from(DEMO_LIBRARY),
-            path => absolute(path, "the library file")?,
-        };
-        let gmt = match self.sets.path.trim() {
-            builtin if is_builtin(Path::new(builtin)) => PathBuf::from(builtin),
-            path => absolute(path, "the GMT file")?,
-        };
+        let library = absolute(self.library.path.trim(), "the library file")?;
+        let gmt = absolute(self.sets.path.trim(), "the GMT file")?;
         if self.sets.chosen.is_empty() {
             return Err(
                 "choose at least one gene set (load the GMT file, then click a set)".into(),
@@ -623,6 +616,9 @@ fn weight_field(ui: &mut Ui, weight: &mut f64) {
 fn absolute(path: &str, what: &str) -> Result<PathBuf, String> {
     if path.is_empty() {
         return Err(format!("{what} is not given"));
+    }
+    if is_bundled(Path::new(path)) {
+        return Ok(PathBuf::from(path));
     }
     std::path::absolute(path).map_err(|e| format!("{what} {path:?}: {e}"))
 }

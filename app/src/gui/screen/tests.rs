@@ -13,26 +13,24 @@ use c2s_core::screen::run::{RunOptions, load_contexts, run_screen};
 use c2s_core::screen::spec::ScreenSpec;
 use c2s_core::screen::store::{RESULTS, SPEC_FILE, Store};
 use c2s_core::screen::units::Shard;
-use egui::accesskit::{Action, ActionData, ActionRequest, Role, Toggled};
-use egui::{Event, Pos2};
+use egui::Pos2;
+use egui::accesskit::{Role, Toggled};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_plot::{PlotMemory, PlotPoint};
 
 use super::volcano;
 use crate::gui::app::StudioApp;
-use crate::gui::tests::{drop_file, harness, panel_on_the_right, type_into, wait_for_jobs};
+use crate::gui::tests::{
+    drop_file, fixture_model, harness, panel_on_the_right, set_number, type_into, wait_for_jobs,
+};
 use crate::gui::workbench::Tab;
-
-/// The random GPT-NeoX fixture whose tokenizer has whole gene-like words.
-fn model_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/gpt_neox_parallel")
-}
 
 /// Upper-case words of 3+ letters or digits that are single tokens of the fixture's tokenizer,
 /// so the random model writes some of them and predicted sentences name genes of the data.
 fn token_genes() -> Vec<String> {
-    let text = std::fs::read_to_string(model_dir().join("tokenizer.json")).unwrap();
+    let text =
+        std::fs::read_to_string(fixture_model("gpt_neox_parallel").join("tokenizer.json")).unwrap();
     let tokenizer: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut genes: Vec<String> = tokenizer["model"]["vocab"]
         .as_object()
@@ -150,26 +148,6 @@ fn type_nth(h: &mut Harness<'_, StudioApp>, label: &str, k: usize, text: &str) {
     h.run_steps(2);
 }
 
-/// Sets the number field or slider labelled `label` through AccessKit, as a screen reader
-/// would.
-fn set_number(h: &mut Harness<'_, StudioApp>, label: &str, value: f64) {
-    let (target_node, target_tree) = h.get_by_label(label).accesskit_node().locate();
-    h.input_mut()
-        .events
-        .push(Event::AccessKitActionRequest(ActionRequest {
-            action: Action::SetValue,
-            target_node,
-            target_tree,
-            data: Some(ActionData::NumericValue(value)),
-        }));
-    h.run_steps(2);
-    let shown = h.get_by_label(label).accesskit_node().numeric_value();
-    assert!(
-        shown.is_some_and(|v| (v - value).abs() < 1e-6),
-        "{label}: {shown:?}"
-    );
-}
-
 /// Fills the form for `inputs` with two contexts (groups a and b of the open dataset).
 fn fill_form(h: &mut Harness<'_, StudioApp>, inputs: &Inputs, out: &Path) {
     h.get_by_label("Add context").click();
@@ -209,7 +187,7 @@ fn load_model(h: &mut Harness<'_, StudioApp>) {
     let app = h.state_mut();
     app.models.start_load(
         &mut app.jobs,
-        &model_dir().display().to_string(),
+        &fixture_model("gpt_neox_parallel").display().to_string(),
         c2s_core::engine::LoadOptions {
             device: c2s_core::engine::DeviceRequest::Cpu,
             ..Default::default()
@@ -462,7 +440,7 @@ fn bad_inputs_are_said_and_nothing_is_written() {
         &mut h,
         "model folder",
         0,
-        &model_dir().display().to_string(),
+        &fixture_model("gpt_neox_parallel").display().to_string(),
     );
 
     // An empty library: the core's words, in the preview and on Run.
@@ -500,7 +478,7 @@ fn bad_inputs_are_said_and_nothing_is_written() {
         &format!(
             "[[context]]\nname = \"X\"\nh5ad = \"cells.h5ad\"\nsamples = 1\n[library]\npath = \
              \"drugs.txt\"\n[model]\ndir = \"{}\"\n[genesets]\ngmt = \"sets.gmt\"\nsets = [\"UP\"]\n",
-            model_dir().display()
+            fixture_model("gpt_neox_parallel").display()
         ),
         dir.path(),
     )

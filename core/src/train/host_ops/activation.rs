@@ -1,15 +1,11 @@
 //! GELU (the error-function form) on host values, with its derivative: Burn's version calls the
 //! C library's `erff` once per value in the forward pass and again in the backward pass.
 
-use super::{Cpu, cast, flex_tensor, host_values};
+use super::{Cpu, InputGrad, Unary, cast, flex_tensor, host_values};
 use crate::kernels::math::{gelu_erf, gelu_erf_derivative};
-use burn::backend::Flex;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::FlexTensor;
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorPrimitive};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -36,34 +32,6 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 }
 
 fn gelu_cpu<const D: usize>(x: Tensor<Cpu, D>) -> Tensor<Cpu, D> {
-    #[derive(Debug)]
-    struct GeluBackward;
-
-    impl Backward<Flex, 1> for GeluBackward {
-        type State = Input;
-
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let Ops {
-                parents,
-                node,
-                state,
-            } = ops;
-            unary::<Flex, _>(parents, node, grads, |grad| {
-                let shape = grad.layout().shape().clone();
-                let mut values = host_values(&grad).into_owned();
-                values
-                    .par_chunks_mut(CHUNK)
-                    .zip(state.0.par_chunks(CHUNK))
-                    .for_each(|(g, x)| {
-                        for (g, &x) in g.iter_mut().zip(x) {
-                            *g *= gelu_erf_derivative(x);
-                        }
-                    });
-                flex_tensor(values, shape)
-            });
-        }
-    }
-
     let x = x.into_primitive().tensor();
     let shape = x.primitive.layout().shape().clone();
     let input = host_values(&x.primitive);
@@ -75,16 +43,26 @@ fn gelu_cpu<const D: usize>(x: Tensor<Cpu, D>) -> Tensor<Cpu, D> {
                 *y = gelu_erf(x);
             }
         });
-    let out = flex_tensor(y, shape);
-    let result = match GeluBackward
-        .prepare::<NoCheckpointing>([x.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(Input(Arc::new(input.into_owned())), out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(result))
+    Unary::new(&x).finish(flex_tensor(y, shape), || {
+        Input(Arc::new(input.into_owned()))
+    })
+}
+
+impl InputGrad for Input {
+    /// The output's gradient times `Φ(x) + x·φ(x)`.
+    fn input_grad(self, grad: FlexTensor) -> FlexTensor {
+        let shape = grad.layout().shape().clone();
+        let mut values = host_values(&grad).into_owned();
+        values
+            .par_chunks_mut(CHUNK)
+            .zip(self.0.par_chunks(CHUNK))
+            .for_each(|(g, x)| {
+                for (g, &x) in g.iter_mut().zip(x) {
+                    *g *= gelu_erf_derivative(x);
+                }
+            });
+        flex_tensor(values, shape)
+    }
 }
 
 #[cfg(test)]

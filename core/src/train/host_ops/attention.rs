@@ -1,19 +1,18 @@
-//! Softmax attention for training on the CPU: `softmax(cap(q·kᵀ·scale) + bias)·v` per batch
-//! row and head, with its backward pass, on host values. Burn's version forms about twenty
+//! Softmax attention for training on the CPU: the heads split from the fused projection's rows
+//! and rotated ([`super::heads`]), `softmax(cap(q·kᵀ·scale) + bias)·v` per batch row and head,
+//! with its backward pass, on host values. Burn's version forms about twenty
 //! `[rows, heads, seq, seq]` tensors per layer (scores, the mask's broadcast, each step of the
 //! softmax and their gradients) on views its copies walk element by element; here each head's
 //! scores stay in one `seq × seq` buffer and the probabilities are the only thing kept for the
 //! backward pass.
 
-use super::{Cpu, cast, flex_tensor, host_values};
+use super::heads::{Part, QkvLayout, gather, scatter};
+use super::{Cpu, InputGrad, Unary, cast, flex_tensor, host_values};
 use crate::kernels::math::exp_nonpositive;
-use burn::backend::Flex;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use crate::model::rope::HostRope;
+use burn::backend::flex::FlexTensor;
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorPrimitive};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -28,6 +27,17 @@ struct Dims {
 }
 
 impl Dims {
+    /// The shapes of attention over `rows × seq` tokens with `layout`'s heads.
+    fn of(layout: QkvLayout, rows: usize, seq: usize) -> Self {
+        Self {
+            rows,
+            heads: layout.heads(),
+            kv_heads: layout.kv_heads(),
+            seq,
+            head_dim: layout.head_dim(),
+        }
+    }
+
     fn head_len(&self) -> usize {
         self.seq * self.head_dim
     }
@@ -42,12 +52,15 @@ impl Dims {
     }
 }
 
-/// What the backward pass needs: the inputs, the probabilities and (with a cap) the tanh of the
-/// scaled scores.
+/// What the backward pass needs: the heads (queries and keys rotated), the probabilities and
+/// (with a cap) the tanh of the scaled scores, and how to carry the heads' gradients back to
+/// the projection's rows.
 #[derive(Clone)]
 struct Saved {
     dims: Dims,
     scale: f32,
+    layout: QkvLayout,
+    rope: Arc<HostRope>,
     q: Arc<Vec<f32>>,
     k: Arc<Vec<f32>>,
     v: Arc<Vec<f32>>,
@@ -63,25 +76,37 @@ impl std::fmt::Debug for Saved {
     }
 }
 
-/// `softmax(cap(q·kᵀ·scale) + bias)·v` for `q` `[B, H, T, D]`, `k`, `v` `[B, KV, T, D]` (each
-/// key/value head serves `H / KV` consecutive query heads) and the constant additive `bias`
-/// `[B, 1, T, T]`, with the heads merged: `[B, T, H·D]`, ready for the output projection. The
-/// gradients reach `q`, `k` and `v`.
+/// Attention over the heads of a fused projection's output `qkv` (`[rows·seq, width]`, heads
+/// placed as `layout` says): queries and keys rotated by `rope` (built for the same tokens),
+/// then `softmax(cap(q·kᵀ·scale) + bias)·v` with the constant additive `bias` `[B, 1, T, T]`,
+/// the heads merged: `[B, T, H·D]`, ready for the output projection. The gradient reaches
+/// `qkv`.
 ///
 /// # Panics
-/// When `B` is not the backend these paths serve (callers check [`super::serves`]).
+/// When `B` is not the backend these paths serve (callers check [`super::serves`]), or `qkv`
+/// does not have `rows · seq` rows of the layout's width (a caller bug).
+#[allow(clippy::too_many_arguments)]
 pub fn attention<B: Backend>(
-    q: Tensor<B, 4>,
-    k: Tensor<B, 4>,
-    v: Tensor<B, 4>,
+    qkv: Tensor<B, 2>,
+    layout: QkvLayout,
+    rope: &Arc<HostRope>,
+    rows: usize,
+    seq: usize,
     scale: f64,
     softcap: Option<f64>,
     bias: &Tensor<B, 4>,
 ) -> Tensor<B, 3> {
+    let dims = Dims::of(layout, rows, seq);
+    assert_eq!(
+        qkv.dims(),
+        [rows * seq, layout.width()],
+        "the projection's rows"
+    );
     cast(attention_cpu(
-        cast(q),
-        cast(k),
-        cast(v),
+        cast(qkv),
+        dims,
+        layout,
+        rope.clone(),
         scale,
         softcap,
         cast(bias.clone()),
@@ -89,85 +114,49 @@ pub fn attention<B: Backend>(
 }
 
 fn attention_cpu(
-    q: Tensor<Cpu, 4>,
-    k: Tensor<Cpu, 4>,
-    v: Tensor<Cpu, 4>,
+    qkv: Tensor<Cpu, 2>,
+    dims: Dims,
+    layout: QkvLayout,
+    rope: Arc<HostRope>,
     scale: f64,
     softcap: Option<f64>,
     bias: Tensor<Cpu, 4>,
 ) -> Tensor<Cpu, 3> {
-    #[derive(Debug)]
-    struct AttentionBackward;
-
-    impl Backward<Flex, 3> for AttentionBackward {
-        type State = Saved;
-
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let Ops {
-                parents,
-                node,
-                state,
-            } = ops;
-            let grad = grads.consume::<Flex>(&node);
-            let (dq, dk, dv) = backward_pass(&state, &host_values(&grad));
-            let d = state.dims;
-            let [pq, pk, pv] = parents;
-            if let Some(n) = pq {
-                grads.register::<Flex>(n.id, flex_tensor(dq, [d.rows, d.heads, d.seq, d.head_dim]));
-            }
-            let kv_shape = [d.rows, d.kv_heads, d.seq, d.head_dim];
-            if let Some(n) = pk {
-                grads.register::<Flex>(n.id, flex_tensor(dk, kv_shape));
-            }
-            if let Some(n) = pv {
-                grads.register::<Flex>(n.id, flex_tensor(dv, kv_shape));
-            }
-        }
-    }
-
-    let [rows, heads, seq, head_dim] = q.dims();
-    let dims = Dims {
-        rows,
-        heads,
-        kv_heads: k.dims()[1],
-        seq,
-        head_dim,
-    };
     let bias = bias.into_primitive().tensor().primitive;
-    let (q, k, v) = (
-        q.into_primitive().tensor(),
-        k.into_primitive().tensor(),
-        v.into_primitive().tensor(),
-    );
-    let nodes = [q.node.clone(), k.node.clone(), v.node.clone()];
-    let values = |t: &burn::backend::flex::FlexTensor| host_values(t).into_owned();
-    let mut saved = Saved {
+    let qkv = qkv.into_primitive().tensor();
+    let values = host_values(&qkv.primitive);
+    let heads = |part| gather(&values, layout, part, dims.rows, dims.seq, &rope);
+    let bias = host_values(&bias);
+    let saved = Saved {
         dims,
         scale: scale as f32,
-        q: Arc::new(values(&q.primitive)),
-        k: Arc::new(values(&k.primitive)),
-        v: Arc::new(values(&v.primitive)),
+        layout,
+        q: Arc::new(heads(Part::Query)),
+        k: Arc::new(heads(Part::Key)),
+        v: Arc::new(heads(Part::Value)),
+        rope,
         probs: Arc::new(Vec::new()),
         tanh: None,
-        causal: Arc::new(Vec::new()),
+        causal: Arc::new(causal_rows(&bias, dims)),
     };
-    let bias = host_values(&bias);
-    saved.causal = Arc::new(causal_rows(&bias, dims));
+    drop(values);
     let (out, probs, tanh) = forward_pass(&saved, &bias, softcap.map(|c| c as f32));
-    let out = flex_tensor(out, [rows, seq, heads * head_dim]);
-    let result = match AttentionBackward
-        .prepare::<NoCheckpointing>(nodes)
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            saved.probs = Arc::new(probs);
-            saved.tanh = tanh.map(Arc::new);
-            prep.finish(saved, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(result))
+    let out = flex_tensor(out, [dims.rows, dims.seq, dims.heads * dims.head_dim]);
+    Unary::new(&qkv).finish(out, || Saved {
+        probs: Arc::new(probs),
+        tanh: tanh.map(Arc::new),
+        ..saved
+    })
+}
+
+impl InputGrad for Saved {
+    /// The projection rows' gradient: the heads' gradients, rotated back into their columns.
+    fn input_grad(self, grad: FlexTensor) -> FlexTensor {
+        let (dq, dk, dv) = backward_pass(&self, &host_values(&grad));
+        let d = self.dims;
+        let dqkv = scatter([&dq, &dk, &dv], self.layout, d.rows, d.seq, &self.rope);
+        flex_tensor(dqkv, [d.rows * d.seq, self.layout.width()])
+    }
 }
 
 /// Query rows per block: with a causal mask, block `[q0, q1)` needs only keys `[0, q1)`, so about
@@ -443,40 +432,18 @@ fn matmul(
 mod tests {
     use super::super::testing::{host, max_diff, tensor, values};
     use super::*;
-    use burn::tensor::activation::softmax;
+    use crate::model::config::{RopeConfig, RopeScaling};
+    use crate::model::rope::Rope;
+    use crate::train::model::layers::attention_burn;
 
-    /// Burn's operations, as `model::layers::attention` writes them for other backends.
-    fn reference(
-        q: Tensor<Cpu, 4>,
-        k: Tensor<Cpu, 4>,
-        v: Tensor<Cpu, 4>,
-        scale: f64,
-        softcap: Option<f64>,
-        bias: Tensor<Cpu, 4>,
-    ) -> Tensor<Cpu, 3> {
-        let [b, h, t, d] = q.dims();
-        let kv = k.dims()[1];
-        let repeat = |x: Tensor<Cpu, 4>| {
-            x.reshape([b, kv, 1, t, d])
-                .repeat_dim(2, h / kv)
-                .reshape([b, h, t, d])
-        };
-        let mut scores = q.matmul(repeat(k).swap_dims(2, 3)).mul_scalar(scale);
-        if let Some(cap) = softcap {
-            scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
-        }
-        softmax(scores + bias, 3)
-            .matmul(repeat(v))
-            .swap_dims(1, 2)
-            .reshape([b, t, h * d])
-    }
-
-    /// Outputs and the gradients of q, k and v against Burn's, with grouped key/value heads, a
-    /// padded row (its padding keys masked), Gemma-2's cap, more queries than one block, and a
+    /// Outputs and the gradient of the projection's rows against Burn's operations (as the
+    /// models run on other backends), for both layouts (grouped key/value heads in the stacked
+    /// one, partial rotation in the interleaved one), with a padded row (its padding keys
+    /// masked and its positions shifted), Gemma-2's cap, more queries than one block, and a
     /// mask that is not causal.
     #[test]
-    fn attention_equals_burns_and_so_do_its_gradients() {
-        let (rows, heads, kv, seq, dim) = (2, 4, 2, QUERY_BLOCK + 9, 5);
+    fn attention_equals_burns_and_so_does_its_gradient() {
+        let (rows, seq) = (2, QUERY_BLOCK + 9);
         let mut causal = vec![0f32; rows * seq * seq];
         for r in 0..rows {
             let valid = if r == 0 { seq } else { seq - 3 };
@@ -488,13 +455,6 @@ mod tests {
                 }
             }
         }
-        let qv = values(rows * heads * seq * dim, 1);
-        let kvv = values(rows * kv * seq * dim, 2);
-        let vv = values(rows * kv * seq * dim, 3);
-        let upstream = tensor(
-            values(rows * heads * seq * dim, 4),
-            [rows, seq, heads * dim],
-        );
         // Every key visible but the second row's last three.
         let open: Vec<f32> = (0..rows * seq * seq)
             .map(|x| {
@@ -505,60 +465,92 @@ mod tests {
                 }
             })
             .collect();
-        let dims = Dims {
-            rows,
-            heads,
-            kv_heads: kv,
-            seq,
-            head_dim: dim,
-        };
-        assert_eq!(causal_rows(&causal, dims), [true, true]);
-        assert_eq!(causal_rows(&open, dims), [false, false]);
-        for (mask, softcap) in [(&causal, None), (&causal, Some(0.8)), (&open, None)] {
-            let run = |host_path: bool| {
-                let q = tensor(qv.clone(), [rows, heads, seq, dim]).require_grad();
-                let k = tensor(kvv.clone(), [rows, kv, seq, dim]).require_grad();
-                let v = tensor(vv.clone(), [rows, kv, seq, dim]).require_grad();
-                let bias = tensor(mask.clone(), [rows, 1, seq, seq]);
-                let out = if host_path {
-                    attention(q.clone(), k.clone(), v.clone(), 0.45, softcap, &bias)
-                } else {
-                    reference(q.clone(), k.clone(), v.clone(), 0.45, softcap, bias)
+        let positions: Vec<i64> = (0..rows * seq)
+            .map(|i| (i % seq) as i64 - if i >= seq { 3 } else { 0 })
+            .map(|p| p.max(0))
+            .collect();
+        for (layout, rotary_dim) in super::super::heads::test_layouts() {
+            let dims = Dims::of(layout, rows, seq);
+            assert_eq!(causal_rows(&causal, dims), [true, true]);
+            assert_eq!(causal_rows(&open, dims), [false, false]);
+            let rope = Rope::new(
+                rotary_dim,
+                RopeConfig {
+                    theta: 10_000.0,
+                    scaling: RopeScaling::None,
+                },
+            );
+            let host_rope = Arc::new(rope.host_tables(&positions));
+            let tables = rope.tables::<Cpu>(
+                &positions,
+                rows,
+                seq,
+                burn::tensor::DType::F32,
+                &Default::default(),
+            );
+            let width = layout.width();
+            let qkv = values(rows * seq * width, 1);
+            let out_width = layout.heads() * layout.head_dim();
+            let upstream = tensor(values(rows * seq * out_width, 4), [rows, seq, out_width]);
+            for (mask, softcap) in [(&causal, None), (&causal, Some(0.8)), (&open, None)] {
+                let run = |host_path: bool| {
+                    let x = tensor(qkv.clone(), [rows * seq, width]).require_grad();
+                    let bias = tensor(mask.clone(), [rows, 1, seq, seq]);
+                    let out = if host_path {
+                        attention(
+                            x.clone(),
+                            layout,
+                            &host_rope,
+                            rows,
+                            seq,
+                            0.45,
+                            softcap,
+                            &bias,
+                        )
+                    } else {
+                        let x3 = x.clone().reshape([rows, seq, width]);
+                        attention_burn(x3, layout, &tables, 0.45, softcap, &bias)
+                    };
+                    let grads = (out.clone() * upstream.clone()).sum().backward();
+                    [host(out.inner()), host(x.grad(&grads).unwrap())]
                 };
-                let grads = (out.clone() * upstream.clone()).sum().backward();
-                [
-                    host(out.inner()),
-                    host(q.grad(&grads).unwrap()),
-                    host(k.grad(&grads).unwrap()),
-                    host(v.grad(&grads).unwrap()),
-                ]
-            };
-            let (ours, theirs) = (run(true), run(false));
-            for (what, (a, b)) in ["out", "dq", "dk", "dv"]
-                .iter()
-                .zip(ours.iter().zip(&theirs))
-            {
-                let d = max_diff(a, b);
-                assert!(
-                    d < 1e-5,
-                    "{softcap:?} causal {}: {what}: {d}",
-                    mask == &causal
-                );
+                let (ours, theirs) = (run(true), run(false));
+                for (what, (a, b)) in ["out", "dqkv"].iter().zip(ours.iter().zip(&theirs)) {
+                    let d = max_diff(a, b);
+                    assert!(
+                        d < 1e-5,
+                        "{layout:?} {softcap:?} causal {}: {what}: {d}",
+                        mask == &causal
+                    );
+                }
             }
         }
     }
 
-    /// A strided input (a transposed view, as the models' head splits make) is read correctly.
+    /// A strided input (a transposed view) is read in its logical order.
     #[test]
     fn strided_inputs_are_read_in_their_logical_order() {
-        let (rows, heads, seq, dim) = (2, 3, 4, 5);
-        let base = values(rows * seq * heads * dim, 9);
-        let q = tensor(base.clone(), [rows, seq, heads, dim]).swap_dims(1, 2);
-        let contiguous = host(q.clone().inner().reshape([rows * heads * seq * dim]));
+        let (rows, seq) = (2, 4);
+        let layout = QkvLayout::Interleaved {
+            heads: 2,
+            head_dim: 4,
+        };
+        let width = layout.width();
+        let base = values(rows * seq * width, 9);
+        let strided = tensor(base, [width, rows * seq]).transpose();
+        let contiguous = tensor(host(strided.clone().inner()), [rows * seq, width]);
         let bias = tensor(vec![0.0; rows * seq * seq], [rows, 1, seq, seq]);
-        let a = attention(q.clone(), q.clone(), q.clone(), 0.3, None, &bias);
-        let qc = tensor(contiguous, [rows, heads, seq, dim]);
-        let b = attention(qc.clone(), qc.clone(), qc, 0.3, None, &bias);
-        assert_eq!(host(a.inner()), host(b.inner()));
+        let rope = Arc::new(
+            Rope::new(
+                4,
+                RopeConfig {
+                    theta: 10_000.0,
+                    scaling: RopeScaling::None,
+                },
+            )
+            .host_tables(&[0, 1, 2, 3, 0, 1, 2, 3]),
+        );
+        let run = |x| attention(x, layout, &rope, rows, seq, 0.3, None, &bias);
+        assert_eq!(host(run(strided).inner()), host(run(contiguous).inner()));
     }
 }

@@ -2,20 +2,22 @@
 //! time on the CPU kernels, never a `[rows, seq, vocab]` tensor, and the hidden states' gradient
 //! made in the same pass.
 
-use super::{Cpu, HostWeight, cast, flex_tensor, host_values};
+use super::{Cpu, HostWeight, InputGrad, Unary, cast, flex_tensor, host_values};
 use crate::kernels::math::exp_nonpositive;
-use burn::backend::Flex;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::FlexTensor;
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorPrimitive};
 use rayon::prelude::*;
 use std::sync::Arc;
 
-/// Rows of the head's logits computed at once: 64 × a 256k vocabulary is 64 MB.
-const HEAD_CHUNK: usize = 64;
+/// Bytes of logits computed at once; the rows this holds (at least 64) share each pass of the
+/// head's weights through the caches: 333 rows of a 50k vocabulary, 65 of a 256k one.
+const HEAD_CHUNK_BYTES: usize = 64 << 20;
+
+/// Rows of logits per chunk for a vocabulary of `vocab` entries.
+fn chunk_rows(vocab: usize) -> usize {
+    (HEAD_CHUNK_BYTES / (4 * vocab.max(1))).max(64)
+}
 
 /// The targets of a causal-LM loss over a padded batch: position `t` of row `r` predicts the
 /// token at `t + 1`.
@@ -31,7 +33,7 @@ pub struct Targets<'a> {
 
 /// `Σ weight · −log softmax(cap(h·Eᵀ))[target]` over the targets, for `hidden` `[rows · seq, H]`
 /// (row-major by row, then position), the head `E` and Gemma's final soft cap. The logits are
-/// made `HEAD_CHUNK` rows at a time and only for counted targets; when `hidden` takes a gradient
+/// made [`chunk_rows`] rows at a time and only for counted targets; when `hidden` takes a gradient
 /// it is computed in the same pass (the loss is the graph's end, so the backward pass only scales
 /// it by the incoming gradient).
 ///
@@ -65,59 +67,36 @@ fn head_nll_cpu(
     targets: Targets<'_>,
     softcap: Option<f64>,
 ) -> Tensor<Cpu, 1> {
-    #[derive(Debug)]
-    struct HeadBackward;
-
-    impl Backward<Flex, 1> for HeadBackward {
-        type State = HiddenGrad;
-
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let Ops {
-                parents,
-                node,
-                state,
-            } = ops;
-            unary::<Flex, _>(parents, node, grads, |grad| {
-                let scale = host_values(&grad)[0];
-                let mut values =
-                    Arc::try_unwrap(state.values).unwrap_or_else(|shared| (*shared).clone());
-                values.par_iter_mut().for_each(|v| *v *= scale);
-                flex_tensor(values, state.shape)
-            });
-        }
-    }
-
     let shape = hidden.dims();
     let x = hidden.into_primitive().tensor();
-    let prep = HeadBackward
-        .prepare::<NoCheckpointing>([x.node.clone()])
-        .compute_bound()
-        .stateful();
-    let with_grad = matches!(prep, OpsKind::Tracked(_));
+    let record = Unary::new(&x);
     let (loss, grad) = head_pass(
         &host_values(&x.primitive),
         shape,
         head,
         targets,
         softcap,
-        with_grad,
+        record.tracked(),
+        chunk_rows(head.out_features()),
     );
-    let out = flex_tensor(vec![loss as f32], [1]);
-    let result = match prep {
-        OpsKind::Tracked(prep) => prep.finish(
-            HiddenGrad {
-                values: Arc::new(grad),
-                shape,
-            },
-            out,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(result))
+    record.finish(flex_tensor(vec![loss as f32], [1]), || HiddenGrad {
+        values: Arc::new(grad),
+        shape,
+    })
+}
+
+impl InputGrad for HiddenGrad {
+    /// The gradient computed with the loss, scaled by the loss's incoming gradient.
+    fn input_grad(self, grad: FlexTensor) -> FlexTensor {
+        let scale = host_values(&grad)[0];
+        let mut values = Arc::try_unwrap(self.values).unwrap_or_else(|shared| (*shared).clone());
+        values.par_iter_mut().for_each(|v| *v *= scale);
+        flex_tensor(values, self.shape)
+    }
 }
 
 /// The loss (and, `with_grad`, its gradient with respect to `hidden`, else empty) on host
-/// values: chunks of counted targets, their hidden rows gathered, logits on the kernels, a
+/// values: chunks of `chunk` counted targets, their hidden rows gathered, logits on the kernels, a
 /// log-softmax per row in f64 sums, and `weight · (softmax − one-hot)` (times the soft cap's
 /// derivative) multiplied back through the head.
 fn head_pass(
@@ -127,6 +106,7 @@ fn head_pass(
     targets: Targets<'_>,
     softcap: Option<f64>,
     with_grad: bool,
+    chunk: usize,
 ) -> (f64, Vec<f32>) {
     let vocab = head.out_features();
     let width = targets.seq.saturating_sub(1);
@@ -139,7 +119,7 @@ fn head_pass(
         Vec::new()
     };
     let mut loss = 0.0f64;
-    for chunk in counted.chunks(HEAD_CHUNK) {
+    for chunk in counted.chunks(chunk) {
         let row_of = |k: usize| (k / width) * targets.seq + k % width;
         let mut x = Vec::with_capacity(chunk.len() * h);
         for &k in chunk {
@@ -280,6 +260,29 @@ mod tests {
             // The last position of every row predicts nothing: no gradient.
             assert!(dx1[(seq - 1) * h..seq * h].iter().all(|v| *v == 0.0));
         }
+    }
+
+    #[test]
+    fn chunks_of_targets_add_up_to_one_pass() {
+        let (rows, seq, h, vocab) = (2, 9, 6, 30);
+        let hidden = values(rows * seq * h, 9);
+        let head = HostWeight::new(&values(vocab * h, 10), vocab, h, None);
+        let ids: Vec<u32> = (0..rows * (seq - 1))
+            .map(|k| (k * 7 % vocab) as u32)
+            .collect();
+        let weights: Vec<f32> = (0..ids.len()).map(|k| (k % 3) as f32).collect();
+        let targets = Targets {
+            seq,
+            ids: &ids,
+            weights: &weights,
+        };
+        let pass = |chunk| head_pass(&hidden, [rows * seq, h], &head, targets, None, true, chunk);
+        let ((l1, g1), (l2, g2)) = (pass(3), pass(1000));
+        assert!((l1 - l2).abs() < 1e-12 * l2.abs(), "{l1} vs {l2}");
+        assert_eq!(g1, g2);
+        assert_eq!(chunk_rows(50_304), 333);
+        assert_eq!(chunk_rows(256_000), 65);
+        assert_eq!(chunk_rows(10_000_000), 64);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! batch of 8 × 256 tokens on a 50k vocabulary).
 //!
 //! GELU (`gelu`) uses the fast error function of the inference kernels. Attention (`attention`)
-//! keeps each head's scores in one buffer instead of Burn's twenty-odd `[rows, heads, seq, seq]`
-//! tensors per layer.
+//! splits and rotates the heads of the fused projection in one copy and keeps each head's
+//! scores in one buffer instead of Burn's twenty-odd `[rows, heads, seq, seq]` tensors per
+//! layer. The frozen norms (`norm`) take one pass per row each way, and a frozen layer with an
+//! adapter (`lora_linear`) adds its low-rank branch inside the same operation.
 //!
 //! Other backends, and full fine-tuning's dense layers (whose weights take gradients), use the
 //! plain Burn operations of [`super::model::layers`]. The functions here are generic so the
@@ -24,18 +26,26 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorPrimitive};
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 mod activation;
 mod attention;
 mod head;
+mod heads;
+mod lora;
+mod norm;
 
 pub use activation::gelu;
 pub use attention::attention;
 pub use head::{Targets, head_nll};
+pub use heads::QkvLayout;
+pub use lora::lora_linear;
+pub use norm::{HostNorm, norm};
 
 /// The backend these paths serve.
 type Cpu = Autodiff<Flex>;
@@ -120,41 +130,84 @@ pub fn linear<B: Backend>(x: Tensor<B, 2>, weight: &Arc<HostWeight>) -> Tensor<B
 }
 
 fn linear_cpu(x: Tensor<Cpu, 2>, weight: Arc<HostWeight>) -> Tensor<Cpu, 2> {
-    #[derive(Debug)]
-    struct LinearBackward;
-
-    impl Backward<Flex, 1> for LinearBackward {
-        type State = Arc<HostWeight>;
-
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let Ops {
-                parents,
-                node,
-                state,
-            } = ops;
-            unary::<Flex, _>(parents, node, grads, |grad| {
-                let m = grad.layout().shape()[0];
-                let dx = state.backward.matmul(&host_values(&grad), m);
-                flex_tensor(dx, [m, state.in_features()])
-            });
-        }
-    }
-
     let [m, _] = x.dims();
     let x = x.into_primitive().tensor();
     let out = flex_tensor(
         weight.apply(&host_values(&x.primitive), m),
         [m, weight.out_features()],
     );
-    let result = match LinearBackward
-        .prepare::<NoCheckpointing>([x.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(weight, out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(result))
+    Unary::new(&x).finish(out, || LinearGrad(weight))
+}
+
+/// A frozen layer's backward pass: `dx = dy·W`.
+#[derive(Debug, Clone)]
+struct LinearGrad(Arc<HostWeight>);
+
+impl InputGrad for LinearGrad {
+    fn input_grad(self, grad: FlexTensor) -> FlexTensor {
+        let m = grad.layout().shape()[0];
+        let dx = self.0.backward.matmul(&host_values(&grad), m);
+        flex_tensor(dx, [m, self.0.in_features()])
+    }
+}
+
+/// The backward pass of an operation with one input: the input's gradient from the output's,
+/// computed from what the forward pass kept (`self`).
+pub(super) trait InputGrad: Clone + Send + std::fmt::Debug + 'static {
+    /// The input's gradient given the output's.
+    fn input_grad(self, grad: FlexTensor) -> FlexTensor;
+}
+
+/// The autodiff record of a one-input operation whose backward pass is `S`.
+#[derive(Debug)]
+struct OneInput<S>(PhantomData<S>);
+
+impl<S: InputGrad> Backward<Flex, 1> for OneInput<S> {
+    type State = S;
+
+    fn backward(self, ops: Ops<S, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let Ops {
+            parents,
+            node,
+            state,
+        } = ops;
+        unary::<Flex, _>(parents, node, grads, |grad| state.input_grad(grad));
+    }
+}
+
+/// A one-input operation on the CPU training backend being recorded: prepared from its input,
+/// finished with its output and, when the input takes a gradient, the state of its backward
+/// pass.
+pub(super) struct Unary<S: InputGrad>(OpsKind<OneInput<S>, Flex, S, NoCheckpointing, 1>);
+
+impl<S: InputGrad> Unary<S> {
+    /// Prepares the record of an operation on `input`.
+    pub(super) fn new(input: &FloatTensor<Cpu>) -> Self {
+        Self(
+            OneInput(PhantomData)
+                .prepare::<NoCheckpointing>([input.node.clone()])
+                .compute_bound()
+                .stateful(),
+        )
+    }
+
+    /// Whether the input takes a gradient (the backward pass will run).
+    pub(super) fn tracked(&self) -> bool {
+        matches!(self.0, OpsKind::Tracked(_))
+    }
+
+    /// The operation's result `output`; `state` is called only when the input is tracked.
+    pub(super) fn finish<const D: usize>(
+        self,
+        output: FlexTensor,
+        state: impl FnOnce() -> S,
+    ) -> Tensor<Cpu, D> {
+        let result = match self.0 {
+            OpsKind::Tracked(prep) => prep.finish(state(), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(result))
+    }
 }
 
 /// A Flex tensor's values as contiguous f32: borrowed when they already are; otherwise copied

@@ -5,7 +5,8 @@
 //! sliding-window layers, and the LM head tied to the embedding unless the checkpoint has its own.
 
 use super::layers::{
-    Adapters, Frozen, GemmaRmsNorm, Projection, attention, embed, gelu, mask_bias,
+    Adapters, Frozen, GemmaRmsNorm, NamedSlot, Projection, Rotary, Slot, attention, embed, gelu,
+    mask_bias,
 };
 use crate::model::ModelError;
 use crate::model::Step;
@@ -13,7 +14,7 @@ use crate::model::config::{Activation, GemmaConfig, GemmaVersion, LayerKind};
 use crate::model::rope::Rope;
 use crate::model::weights::Weights;
 use crate::train::config::LoraConfig;
-use crate::train::host_ops::HostWeight;
+use crate::train::host_ops::{self, HostWeight, QkvLayout};
 use crate::train::params::ModuleSpec;
 use burn::tensor::activation::{gelu_approximate, relu};
 use burn::tensor::backend::Backend;
@@ -40,6 +41,10 @@ struct Layer<B: Backend> {
 /// A Gemma-2 / Gemma-3 text decoder with frozen weights and LoRA slots.
 pub struct TrainableGemma<B: Backend> {
     config: GemmaConfig,
+    /// Where the decoder's keys live (`model.`, `model.language_model.`, …).
+    prefix: String,
+    /// An untied head's weight prefix.
+    head_name: Option<String>,
     embed_tokens: Tensor<B, 2>,
     layers: Vec<Layer<B>>,
     norm: GemmaRmsNorm<B>,
@@ -75,7 +80,7 @@ impl<B: Backend> TrainableGemma<B> {
             .unwrap_or(config.vocab_size);
         let embed_tokens = weights.tensor(&embed_name, [vocab_rows, h], DType::F32, device)?;
         let norm =
-            |name: String, size: usize| GemmaRmsNorm::load(weights, &name, size, eps, device);
+            |name: String, size: usize| GemmaRmsNorm::load(weights, &name, size, eps, host, device);
         let mut modules = Vec::new();
         let mut projection = |path: String, name: &str, i: usize, o: usize, bias: bool| {
             let base = Frozen::load(weights, &path, i, o, bias, host, device)?;
@@ -126,13 +131,27 @@ impl<B: Backend> TrainableGemma<B> {
             });
         }
         let final_norm = norm(format!("{prefix}norm"), h)?;
+        let head_name = lm_head.map(str::to_string);
         let lm_head = match lm_head {
             Some(name) => Some(Frozen::load(
                 weights, name, h, vocab_rows, false, host, device,
             )?),
+            // A tied head on the CPU kernels: the embedding table packed as the head's weight,
+            // so the loss is fused with it instead of forming `[rows, seq, V]` logits.
+            None if host && host_ops::serves::<B>() => {
+                Some(Frozen::Host(Arc::new(HostWeight::load(
+                    weights,
+                    &format!("{prefix}embed_tokens"),
+                    h,
+                    vocab_rows,
+                    false,
+                )?)))
+            }
             None => None,
         };
         Ok(Self {
+            prefix: prefix.to_string(),
+            head_name,
             rope_global: Rope::new(dh, config.rope_global),
             rope_local: Rope::new(dh, config.rope_local),
             config,
@@ -149,6 +168,61 @@ impl<B: Backend> TrainableGemma<B> {
         &self.modules
     }
 
+    /// True when the frozen layers are packed for the CPU kernels (a LoRA load on the CPU).
+    pub fn packed(&self) -> bool {
+        self.layers
+            .first()
+            .is_some_and(|l| l.o_proj.base.host().is_some())
+            || self.host_head().is_some()
+    }
+
+    /// Every weight with its Hugging Face name, in a fixed order (full fine-tuning). A tied
+    /// head is the embedding table itself.
+    pub fn slots(&mut self) -> Vec<NamedSlot<'_, B>> {
+        let p = self.prefix.clone();
+        let mut out = vec![(
+            format!("{p}embed_tokens.weight"),
+            Slot::Matrix(&mut self.embed_tokens),
+        )];
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let at = |name: &str| format!("{p}layers.{l}.{name}");
+            out.extend(layer.input_layernorm.slots(&at("input_layernorm")));
+            out.extend(
+                layer
+                    .post_attention_layernorm
+                    .slots(&at("post_attention_layernorm")),
+            );
+            out.extend(
+                layer
+                    .pre_feedforward_layernorm
+                    .slots(&at("pre_feedforward_layernorm")),
+            );
+            out.extend(
+                layer
+                    .post_feedforward_layernorm
+                    .slots(&at("post_feedforward_layernorm")),
+            );
+            out.extend(layer.q_proj.base.slots(&at("self_attn.q_proj")));
+            out.extend(layer.k_proj.base.slots(&at("self_attn.k_proj")));
+            out.extend(layer.v_proj.base.slots(&at("self_attn.v_proj")));
+            out.extend(layer.o_proj.base.slots(&at("self_attn.o_proj")));
+            if let Some(n) = &mut layer.q_norm {
+                out.extend(n.slots(&at("self_attn.q_norm")));
+            }
+            if let Some(n) = &mut layer.k_norm {
+                out.extend(n.slots(&at("self_attn.k_norm")));
+            }
+            out.extend(layer.gate_proj.base.slots(&at("mlp.gate_proj")));
+            out.extend(layer.up_proj.base.slots(&at("mlp.up_proj")));
+            out.extend(layer.down_proj.base.slots(&at("mlp.down_proj")));
+        }
+        out.extend(self.norm.slots(&format!("{p}norm")));
+        if let (Some(head), Some(name)) = (&mut self.lm_head, &self.head_name) {
+            out.extend(head.slots(name));
+        }
+        out
+    }
+
     /// The final hidden states `[rows, seq, H]` (after the final norm).
     pub fn hidden(&self, step: &Step, adapters: Option<&Adapters<B>>) -> Tensor<B, 3> {
         let c = &self.config;
@@ -159,12 +233,13 @@ impl<B: Backend> TrainableGemma<B> {
             .mul_scalar((c.hidden_size as f64).sqrt() as f32);
         let full_bias = mask_bias::<B>(step.valid, b, t, None, &device);
         let sliding_bias = mask_bias::<B>(step.valid, b, t, Some(c.sliding_window), &device);
-        let rope_global = self
-            .rope_global
-            .tables::<B>(step.positions, b, t, DType::F32, &device);
-        let rope_local = self
-            .rope_local
-            .tables::<B>(step.positions, b, t, DType::F32, &device);
+        let rope_global = Rotary::new(&self.rope_global, step.positions, b, t, &device);
+        let rope_local = Rotary::new(&self.rope_local, step.positions, b, t, &device);
+        let layout = QkvLayout::Stacked {
+            heads: c.num_heads,
+            kv_heads: c.num_kv_heads,
+            head_dim: dh,
+        };
         let scale = c.query_pre_attn_scalar.powf(-0.5);
         for layer in &self.layers {
             let (bias, rope) = match layer.kind {
@@ -172,23 +247,20 @@ impl<B: Backend> TrainableGemma<B> {
                 LayerKind::Sliding => (&sliding_bias, &rope_local),
             };
             let hn = layer.input_layernorm.forward(x.clone());
-            let heads = |p: &Projection<B>, n: usize| {
-                p.forward(hn.clone(), adapters).reshape([b, t, n, dh])
+            let project = |p: &Projection<B>| p.forward(hn.clone(), adapters);
+            // Gemma-3 normalises each query and key head before the rotation.
+            let head_norm = |x: Tensor<B, 3>, norm: &Option<GemmaRmsNorm<B>>| match norm {
+                Some(n) => {
+                    let width = x.dims()[2];
+                    n.forward(x.reshape([b, t, width / dh, dh]))
+                        .reshape([b, t, width])
+                }
+                None => x,
             };
-            let q = heads(&layer.q_proj, c.num_heads);
-            let k = heads(&layer.k_proj, c.num_kv_heads);
-            let v = heads(&layer.v_proj, c.num_kv_heads).swap_dims(1, 2);
-            let q = match &layer.q_norm {
-                Some(n) => n.forward(q),
-                None => q,
-            };
-            let k = match &layer.k_norm {
-                Some(n) => n.forward(k),
-                None => k,
-            };
-            let q = rope.apply(q.swap_dims(1, 2));
-            let k = rope.apply(k.swap_dims(1, 2));
-            let attn = attention(q, k, v, scale, c.attn_softcap, bias);
+            let q = head_norm(project(&layer.q_proj), &layer.q_norm);
+            let k = head_norm(project(&layer.k_proj), &layer.k_norm);
+            let qkv = Tensor::cat(vec![q, k, project(&layer.v_proj)], 2);
+            let attn = attention(qkv, layout, rope, scale, c.attn_softcap, bias);
             let attn = layer
                 .post_attention_layernorm
                 .forward(layer.o_proj.forward(attn, adapters));
@@ -222,8 +294,8 @@ impl<B: Backend> TrainableGemma<B> {
         }
     }
 
-    /// The untied head, when it is packed for the CPU kernels (a tied head is the embedding
-    /// table, not packed).
+    /// The head, when it is packed for the CPU kernels (a tied one is the embedding table,
+    /// packed again as the head).
     pub fn host_head(&self) -> Option<&Arc<HostWeight>> {
         self.lm_head.as_ref().and_then(Frozen::host)
     }

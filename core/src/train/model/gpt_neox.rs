@@ -3,7 +3,8 @@
 //! QKV adapter acts on the head-interleaved `3H` output, before the q/k/v split, as in peft.
 
 use super::layers::{
-    Adapters, Frozen, LayerNorm, NamedSlot, Projection, Slot, attention, embed, gelu, mask_bias,
+    Adapters, Frozen, LayerNorm, NamedSlot, Projection, Rotary, Slot, attention, embed, gelu,
+    mask_bias,
 };
 use crate::model::ModelError;
 use crate::model::Step;
@@ -11,7 +12,7 @@ use crate::model::config::{Activation, GptNeoxConfig};
 use crate::model::rope::Rope;
 use crate::model::weights::Weights;
 use crate::train::config::LoraConfig;
-use crate::train::host_ops::HostWeight;
+use crate::train::host_ops::{self, HostWeight, QkvLayout};
 use crate::train::params::ModuleSpec;
 use burn::tensor::activation::{gelu_approximate, relu};
 use burn::tensor::backend::Backend;
@@ -105,6 +106,7 @@ impl<B: Backend> TrainableGptNeox<B> {
                     &format!("{p}.input_layernorm"),
                     h,
                     eps,
+                    host,
                     device,
                 )?,
                 post_attention_layernorm: LayerNorm::load(
@@ -112,6 +114,7 @@ impl<B: Backend> TrainableGptNeox<B> {
                     &format!("{p}.post_attention_layernorm"),
                     h,
                     eps,
+                    host,
                     device,
                 )?,
                 query_key_value,
@@ -121,9 +124,18 @@ impl<B: Backend> TrainableGptNeox<B> {
             });
         }
         let final_layer_norm =
-            LayerNorm::load(weights, "gpt_neox.final_layer_norm", h, eps, device)?;
+            LayerNorm::load(weights, "gpt_neox.final_layer_norm", h, eps, host, device)?;
         let tied = config.tie_word_embeddings && !weights.contains("embed_out.weight");
-        let embed_out = if tied {
+        let embed_out = if tied && host && host_ops::serves::<B>() {
+            // A tied head on the CPU kernels: the embedding table packed as the head's weight.
+            Some(Frozen::Host(Arc::new(HostWeight::load(
+                weights,
+                "gpt_neox.embed_in",
+                h,
+                vocab_rows,
+                false,
+            )?)))
+        } else if tied {
             None
         } else {
             Some(Frozen::load(
@@ -203,20 +215,17 @@ impl<B: Backend> TrainableGptNeox<B> {
         let device = self.embed_in.device();
         let mut x = embed(&self.embed_in, step.ids, b, t);
         let bias = mask_bias::<B>(step.valid, b, t, None, &device);
-        let rope = self
-            .rope
-            .tables::<B>(step.positions, b, t, DType::F32, &device);
+        let rotary = Rotary::new(&self.rope, step.positions, b, t, &device);
+        let layout = QkvLayout::Interleaved {
+            heads,
+            head_dim: dh,
+        };
         let scale = (dh as f64).powf(-0.5);
         for layer in &self.layers {
             let qkv = layer
                 .query_key_value
-                .forward(layer.input_layernorm.forward(x.clone()), adapters)
-                .reshape([b, t, heads, 3 * dh])
-                .swap_dims(1, 2);
-            let q = rope.apply(qkv.clone().narrow(3, 0, dh));
-            let k = rope.apply(qkv.clone().narrow(3, dh, dh));
-            let v = qkv.narrow(3, 2 * dh, dh);
-            let attn = attention(q, k, v, scale, None, &bias);
+                .forward(layer.input_layernorm.forward(x.clone()), adapters);
+            let attn = attention(qkv, layout, &rotary, scale, None, &bias);
             let attn = layer.dense.forward(attn, adapters);
             x = if c.use_parallel_residual {
                 let mlp = self.mlp(

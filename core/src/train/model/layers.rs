@@ -3,8 +3,9 @@
 //! the autodiff backend differentiates them.
 
 use crate::model::ModelError;
+use crate::model::rope::{HostRope, Rope, RopeTables};
 use crate::model::weights::Weights;
-use crate::train::host_ops::{self, HostWeight};
+use crate::train::host_ops::{self, HostNorm, HostWeight, QkvLayout};
 use crate::train::params::LoraTensors;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
@@ -150,15 +151,30 @@ impl<B: Backend> Projection<B> {
             return self.base.forward(x);
         };
         let (a, b) = &ad.tensors.pairs[i];
-        let input = if ad.dropout > 0.0 {
-            let keep = Tensor::<B, 3>::random(
+        // Dropout's factors on the branch's input: 0 or 1 / (1 − p).
+        let keep = (ad.dropout > 0.0).then(|| {
+            Tensor::<B, 3>::random(
                 x.shape(),
                 Distribution::Bernoulli(1.0 - ad.dropout),
                 &x.device(),
-            );
-            x.clone() * keep / (1.0 - ad.dropout)
-        } else {
-            x.clone()
+            ) / (1.0 - ad.dropout)
+        });
+        if let Frozen::Host(w) = &self.base {
+            let [rows, seq, inp] = x.dims();
+            let flat = |t: Tensor<B, 3>| t.reshape([rows * seq, inp]);
+            return host_ops::lora_linear(
+                flat(x),
+                w,
+                a.clone(),
+                b.clone(),
+                keep.map(flat),
+                ad.scale,
+            )
+            .reshape([rows, seq, w.out_features()]);
+        }
+        let input = match keep {
+            Some(keep) => x.clone() * keep,
+            None => x.clone(),
         };
         let low = input.matmul(a.clone().transpose().unsqueeze::<3>());
         let delta = low.matmul(b.clone().transpose().unsqueeze::<3>());
@@ -172,21 +188,35 @@ pub struct LayerNorm<B: Backend> {
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     eps: f64,
+    /// The same norm on host values (frozen, on the CPU training backend).
+    host: Option<Arc<HostNorm>>,
 }
 
 impl<B: Backend> LayerNorm<B> {
-    /// Loads `{prefix}.weight` and `{prefix}.bias`.
+    /// Loads `{prefix}.weight` and `{prefix}.bias`; with `host` (a frozen norm) it runs on host
+    /// values where the backend is the one they serve.
     pub fn load(
         weights: &Weights,
         prefix: &str,
         size: usize,
         eps: f64,
+        host: bool,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
+        let weight = weights.read_f32(&format!("{prefix}.weight"), &[size])?;
+        let bias = weights.read_f32(&format!("{prefix}.bias"), &[size])?;
+        let tensor = |v: &[f32]| Tensor::from_data(TensorData::new(v.to_vec(), [size]), device);
         Ok(Self {
-            gamma: weights.tensor(&format!("{prefix}.weight"), [size], DType::F32, device)?,
-            beta: weights.tensor(&format!("{prefix}.bias"), [size], DType::F32, device)?,
+            gamma: tensor(&weight),
+            beta: tensor(&bias),
             eps,
+            host: (host && host_ops::serves::<B>()).then(|| {
+                Arc::new(HostNorm::Layer {
+                    weight,
+                    bias,
+                    eps: eps as f32,
+                })
+            }),
         })
     }
 
@@ -200,6 +230,9 @@ impl<B: Backend> LayerNorm<B> {
 
     /// Normalises `[B, T, H]` (biased variance, as `torch.nn.LayerNorm`).
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        if let Some(norm) = &self.host {
+            return host_ops::norm(x, norm);
+        }
         let mean = x.clone().mean_dim(2);
         let centered = x - mean;
         let var = centered.clone().powi_scalar(2).mean_dim(2);
@@ -211,31 +244,50 @@ impl<B: Backend> LayerNorm<B> {
 /// Gemma's zero-centred RMSNorm: `x · rsqrt(mean(x²) + eps) · (1 + w)`.
 #[derive(Debug, Clone)]
 pub struct GemmaRmsNorm<B: Backend> {
-    scale: Tensor<B, 1>,
+    /// `w` as on disk (the norm multiplies by `1 + w`).
+    weight: Tensor<B, 1>,
     eps: f64,
+    /// The same norm on host values (frozen, on the CPU training backend).
+    host: Option<Arc<HostNorm>>,
 }
 
 impl<B: Backend> GemmaRmsNorm<B> {
-    /// Loads `{prefix}.weight` and keeps `1 + w`.
+    /// Loads `{prefix}.weight`; with `host` (a frozen norm) it runs on host values where the
+    /// backend is the one they serve.
     pub fn load(
         weights: &Weights,
         prefix: &str,
         size: usize,
         eps: f64,
+        host: bool,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
         let w = weights.read_f32(&format!("{prefix}.weight"), &[size])?;
-        let scale: Vec<f32> = w.iter().map(|v| 1.0 + v).collect();
+        let host = (host && host_ops::serves::<B>()).then(|| {
+            Arc::new(HostNorm::Rms {
+                scale: w.iter().map(|v| 1.0 + v).collect(),
+                eps: eps as f32,
+            })
+        });
         Ok(Self {
-            scale: Tensor::from_data(TensorData::new(scale, [size]), device),
+            weight: Tensor::from_data(TensorData::new(w, [size]), device),
             eps,
+            host,
         })
+    }
+
+    /// `{prefix}.weight`, for full fine-tuning.
+    pub fn slots(&mut self, prefix: &str) -> Vec<NamedSlot<'_, B>> {
+        vec![(format!("{prefix}.weight"), Slot::Vector(&mut self.weight))]
     }
 
     /// Normalises the last dimension.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if let Some(norm) = &self.host {
+            return host_ops::norm(x, norm);
+        }
         let ms = x.clone().powi_scalar(2).mean_dim(D - 1);
-        (x / (ms + self.eps).sqrt()) * self.scale.clone().unsqueeze::<D>()
+        (x / (ms + self.eps).sqrt()) * (self.weight.clone() + 1.0).unsqueeze::<D>()
     }
 }
 
@@ -277,23 +329,95 @@ pub fn mask_bias<B: Backend>(
     Tensor::from_data(TensorData::new(bias, [rows, 1, seq, seq]), device)
 }
 
-/// Softmax attention over `q` `[B, H, T, D]` and `k`, `v` `[B, KV, T, D]` (each key/value head
-/// serves `H / KV` consecutive query heads): `softmax(cap(q·kᵀ·scale) + bias)·v` with the heads
-/// merged, `[B, T, H·D]`. On the CPU training backend it runs on host values
+/// The rotary embedding of one forward pass's tokens: Burn tables, or host tables where the
+/// attention runs on host values ([`host_ops::serves`]).
+pub enum Rotary<B: Backend> {
+    /// `[B, 1, T, rotary_dim]` tables.
+    Device(RopeTables<B>),
+    /// Per-token tables on the host.
+    Host(Arc<HostRope>),
+}
+
+impl<B: Backend> Rotary<B> {
+    /// The tables of `rope` for `positions` (row-major `[rows, seq]`).
+    pub fn new(
+        rope: &Rope,
+        positions: &[i64],
+        rows: usize,
+        seq: usize,
+        device: &B::Device,
+    ) -> Self {
+        if host_ops::serves::<B>() {
+            Self::Host(Arc::new(rope.host_tables(positions)))
+        } else {
+            Self::Device(rope.tables(positions, rows, seq, DType::F32, device))
+        }
+    }
+}
+
+/// Softmax attention over the heads of a fused projection's output `qkv` `[B, T, width]`
+/// (placed as `layout` says; each key/value head serves `H / KV` consecutive query heads),
+/// queries and keys rotated: `softmax(cap(q·kᵀ·scale) + bias)·v` with the heads merged,
+/// `[B, T, H·D]`. On the CPU training backend it runs on host values
 /// ([`host_ops::attention`]).
 pub fn attention<B: Backend>(
-    q: Tensor<B, 4>,
-    k: Tensor<B, 4>,
-    v: Tensor<B, 4>,
+    qkv: Tensor<B, 3>,
+    layout: QkvLayout,
+    rotary: &Rotary<B>,
     scale: f64,
     softcap: Option<f64>,
     bias: &Tensor<B, 4>,
 ) -> Tensor<B, 3> {
-    if host_ops::serves::<B>() {
-        return host_ops::attention(q, k, v, scale, softcap, bias);
+    match rotary {
+        Rotary::Host(rope) => {
+            let [b, t, width] = qkv.dims();
+            host_ops::attention(
+                qkv.reshape([b * t, width]),
+                layout,
+                rope,
+                b,
+                t,
+                scale,
+                softcap,
+                bias,
+            )
+        }
+        Rotary::Device(tables) => attention_burn(qkv, layout, tables, scale, softcap, bias),
     }
-    let [b, h, t, d] = q.dims();
-    let kv = k.dims()[1];
+}
+
+/// [`attention`] in Burn operations (every backend but the CPU training one; its tests
+/// compare the host path with this).
+pub(crate) fn attention_burn<B: Backend>(
+    qkv: Tensor<B, 3>,
+    layout: QkvLayout,
+    tables: &RopeTables<B>,
+    scale: f64,
+    softcap: Option<f64>,
+    bias: &Tensor<B, 4>,
+) -> Tensor<B, 3> {
+    let [b, t, _] = qkv.dims();
+    let (h, kv, d) = (layout.heads(), layout.kv_heads(), layout.head_dim());
+    let (q, k, v) = match layout {
+        QkvLayout::Interleaved { .. } => {
+            let x = qkv.reshape([b, t, h, 3 * d]).swap_dims(1, 2);
+            (
+                x.clone().narrow(3, 0, d),
+                x.clone().narrow(3, d, d),
+                x.narrow(3, 2 * d, d),
+            )
+        }
+        QkvLayout::Stacked { .. } => {
+            let part = |first: usize, n: usize| {
+                qkv.clone()
+                    .narrow(2, first * d, n * d)
+                    .reshape([b, t, n, d])
+                    .swap_dims(1, 2)
+            };
+            (part(0, h), part(h, kv), part(h + kv, kv))
+        }
+    };
+    let (q, k) = (tables.apply(q), tables.apply(k));
     let (k, v) = if kv == h {
         (k, v)
     } else {

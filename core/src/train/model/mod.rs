@@ -139,22 +139,23 @@ impl<B: Backend> TrainableModel<B> {
         }
     }
 
-    /// Every weight with its Hugging Face name, in a fixed order, for full fine-tuning (GPT-NeoX;
-    /// Gemma is trained with LoRA).
+    /// Every weight with its Hugging Face name, in a fixed order, for full fine-tuning.
     pub fn slots(&mut self) -> Result<Vec<layers::NamedSlot<'_, B>>, TrainError> {
-        match self {
-            Self::GptNeox(m) if m.packed() => Err(TrainError::InvalidConfig(
+        let packed = match self {
+            Self::GptNeox(m) => m.packed(),
+            Self::Gemma(m) => m.packed(),
+        };
+        if packed {
+            return Err(TrainError::InvalidConfig(
                 "this model was loaded for LoRA (frozen layers packed for the CPU kernels); \
                  full fine-tuning loads it without"
                     .into(),
-            )),
-            Self::GptNeox(m) => Ok(m.slots()),
-            Self::Gemma(_) => Err(TrainError::InvalidConfig(
-                "full fine-tuning (--full) supports GPT-NeoX (Pythia) models; train Gemma \
-                 models with LoRA (leave out --full)"
-                    .into(),
-            )),
+            ));
         }
+        Ok(match self {
+            Self::GptNeox(m) => m.slots(),
+            Self::Gemma(m) => m.slots(),
+        })
     }
 
     /// Logits `[rows, seq, V]` for a batch; `adapters` adds the LoRA branches.
