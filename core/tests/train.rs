@@ -9,6 +9,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Tensor};
 use c2s_core::Progress;
 use c2s_core::engine::{DTypeRequest, DeviceRequest, Engine, LoadOptions};
+use c2s_core::kernels::WeightFormat;
 use c2s_core::model::{LanguageModel, Step};
 use c2s_core::train::TrainError;
 use c2s_core::train::adapter::{Adapter, write_adapter};
@@ -59,7 +60,13 @@ fn check_logits_loaded(name: &str, packed: bool) {
             .unwrap();
     let base = BaseModel::open(&dir).unwrap();
     let lora = c2s_core::train::config::LoraConfig::for_model(&base.config);
-    let trainable = TrainableModel::<Train>::load(&base, &lora, packed, &FlexDevice).unwrap();
+    let trainable = TrainableModel::<Train>::load(
+        &base,
+        &lora,
+        packed.then_some(WeightFormat::F32),
+        &FlexDevice,
+    )
+    .unwrap();
     let engine = LanguageModel::<Flex>::load(&dir, DType::F32, &FlexDevice).unwrap();
     for (i, prompt) in reference["prompts"].as_array().unwrap().iter().enumerate() {
         let ids: Vec<u32> = prompt["ids"]
@@ -216,7 +223,7 @@ fn check_training_parity(arch: &str) {
         &Adapter::open(&lora_fixtures().join(arch).join("init"), &base.config)
             .unwrap()
             .config,
-        true,
+        Some(WeightFormat::F32),
         &FlexDevice,
     )
     .unwrap();
@@ -376,7 +383,8 @@ fn adapters_round_trip_and_foreign_adapters_are_refused() {
     let gemma = BaseModel::open(&models().join("gemma2")).unwrap();
     let mut lora = c2s_core::train::config::LoraConfig::for_model(&neox.config);
     lora.targets = vec!["query_key_value".into(), "dense_4h_to_h".into()];
-    let model = TrainableModel::<Train>::load(&neox, &lora, true, &FlexDevice).unwrap();
+    let model =
+        TrainableModel::<Train>::load(&neox, &lora, Some(WeightFormat::F32), &FlexDevice).unwrap();
     let mut params = LoraParams::init(model.modules(), 4, 9);
     lora.rank = 4;
     for f in &mut params.factors {
@@ -469,7 +477,8 @@ fn candidate_ranking_scores_equal_the_engines_continuation_log_probs() {
     let split = Split::new(examples.len(), 0.5, 1).unwrap();
     let ranking = Ranking::new(&prepared.tokenization(), &examples, &split).unwrap();
     let lora = c2s_core::train::config::LoraConfig::for_model(&base.config);
-    let model = TrainableModel::<Flex>::load(&base, &lora, true, &FlexDevice).unwrap();
+    let model =
+        TrainableModel::<Flex>::load(&base, &lora, Some(WeightFormat::F32), &FlexDevice).unwrap();
     // 2 rows per forward pass: candidates of one prompt are split across padded batches.
     let scores = ranking.scores(&model, None, prepared.pad, 2);
 
@@ -545,6 +554,67 @@ fn candidate_ranking_scores_equal_the_engines_continuation_log_probs() {
         .count() as f64
         / split.validation.len() as f64;
     assert_eq!(ranking.majority_rate(), majority);
+}
+
+/// 8-bit frozen weights (`frozen_format: Q8`, the inference kernels' scheme: inputs quantised
+/// too) train the same adapter approximately: every step's loss stays near the f32 run's over
+/// the fixture's 20 steps and falls as much; a full run refuses them.
+#[test]
+fn lora_on_8_bit_frozen_weights_follows_the_f32_run() {
+    let (model_dir, settings, _) = fixture_settings("gpt_neox");
+    let examples = read_examples(&lora_fixtures().join("gpt_neox/examples.jsonl")).unwrap();
+    let run = |frozen_format| {
+        let out = tempfile::tempdir().unwrap();
+        let mut losses = Vec::new();
+        let settings = TrainSettings {
+            frozen_format,
+            ..settings.clone()
+        };
+        train::<Train>(
+            &model_dir,
+            &examples,
+            out.path(),
+            &settings,
+            &FlexDevice,
+            &Progress::new(),
+            &mut |r| losses.push(r.loss),
+        )
+        .map(|_| losses)
+    };
+    let (exact, q8) = (
+        run(WeightFormat::F32).unwrap(),
+        run(WeightFormat::Q8).unwrap(),
+    );
+    assert_eq!(exact.len(), q8.len());
+    let worst = exact
+        .iter()
+        .zip(&q8)
+        .map(|(a, b)| (a - b).abs() / a.abs())
+        .fold(0.0, f64::max);
+    eprintln!("8-bit frozen weights: worst relative loss difference {worst:e}");
+    assert!(worst < 0.02, "{exact:?} vs {q8:?}");
+    assert!(worst > 0.0, "the 8-bit products are not the f32 ones");
+    let fall = |l: &[f64]| l[0] - l[l.len() - 1];
+    assert!((fall(&q8) - fall(&exact)).abs() < 0.1 * fall(&exact));
+    let full = TrainSettings {
+        full: true,
+        init_adapter: None,
+        frozen_format: WeightFormat::Q8,
+        ..settings.clone()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let e = train::<Train>(
+        &model_dir,
+        &examples,
+        out.path(),
+        &full,
+        &FlexDevice,
+        &Progress::new(),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("8-bit frozen weights are for LoRA"), "{e}");
 }
 
 /// Full fine-tuning (every weight, torch's AdamW with weight decay, clipping, accumulation,

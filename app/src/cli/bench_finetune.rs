@@ -45,6 +45,9 @@ pub struct Args {
     /// Skip the peft side.
     #[arg(long)]
     pub no_reference: bool,
+    /// Our side's frozen base weights: f32 (as peft's) or q8 (8-bit, approximate).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "q8"])]
+    pub frozen_weights: String,
 }
 
 /// Runs the benchmark and prints both sides and their ratios.
@@ -90,6 +93,7 @@ pub fn run(args: Args) -> Result<(), String> {
         .collect();
     let mut settings = TrainSettings::new(&base.config);
     settings.lora.rank = args.lora_r;
+    settings.frozen_format = super::finetune::frozen_format(&args.frozen_weights);
     settings.lora.alpha = args.lora_r as f64;
     settings.length = Length::Steps(args.steps + 1);
     settings.batch = args.batch;

@@ -21,6 +21,7 @@ use super::rank::Ranking;
 use super::schedule::{Schedule, warmup_steps};
 use crate::engine::tokenizer::TextTokenizer;
 use crate::io::atomic::write_atomically;
+use crate::kernels::WeightFormat;
 use crate::model::linear::host_f32;
 use crate::progress::Progress;
 use crate::rng::mix64;
@@ -84,6 +85,10 @@ pub struct TrainSettings {
     /// Full fine-tuning: every base weight trains (no LoRA) and the run writes a full
     /// checkpoint ([`super::full`]).
     pub full: bool,
+    /// How LoRA's frozen base weights are held on the CPU: f32 (exact), or 8-bit
+    /// ([`WeightFormat::Q8`]: a quarter of the memory and faster products, with approximate
+    /// activations and gradients; the adapter itself trains in f32).
+    pub frozen_format: WeightFormat,
 }
 
 impl TrainSettings {
@@ -111,11 +116,19 @@ impl TrainSettings {
             resume: false,
             rank_candidates: false,
             full: false,
+            frozen_format: WeightFormat::F32,
         }
     }
 
     fn validate(&self) -> Result<(), TrainError> {
         let bad = |m: String| Err(TrainError::InvalidConfig(m));
+        if self.full && self.frozen_format != WeightFormat::F32 {
+            return bad(
+                "8-bit frozen weights are for LoRA runs; full fine-tuning trains every \
+                 weight in f32 (leave out --frozen-weights or --full)"
+                    .into(),
+            );
+        }
         if self.batch == 0 || self.grad_accum == 0 {
             return bad("--batch and --grad-accum must be at least 1".into());
         }
@@ -348,7 +361,8 @@ pub fn train<B: AutodiffBackend>(
         check_memory(count, available_memory())?;
     }
     progress.set_stage("loading the model");
-    let mut model = TrainableModel::<B>::load(&base, &lora, !settings.full, device)?;
+    let host = (!settings.full).then_some(settings.frozen_format);
+    let mut model = TrainableModel::<B>::load(&base, &lora, host, device)?;
     let mut params = match &init {
         _ if settings.full => Trainable::Full(FullParams::from_base(&mut model, &base.weights)?),
         Some(adapter) => Trainable::Lora(adapter.params(model.modules())?),

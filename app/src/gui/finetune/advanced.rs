@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use c2s_core::kernels::WeightFormat;
 use c2s_core::train::data::LossMode;
 use c2s_core::train::optim::AdamW;
 use c2s_core::train::schedule::Schedule;
@@ -47,6 +48,8 @@ pub struct AdvancedSettings {
     /// Train every weight instead of a LoRA adapter (small models); the run writes a full
     /// checkpoint.
     pub full: bool,
+    /// Hold LoRA's frozen base weights in 8 bits on the CPU (faster, approximate).
+    pub q8_frozen: bool,
 }
 
 impl Default for AdvancedSettings {
@@ -68,6 +71,7 @@ impl Default for AdvancedSettings {
             save_every: 0,
             keep: 2,
             full: false,
+            q8_frozen: false,
         }
     }
 }
@@ -95,6 +99,11 @@ impl AdvancedSettings {
         s.save_every = self.save_every;
         s.keep = self.keep;
         s.full = self.full;
+        s.frozen_format = if self.q8_frozen {
+            WeightFormat::Q8
+        } else {
+            WeightFormat::F32
+        };
     }
 
     /// The initial adapter's folder, if one is named.
@@ -152,6 +161,15 @@ impl AdvancedSettings {
                 ui.end_row();
                 ui.checkbox(&mut self.shuffle, "Shuffle every epoch")
                     .on_hover_text("off: file order, each epoch from the first example again");
+                ui.add_enabled(
+                    !self.full,
+                    egui::Checkbox::new(&mut self.q8_frozen, "8-bit frozen weights"),
+                )
+                .on_hover_text(
+                    "hold the base model's frozen weights in 8 bits on the CPU: a quarter of \
+                     their memory and faster steps, with approximate activations and gradients \
+                     (the adapter still trains in f32)",
+                );
                 ui.checkbox(&mut self.full, "Full fine-tune").on_hover_text(
                     "train every weight instead of a LoRA adapter and write a full \
                          checkpoint; needs about 20 bytes of memory per parameter (small models)",
@@ -240,6 +258,7 @@ mod tests {
             save_every: 50,
             keep: 4,
             full: true,
+            q8_frozen: true,
         };
         let mut s = defaults();
         advanced.apply(&mut s);
@@ -261,5 +280,6 @@ mod tests {
         assert!(!s.shuffle);
         assert_eq!((s.save_every, s.keep), (50, 4));
         assert!(s.full);
+        assert_eq!(s.frozen_format, WeightFormat::Q8);
     }
 }

@@ -78,22 +78,37 @@ impl std::fmt::Debug for HostWeight {
 }
 
 impl HostWeight {
-    /// Packs row-major `weight` (`[out, in]`, PyTorch's layout) and an optional bias.
+    /// Packs row-major `weight` (`[out, in]`, PyTorch's layout) and an optional bias as f32.
     pub fn new(weight: &[f32], out: usize, inp: usize, bias: Option<Vec<f32>>) -> Self {
+        Self::packed(weight, out, inp, bias, WeightFormat::F32)
+    }
+
+    /// [`Self::new`] with the weights packed in `format` both ways. 8-bit weights
+    /// ([`WeightFormat::Q8`]) quantise each product's input too (the inference kernels'
+    /// scheme): faster products whose results, and so the gradients, are approximate.
+    pub fn packed(
+        weight: &[f32],
+        out: usize,
+        inp: usize,
+        bias: Option<Vec<f32>>,
+        format: WeightFormat,
+    ) -> Self {
         Self {
-            forward: PackedMatrix::pack(weight, out, inp, WeightFormat::F32),
-            backward: PackedMatrix::pack(&transpose(weight, out, inp), inp, out, WeightFormat::F32),
+            forward: PackedMatrix::pack(weight, out, inp, format),
+            backward: PackedMatrix::pack(&transpose(weight, out, inp), inp, out, format),
             bias,
         }
     }
 
-    /// Loads `{prefix}.weight` (`[out, in]`) and, when `bias`, `{prefix}.bias`.
+    /// Loads `{prefix}.weight` (`[out, in]`) and, when `bias`, `{prefix}.bias`, packed in
+    /// `format`.
     pub fn load(
         weights: &Weights,
         prefix: &str,
         inp: usize,
         out: usize,
         bias: bool,
+        format: WeightFormat,
     ) -> Result<Self, ModelError> {
         let weight = weights.read_f32(&format!("{prefix}.weight"), &[out, inp])?;
         let bias = if bias {
@@ -101,7 +116,7 @@ impl HostWeight {
         } else {
             None
         };
-        Ok(Self::new(&weight, out, inp, bias))
+        Ok(Self::packed(&weight, out, inp, bias, format))
     }
 
     /// Output features.

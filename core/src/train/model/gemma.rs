@@ -8,6 +8,7 @@ use super::layers::{
     Adapters, Frozen, GemmaRmsNorm, NamedSlot, Projection, Rotary, Slot, attention, embed, gelu,
     mask_bias,
 };
+use crate::kernels::WeightFormat;
 use crate::model::ModelError;
 use crate::model::Step;
 use crate::model::config::{Activation, GemmaConfig, GemmaVersion, LayerKind};
@@ -63,7 +64,7 @@ impl<B: Backend> TrainableGemma<B> {
         prefix: &str,
         lm_head: Option<&str>,
         lora: &LoraConfig,
-        host: bool,
+        host: Option<WeightFormat>,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
         let h = config.hidden_size;
@@ -79,8 +80,9 @@ impl<B: Backend> TrainableGemma<B> {
             .map(|s| s[0])
             .unwrap_or(config.vocab_size);
         let embed_tokens = weights.tensor(&embed_name, [vocab_rows, h], DType::F32, device)?;
-        let norm =
-            |name: String, size: usize| GemmaRmsNorm::load(weights, &name, size, eps, host, device);
+        let norm = |name: String, size: usize| {
+            GemmaRmsNorm::load(weights, &name, size, eps, host.is_some(), device)
+        };
         let mut modules = Vec::new();
         let mut projection = |path: String, name: &str, i: usize, o: usize, bias: bool| {
             let base = Frozen::load(weights, &path, i, o, bias, host, device)?;
@@ -138,16 +140,17 @@ impl<B: Backend> TrainableGemma<B> {
             )?),
             // A tied head on the CPU kernels: the embedding table packed as the head's weight,
             // so the loss is fused with it instead of forming `[rows, seq, V]` logits.
-            None if host && host_ops::serves::<B>() => {
-                Some(Frozen::Host(Arc::new(HostWeight::load(
+            None => match host.filter(|_| host_ops::serves::<B>()) {
+                Some(format) => Some(Frozen::Host(Arc::new(HostWeight::load(
                     weights,
                     &format!("{prefix}embed_tokens"),
                     h,
                     vocab_rows,
                     false,
-                )?)))
-            }
-            None => None,
+                    format,
+                )?))),
+                None => None,
+            },
         };
         Ok(Self {
             prefix: prefix.to_string(),

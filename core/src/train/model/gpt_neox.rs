@@ -6,6 +6,7 @@ use super::layers::{
     Adapters, Frozen, LayerNorm, NamedSlot, Projection, Rotary, Slot, attention, embed, gelu,
     mask_bias,
 };
+use crate::kernels::WeightFormat;
 use crate::model::ModelError;
 use crate::model::Step;
 use crate::model::config::{Activation, GptNeoxConfig};
@@ -45,7 +46,7 @@ impl<B: Backend> TrainableGptNeox<B> {
         config: GptNeoxConfig,
         weights: &Weights,
         lora: &LoraConfig,
-        host: bool,
+        host: Option<WeightFormat>,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
         let h = config.hidden_size;
@@ -106,7 +107,7 @@ impl<B: Backend> TrainableGptNeox<B> {
                     &format!("{p}.input_layernorm"),
                     h,
                     eps,
-                    host,
+                    host.is_some(),
                     device,
                 )?,
                 post_attention_layernorm: LayerNorm::load(
@@ -114,7 +115,7 @@ impl<B: Backend> TrainableGptNeox<B> {
                     &format!("{p}.post_attention_layernorm"),
                     h,
                     eps,
-                    host,
+                    host.is_some(),
                     device,
                 )?,
                 query_key_value,
@@ -123,10 +124,17 @@ impl<B: Backend> TrainableGptNeox<B> {
                 dense_4h_to_h,
             });
         }
-        let final_layer_norm =
-            LayerNorm::load(weights, "gpt_neox.final_layer_norm", h, eps, host, device)?;
+        let final_layer_norm = LayerNorm::load(
+            weights,
+            "gpt_neox.final_layer_norm",
+            h,
+            eps,
+            host.is_some(),
+            device,
+        )?;
         let tied = config.tie_word_embeddings && !weights.contains("embed_out.weight");
-        let embed_out = if tied && host && host_ops::serves::<B>() {
+        let packed_tied = host.filter(|_| tied && host_ops::serves::<B>());
+        let embed_out = if let Some(format) = packed_tied {
             // A tied head on the CPU kernels: the embedding table packed as the head's weight.
             Some(Frozen::Host(Arc::new(HostWeight::load(
                 weights,
@@ -134,6 +142,7 @@ impl<B: Backend> TrainableGptNeox<B> {
                 h,
                 vocab_rows,
                 false,
+                format,
             )?)))
         } else if tied {
             None

@@ -2,6 +2,7 @@
 //! the norms, the attention mask and softmax attention, all as plain Burn tensor operations so
 //! the autodiff backend differentiates them.
 
+use crate::kernels::WeightFormat;
 use crate::model::ModelError;
 use crate::model::rope::{HostRope, Rope, RopeTables};
 use crate::model::weights::Weights;
@@ -55,23 +56,24 @@ pub enum Frozen<B: Backend> {
 
 impl<B: Backend> Frozen<B> {
     /// Loads `{prefix}.weight` (`[out, in]` on disk) and, when `bias`, `{prefix}.bias`; packed
-    /// for the CPU kernels when `host` and the backend is the one they serve.
+    /// for the CPU kernels in `host`'s format when given and the backend is the one they serve.
     pub fn load(
         weights: &Weights,
         prefix: &str,
         in_features: usize,
         out_features: usize,
         bias: bool,
-        host: bool,
+        host: Option<WeightFormat>,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
-        if host && host_ops::serves::<B>() {
+        if let Some(format) = host.filter(|_| host_ops::serves::<B>()) {
             return Ok(Self::Host(Arc::new(HostWeight::load(
                 weights,
                 prefix,
                 in_features,
                 out_features,
                 bias,
+                format,
             )?)));
         }
         Ok(Self::Device {

@@ -12,6 +12,7 @@ use super::config::LoraConfig;
 use super::data::Batch;
 use super::params::ModuleSpec;
 use super::{host_ops, loss};
+use crate::kernels::WeightFormat;
 use crate::model::config::ModelConfig;
 use crate::model::weights::Weights;
 use crate::model::{ModelError, Step};
@@ -90,13 +91,13 @@ impl BaseModel {
 impl<B: Backend> TrainableModel<B> {
     /// Loads `base` onto `device` with adapter slots on the projections `lora` targets.
     ///
-    /// With `host`, frozen dense layers are packed for the CPU kernels where the backend is the
-    /// one they serve ([`crate::train::host_ops`]); full fine-tuning, whose weights take
-    /// gradients, loads without.
+    /// With `host`, frozen dense layers are packed for the CPU kernels in that format where the
+    /// backend is the one they serve ([`crate::train::host_ops`]); full fine-tuning, whose
+    /// weights take gradients, loads without.
     pub fn load(
         base: &BaseModel,
         lora: &LoraConfig,
-        host: bool,
+        host: Option<WeightFormat>,
         device: &B::Device,
     ) -> Result<Self, TrainError> {
         lora.validate(&base.config)?;
