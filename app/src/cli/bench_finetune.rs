@@ -131,10 +131,12 @@ pub fn run(args: Args) -> Result<(), String> {
     let ours = (args.steps * args.batch * args.seq) as f64 / secs;
     let peak = peak_rss_mib();
     println!(
-        "LoRA r={} on {} ({}), batch {} x {} tokens, {} timed steps, {threads} CPU threads",
+        "LoRA r={} on {} ({}, {} frozen weights), batch {} x {} tokens, {} timed steps, \
+         {threads} CPU threads",
         args.lora_r,
         model_dir.display(),
         selection.description,
+        args.frozen_weights,
         args.batch,
         args.seq,
         args.steps
