@@ -121,13 +121,43 @@ fn tiny_h5ad(dir: &Path) -> (PathBuf, PathBuf) {
     (h5ad, template)
 }
 
+/// `finetune --task cell-type` on `h5ad` (3 steps of 4 cells, a quarter held out and evaluated
+/// every step) into `out`.
 fn finetune_h5ad(h5ad: &Path, template: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let settings = [
+        "--steps",
+        "3",
+        "--batch",
+        "4",
+        "--val-fraction",
+        "0.25",
+        "--eval-every",
+        "1",
+    ];
+    finetune_cells(
+        h5ad,
+        template,
+        "cell-type",
+        out,
+        &[&settings[..], extra].concat(),
+    )
+}
+
+/// `finetune` of `task` on `h5ad` with the tiny GPT-NeoX on the CPU (3 genes a cell, the matrix
+/// as stored) into `out`, then `extra`.
+fn finetune_cells(
+    h5ad: &Path,
+    template: &Path,
+    task: &str,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     let m = model("gpt_neox_parallel");
     let mut args = vec![
         "finetune",
         h5ad.to_str().unwrap(),
         "--task",
-        "cell-type",
+        task,
         "--model",
         m.to_str().unwrap(),
         "--out",
@@ -140,14 +170,6 @@ fn finetune_h5ad(h5ad: &Path, template: &Path, out: &Path, extra: &[&str]) -> st
         "3",
         "--preprocess",
         "none",
-        "--steps",
-        "3",
-        "--batch",
-        "4",
-        "--val-fraction",
-        "0.25",
-        "--eval-every",
-        "1",
     ];
     args.extend(extra);
     cli(&args)
@@ -647,31 +669,8 @@ fn finetune_pairs(
     out: &Path,
     extra: &[&str],
 ) -> std::process::Output {
-    let m = model("gpt_neox_parallel");
-    let mut args = vec![
-        "finetune",
-        h5ad.to_str().unwrap(),
-        "--task",
-        task,
-        "--model",
-        m.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--template-file",
-        template.to_str().unwrap(),
-        "--top-k-genes",
-        "3",
-        "--preprocess",
-        "none",
-        "--steps",
-        "2",
-        "--batch",
-        "2",
-    ];
-    args.extend(extra);
-    cli(&args)
+    let settings = ["--steps", "2", "--batch", "2"];
+    finetune_cells(h5ad, template, task, out, &[&settings[..], extra].concat())
 }
 
 /// `--task perturbation`: each perturbed cell of the tiny dataset is paired with a control of
