@@ -603,17 +603,7 @@ fn lora_on_8_bit_frozen_weights_follows_the_f32_run() {
         ..settings.clone()
     };
     let out = tempfile::tempdir().unwrap();
-    let e = train::<Train>(
-        &model_dir,
-        &examples,
-        out.path(),
-        &full,
-        &FlexDevice,
-        &Progress::new(),
-        &mut |_| {},
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&model_dir, &examples, out.path(), &full);
     assert!(e.contains("8-bit frozen weights are for LoRA"), "{e}");
 }
 
@@ -632,6 +622,21 @@ fn full_fine_tuning_matches_torch_and_writes_a_loadable_checkpoint() {
 fn full_fine_tuning_of_gemma_matches_torch() {
     check_full_parity("gemma2");
     check_full_parity("gemma3_text");
+}
+
+/// The message of a run `train` refuses.
+fn refusal(model_dir: &Path, examples: &[Example], out: &Path, settings: &TrainSettings) -> String {
+    train::<Train>(
+        model_dir,
+        examples,
+        out,
+        settings,
+        &FlexDevice,
+        &Progress::new(),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string()
 }
 
 fn check_full_parity(arch: &str) {
@@ -729,16 +734,6 @@ fn check_full_parity(arch: &str) {
         "{arch}: resumed weights differ"
     );
     // A full run refuses the base model's own folder as its output.
-    let e = train::<Train>(
-        &model_dir,
-        &examples,
-        &model_dir,
-        &settings,
-        &FlexDevice,
-        &Progress::new(),
-        &mut |_| {},
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refusal(&model_dir, &examples, &model_dir, &settings);
     assert!(e.contains("refusing to overwrite"), "{e}");
 }
