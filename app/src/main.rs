@@ -19,14 +19,20 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    if matches!(
+    let converts = matches!(
         args.command,
         Some(cli::Command::Convert(_) | cli::Command::BenchConvert(_))
-    ) {
+    );
+    if converts {
         disable_transparent_huge_pages();
     }
     match args.command {
-        Some(command) => cli::run(command),
+        Some(command) => {
+            // A command's model work (and most others) frees buffers and allocates the same
+            // sizes again; the converter streams and keeps the default (see above).
+            let _memory = (!converts).then(memory::KeepFreedMemory::start);
+            cli::run(command)
+        }
         None => gui::run(args.paths),
     }
 }

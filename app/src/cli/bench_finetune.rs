@@ -7,7 +7,6 @@
 //! clipping at 1.0. One warm-up step, then `--steps` timed steps.
 
 use super::bench_engine::{peak_rss_mib, reference_json};
-use crate::memory::KeepFreedMemory;
 use c2s_core::Progress;
 use c2s_core::engine::DeviceRequest;
 use c2s_core::train::backend::train_on;
@@ -107,7 +106,6 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut times = Vec::new();
     let mut tokens = Vec::new();
     let out = scratch.path().join("run");
-    let _memory = KeepFreedMemory::start();
     let (_, selection) = train_on(
         device,
         &words_model,

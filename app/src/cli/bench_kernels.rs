@@ -2,7 +2,8 @@
 //! next to torch's `F.linear` on the same shapes, threads and machine, in one run. The default
 //! shapes are a Pythia-160M's: its training products (8 × 256 token rows through each dense
 //! layer and the head, forward `x·Wᵀ` and backward `dy·W`) and its decode products (1 and 16
-//! rows). The Python side is `tools/models/bench_matmul.py` (run with the pinned venv).
+//! rows). The Python side is `tools/models/bench_matmul.py` (run with the pinned venv). Last,
+//! the machine's f32 multiply-add ceiling, which bounds what any f32 kernel can gain.
 
 use super::bench_engine::reference_json;
 use c2s_core::kernels::{PackedMatrix, WeightFormat};
@@ -90,11 +91,14 @@ pub fn run(args: Args) -> Result<(), String> {
         "{:>16} | {:>10} {:>10} {:>7} | {:>10} {:>7}",
         "M×K×N", "f32 GF/s", "torch GF/s", "ratio", "q8 GF/s", "ratio"
     );
+    let (mut best_ours, mut best_torch) = (0.0f64, 0.0f64);
     for (i, shape) in shapes.iter().enumerate() {
         let f32_s = time_product(*shape, WeightFormat::F32, args.reps);
         let q8_s = time_product(*shape, WeightFormat::Q8, args.reps);
         let rate = |s: f64| shape.flops() / s / 1e9;
         let torch = reference.as_ref().map(|(_, s)| s[i]);
+        best_ours = best_ours.max(rate(f32_s));
+        best_torch = best_torch.max(torch.map(rate).unwrap_or(0.0));
         let ratio = |s: f64| {
             torch
                 .map(|t| format!("{:.2}x", t / s))
@@ -112,7 +116,64 @@ pub fn run(args: Args) -> Result<(), String> {
             ratio(q8_s),
         );
     }
+    if let Some(peak) = fma_peak(args.reps) {
+        let share = |rate: f64| format!("{:.0}%", 100.0 * rate / peak);
+        println!(
+            "f32 multiply-add ceiling of these {threads} threads: {peak:.1} GFLOP/s (AVX-512 \
+             from registers); best f32 product: ours {} of it, torch {}",
+            share(best_ours),
+            if best_torch > 0.0 {
+                share(best_torch)
+            } else {
+                "-".into()
+            },
+        );
+    }
     Ok(())
+}
+
+/// The processor's f32 multiply-add ceiling in GFLOP/s: every pool thread runs 24 independent
+/// chains of AVX-512 multiply-adds on registers (no memory traffic), best of `reps` runs. No
+/// f32 product can run faster, which bounds what any kernel (ours or torch's) can gain over
+/// another. `None` without AVX-512.
+fn fma_peak(reps: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const ITERATIONS: usize = 4_000_000;
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return None;
+        }
+        let seconds = (0..reps.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                // SAFETY: AVX-512 F was detected above.
+                rayon::broadcast(|_| std::hint::black_box(unsafe { fma_chains(ITERATIONS) }));
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        let flops = rayon::current_num_threads() as f64 * ITERATIONS as f64 * 24.0 * 32.0;
+        Some(flops / seconds / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = reps;
+        None
+    }
+}
+
+/// `iterations` rounds of 24 independent 16-lane multiply-adds (32 flops each).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains(iterations: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (scale, shift) = (_mm512_set1_ps(0.9999), _mm512_set1_ps(1e-4));
+    let mut chains = [_mm512_set1_ps(1.0); 24];
+    for _ in 0..iterations {
+        for chain in chains.iter_mut() {
+            *chain = _mm512_fmadd_ps(*chain, scale, shift);
+        }
+    }
+    chains.iter().map(|c| _mm512_reduce_add_ps(*c)).sum()
 }
 
 /// The best time of `reps` products of `shape` with weights packed as `format`.

@@ -8,7 +8,6 @@
 use super::data_args::DataArgs;
 use super::interrupt;
 use super::task_args::{PromptArgs, TaskCells};
-use crate::memory::KeepFreedMemory;
 use c2s_core::Progress;
 use c2s_core::engine::DeviceRequest;
 use c2s_core::engine::locate::resolve_model;
@@ -217,7 +216,6 @@ pub fn run(args: Args) -> Result<(), String> {
         &progress,
         "stopping after this step and checkpointing it; add --resume to the same command to go on",
     );
-    let _memory = KeepFreedMemory::start();
     let (summary, selection) = train_on(
         device,
         &model_dir,

@@ -12,10 +12,12 @@ mod dense;
 mod isa;
 pub(crate) mod math;
 mod q8;
+mod small;
 mod tiles;
 
 pub use isa::Isa;
 pub use q8::BLOCK as Q8_BLOCK;
+pub use small::{Strided, matmul_serial};
 
 /// How a packed matrix stores its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

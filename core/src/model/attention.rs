@@ -53,19 +53,13 @@ pub fn build_mask<B: Backend>(
     }
 }
 
-/// Repeats each key/value head `groups` times (`repeat_interleave` on the head axis).
-pub fn repeat_kv<B: Backend>(x: Tensor<B, 4>, groups: usize) -> Tensor<B, 4> {
-    if groups == 1 {
-        return x;
-    }
-    let [b, h, t, d] = x.dims();
-    x.unsqueeze_dim::<5>(2)
-        .expand([b, h, groups, t, d])
-        .reshape([b, h * groups, t, d])
-}
-
 /// `softmax(cap(q·kᵀ·scale) + mask)·v` with `q: [B, H, Tq, Dh]`, `k, v: [B, H_kv, Tk, Dh]`; the
 /// mask broadcasts over heads, and blind queries get zeros.
+///
+/// Grouped-query attention (`H = groups · H_kv`, query head `h` reading key/value head
+/// `h / groups`) never copies the keys and values per query head: the `groups` query heads of a
+/// key/value head are stacked along the query axis (`[B, H_kv, groups · Tq, Dh]`, the mask
+/// tiled to match), attended once over that head's cache, and unstacked.
 pub fn attend<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
@@ -74,10 +68,14 @@ pub fn attend<B: Backend>(
     scale: f64,
     softcap: Option<f64>,
 ) -> Tensor<B, 4> {
-    let heads = q.dims()[1];
-    let groups = heads / k.dims()[1];
-    let k = repeat_kv(k, groups);
-    let v = repeat_kv(v, groups);
+    let [batch, heads, tq, dim] = q.dims();
+    let kv_heads = k.dims()[1];
+    let groups = heads / kv_heads;
+    let q = q.reshape([batch, kv_heads, groups * tq, dim]);
+    let keys = match groups {
+        1 => mask.keys.clone(),
+        _ => mask.keys.clone().repeat_dim(2, groups),
+    };
     // Burn's CUDA and wgpu backends take their fused (flash) kernel only when no scale is passed
     // (they then use 1/√Dh): a different scale is folded into the queries instead.
     let default_scale = (q.dims()[3] as f64).powf(-0.5);
@@ -90,14 +88,15 @@ pub fn attend<B: Backend>(
         q,
         k,
         v,
-        Some(mask.keys.clone()),
+        Some(keys),
         None,
         AttentionModuleOptions {
             scale: None,
             softcap,
             is_causal: false,
         },
-    );
+    )
+    .reshape([batch, heads, tq, dim]);
     match &mask.blind {
         Some(blind) => {
             let shape = out.dims();
@@ -131,5 +130,54 @@ mod tests {
                 .blind
                 .is_none()
         );
+    }
+
+    /// Each key/value head repeated `groups` times on the head axis (`repeat_interleave`): the
+    /// copy `attend` avoids, as the reference for its grouped-query path.
+    fn repeat_kv(x: Tensor<Flex, 4>, groups: usize) -> Tensor<Flex, 4> {
+        let [b, h, t, d] = x.dims();
+        x.unsqueeze_dim::<5>(2)
+            .expand([b, h, groups, t, d])
+            .reshape([b, h * groups, t, d])
+    }
+
+    #[test]
+    fn grouped_query_attention_equals_attention_over_repeated_heads() {
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0) - 1.0)
+                .collect()
+        };
+        let tensor = |shape: [usize; 4], seed: usize| {
+            let n = shape.iter().product();
+            Tensor::<Flex, 4>::from_data(TensorData::new(values(n, seed), shape), &FlexDevice)
+        };
+        // Two rows (the first left-padded by one), 6 query heads over 2 key/value heads, a
+        // two-token step after 3 cached positions.
+        let valid = vec![vec![false, true, true, true, true], vec![true; 5]];
+        let mask = build_mask::<Flex>(&valid, 3, 2, Some(4), &FlexDevice);
+        let q = tensor([2, 6, 2, 4], 1);
+        let (k, v) = (tensor([2, 2, 5, 4], 2), tensor([2, 2, 5, 4], 3));
+        for softcap in [None, Some(0.5)] {
+            let grouped = attend(q.clone(), k.clone(), v.clone(), &mask, 0.3, softcap);
+            let repeated = attend(
+                q.clone(),
+                repeat_kv(k.clone(), 3),
+                repeat_kv(v.clone(), 3),
+                &mask,
+                0.3,
+                softcap,
+            );
+            let (a, b) = (
+                grouped.into_data().into_vec::<f32>().unwrap(),
+                repeated.into_data().into_vec::<f32>().unwrap(),
+            );
+            let worst = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(worst < 1e-6, "softcap {softcap:?}: {worst}");
+        }
     }
 }

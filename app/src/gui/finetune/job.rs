@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::memory::KeepFreedMemory;
 use c2s_core::engine::{Engine, LoadOptions};
 use c2s_core::metrics::Confusion;
 use c2s_core::tasks::annotate::{AnnotateMode, AnnotateRequest, annotate};
@@ -124,7 +123,6 @@ pub fn spawn_estimate(jobs: &mut Jobs, req: Request) -> JobHandle<Estimate> {
             trial.eval_every = 0;
             let mut times = Vec::new();
             let started = Instant::now();
-            let _memory = KeepFreedMemory::start();
             let result = train_on(
                 req.device,
                 &req.model_dir,
@@ -219,7 +217,6 @@ pub fn spawn_train(
                 settings.batch * settings.grad_accum,
             );
             drop(base);
-            let _memory = KeepFreedMemory::start();
             let (summary, selection) = train_on(
                 req.device,
                 &req.model_dir,

@@ -22,6 +22,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::mpsc::{Sender, channel};
 
+use crate::memory::KeepFreedMemory;
 use lane::AcceleratorLane;
 
 /// Where a job runs.
@@ -130,7 +131,14 @@ impl Jobs {
                     )));
                 }
             }
-            Lane::Accelerator => self.lane.push(id, Box::new(body)),
+            // Model work frees each step's activations and allocates the same sizes again.
+            Lane::Accelerator => self.lane.push(
+                id,
+                Box::new(move |skip| {
+                    let _memory = KeepFreedMemory::start();
+                    body(skip)
+                }),
+            ),
         }
         self.records.push(record.clone());
         JobHandle::new(record, partial_rx, result_rx)

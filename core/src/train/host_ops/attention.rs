@@ -9,6 +9,7 @@
 use super::heads::{Part, QkvLayout, gather, scatter};
 use super::{Cpu, InputGrad, Unary, cast, flex_tensor, host_values};
 use crate::kernels::math::exp_nonpositive;
+use crate::kernels::{Strided, matmul_serial};
 use crate::model::rope::HostRope;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::Tensor;
@@ -214,15 +215,15 @@ fn forward_pass(
                 let q1 = (q0 + QUERY_BLOCK).min(t);
                 let (n, kn) = (q1 - q0, key_extent(s.causal[b], q1, t));
                 // p[q0..q1, ..kn] = q[q0..q1]·k[..kn]ᵀ
-                let block = Mat::rows(&q[q0 * hd..], hd);
-                matmul(
+                let block = Strided::rows(&q[q0 * hd..], hd);
+                matmul_serial(
                     &mut p[q0 * t..],
                     t,
                     n,
                     kn,
                     hd,
                     block,
-                    Mat::cols(k, hd),
+                    Strided::cols(k, hd),
                     false,
                 );
                 for i in q0..q1 {
@@ -239,15 +240,15 @@ fn forward_pass(
                     softmax_in_place(row);
                 }
                 // o[q0..q1] = p[q0..q1, ..kn]·v[..kn]
-                let probs = Mat::rows(&p[q0 * t..], t);
-                matmul(
+                let probs = Strided::rows(&p[q0 * t..], t);
+                matmul_serial(
                     &mut o[q0 * hd..],
                     hd,
                     n,
                     hd,
                     kn,
                     probs,
-                    Mat::rows(v, hd),
+                    Strided::rows(v, hd),
                     false,
                 );
             }
@@ -299,11 +300,20 @@ fn backward_pass(s: &Saved, grad: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
                 for q0 in (0..t).step_by(QUERY_BLOCK) {
                     let q1 = (q0 + QUERY_BLOCK).min(t);
                     let (n, kn) = (q1 - q0, key_extent(s.causal[b], q1, t));
-                    let (p_block, go_block) = (&p[q0 * t..], Mat::rows(&go[q0 * hd..], hd));
+                    let (p_block, go_block) = (&p[q0 * t..], Strided::rows(&go[q0 * hd..], hd));
                     // dv[..kn] += p[q0..q1, ..kn]ᵀ·go[q0..q1]
-                    matmul(dv, hd, kn, hd, n, Mat::cols(p_block, t), go_block, true);
+                    matmul_serial(dv, hd, kn, hd, n, Strided::cols(p_block, t), go_block, true);
                     // ds = go[q0..q1]·v[..kn]ᵀ, then through the softmax, the cap and the scale
-                    matmul(&mut ds, kn, n, kn, hd, go_block, Mat::cols(v, hd), false);
+                    matmul_serial(
+                        &mut ds,
+                        kn,
+                        n,
+                        kn,
+                        hd,
+                        go_block,
+                        Strided::cols(v, hd),
+                        false,
+                    );
                     for (r, row) in ds.chunks_mut(kn).take(n).enumerate() {
                         let prow = &p_block[r * t..r * t + kn];
                         let dot: f32 = row.iter().zip(prow).map(|(a, b)| a * b).sum();
@@ -317,18 +327,18 @@ fn backward_pass(s: &Saved, grad: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
                         }
                     }
                     // dq[q0..q1] = ds·k[..kn], dk[..kn] += dsᵀ·q[q0..q1]
-                    let q_block = Mat::rows(&q[q0 * hd..], hd);
-                    matmul(
+                    let q_block = Strided::rows(&q[q0 * hd..], hd);
+                    matmul_serial(
                         &mut dq[q0 * hd..],
                         hd,
                         n,
                         hd,
                         kn,
-                        Mat::rows(&ds, kn),
-                        Mat::rows(k, hd),
+                        Strided::rows(&ds, kn),
+                        Strided::rows(k, hd),
                         false,
                     );
-                    matmul(dk, hd, kn, hd, n, Mat::cols(&ds, kn), q_block, true);
+                    matmul_serial(dk, hd, kn, hd, n, Strided::cols(&ds, kn), q_block, true);
                 }
             }
         });
@@ -346,86 +356,6 @@ fn softmax_in_place(row: &mut [f32]) {
     }
     let inv = 1.0 / sum;
     row.iter_mut().for_each(|x| *x *= inv);
-}
-
-/// A row-major matrix stored with a row stride, read as is ([`Mat::rows`]) or transposed
-/// ([`Mat::cols`]); a product reads as many rows and columns as it needs.
-#[derive(Clone, Copy)]
-struct Mat<'a> {
-    values: &'a [f32],
-    row_stride: isize,
-    col_stride: isize,
-}
-
-impl<'a> Mat<'a> {
-    /// The matrix itself.
-    fn rows(values: &'a [f32], stride: usize) -> Self {
-        Self {
-            values,
-            row_stride: stride as isize,
-            col_stride: 1,
-        }
-    }
-
-    /// Its transpose.
-    fn cols(values: &'a [f32], stride: usize) -> Self {
-        Self {
-            values,
-            row_stride: 1,
-            col_stride: stride as isize,
-        }
-    }
-
-    /// True when an `r × c` read stays inside the slice.
-    fn fits(&self, r: usize, c: usize) -> bool {
-        r == 0
-            || c == 0
-            || ((r - 1) as isize * self.row_stride + (c - 1) as isize * self.col_stride)
-                < self.values.len() as isize
-    }
-}
-
-/// `c (m × n, rows `c_stride` apart) = [c +] a (m × k) · b (k × n)` on one thread (the callers
-/// run many at once).
-#[allow(clippy::too_many_arguments)]
-fn matmul(
-    c: &mut [f32],
-    c_stride: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Mat<'_>,
-    b: Mat<'_>,
-    accumulate: bool,
-) {
-    assert!(
-        (m == 0 || n == 0 || c.len() >= (m - 1) * c_stride + n) && a.fits(m, k) && b.fits(k, n),
-        "attention product shapes"
-    );
-    // SAFETY: the assertion keeps every read of `a` and `b` and every write of `c` in bounds.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            c_stride as isize,
-            accumulate,
-            a.values.as_ptr(),
-            a.col_stride,
-            a.row_stride,
-            b.values.as_ptr(),
-            b.col_stride,
-            b.row_stride,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 #[cfg(test)]
