@@ -166,8 +166,11 @@ fn fma_peak(reps: usize) -> Option<f64> {
 #[target_feature(enable = "avx512f")]
 unsafe fn fma_chains(iterations: usize) -> f32 {
     use std::arch::x86_64::*;
-    let (scale, shift) = (_mm512_set1_ps(0.9999), _mm512_set1_ps(1e-4));
-    let mut chains = [_mm512_set1_ps(1.0); 24];
+    // Values the compiler cannot see, so that it cannot fold the chains (1.0 · 0.9999 + 1e-4
+    // is 1.0 again in f32).
+    let hidden = std::hint::black_box([0.9999f32, 1e-4, 0.5]);
+    let (scale, shift) = (_mm512_set1_ps(hidden[0]), _mm512_set1_ps(hidden[1]));
+    let mut chains: [__m512; 24] = std::array::from_fn(|i| _mm512_set1_ps(hidden[2] + i as f32));
     for _ in 0..iterations {
         for chain in chains.iter_mut() {
             *chain = _mm512_fmadd_ps(*chain, scale, shift);

@@ -124,6 +124,56 @@ pub fn select_device(request: DeviceRequest) -> DeviceSelection {
 
 /// Loads the CUDA driver library and asks it for devices. Returns the device count.
 pub fn probe_cuda() -> Result<usize, String> {
+    let (lib, name) = cuda_driver()?;
+    type CuDeviceGetCount = unsafe extern "C" fn(*mut i32) -> i32;
+    // SAFETY: `cuDeviceGetCount(int*)` is the driver API's, called after `cuInit`.
+    let count = unsafe {
+        let count_fn: libloading::Symbol<CuDeviceGetCount> = lib
+            .get(b"cuDeviceGetCount\0")
+            .map_err(|e| format!("{name}: {e}"))?;
+        let mut count = 0i32;
+        let code = count_fn(&mut count);
+        if code != 0 {
+            return Err(format!("cuDeviceGetCount failed with CUDA error {code}"));
+        }
+        count
+    };
+    if count <= 0 {
+        return Err("the CUDA driver reports no devices".into());
+    }
+    // Keep the driver loaded for the process lifetime, as cudarc will load it again.
+    std::mem::forget(lib);
+    Ok(count as usize)
+}
+
+/// Total memory of CUDA device 0 in bytes (the device the engine loads onto), from the driver;
+/// `None` when the driver cannot say. Needs no context, so it allocates nothing on the device.
+pub fn cuda_total_memory() -> Option<u64> {
+    let (lib, _) = cuda_driver().ok()?;
+    type CuDeviceGet = unsafe extern "C" fn(*mut i32, i32) -> i32;
+    type CuDeviceTotalMem = unsafe extern "C" fn(*mut usize, i32) -> i32;
+    // SAFETY: `cuDeviceGet(CUdevice*, int)` and `cuDeviceTotalMem_v2(size_t*, CUdevice)` are
+    // the driver API's, called after `cuInit`.
+    let bytes = unsafe {
+        let get: libloading::Symbol<CuDeviceGet> = lib.get(b"cuDeviceGet\0").ok()?;
+        let total: libloading::Symbol<CuDeviceTotalMem> = lib.get(b"cuDeviceTotalMem_v2\0").ok()?;
+        let mut device = 0i32;
+        if get(&mut device, 0) != 0 {
+            return None;
+        }
+        let mut bytes = 0usize;
+        if total(&mut bytes, device) != 0 {
+            return None;
+        }
+        bytes
+    };
+    std::mem::forget(lib);
+    Some(bytes as u64)
+}
+
+/// The CUDA driver library, loaded and initialised (`cuInit(0)`), with the name it was found
+/// under.
+fn cuda_driver() -> Result<(libloading::Library, &'static str), String> {
     #[cfg(target_os = "windows")]
     const NAMES: &[&str] = &["nvcuda.dll"];
     #[cfg(not(target_os = "windows"))]
@@ -135,7 +185,7 @@ pub fn probe_cuda() -> Result<usize, String> {
         let mut last = String::from("no CUDA driver library found");
         for name in NAMES {
             // SAFETY: loading the system CUDA driver runs its initialisers, which is what any
-            // CUDA program does; the symbols are called with their documented C signatures.
+            // CUDA program does.
             let lib = match unsafe { libloading::Library::new(name) } {
                 Ok(lib) => lib,
                 Err(e) => {
@@ -144,30 +194,16 @@ pub fn probe_cuda() -> Result<usize, String> {
                 }
             };
             type CuInit = unsafe extern "C" fn(u32) -> i32;
-            type CuDeviceGetCount = unsafe extern "C" fn(*mut i32) -> i32;
-            // SAFETY: see above; `cuInit(0)` and `cuDeviceGetCount(int*)` are the driver API.
-            unsafe {
+            // SAFETY: `cuInit(0)` is the driver API's first call.
+            let code = unsafe {
                 let init: libloading::Symbol<CuInit> =
                     lib.get(b"cuInit\0").map_err(|e| format!("{name}: {e}"))?;
-                let code = init(0);
-                if code != 0 {
-                    return Err(format!("cuInit failed with CUDA error {code}"));
-                }
-                let count_fn: libloading::Symbol<CuDeviceGetCount> = lib
-                    .get(b"cuDeviceGetCount\0")
-                    .map_err(|e| format!("{name}: {e}"))?;
-                let mut count = 0i32;
-                let code = count_fn(&mut count);
-                if code != 0 {
-                    return Err(format!("cuDeviceGetCount failed with CUDA error {code}"));
-                }
-                if count <= 0 {
-                    return Err("the CUDA driver reports no devices".into());
-                }
-                // Keep the driver loaded for the process lifetime, as cudarc will load it again.
-                std::mem::forget(lib);
-                return Ok(count as usize);
+                init(0)
+            };
+            if code != 0 {
+                return Err(format!("cuInit failed with CUDA error {code}"));
             }
+            return Ok((lib, name));
         }
         Err(last)
     }

@@ -1,6 +1,7 @@
 //! Will a model fit? An estimate of the memory a load needs (weights in the compute dtype plus
-//! the key/value cache of one full-context sequence) against the memory the host has free, so
-//! a model too large is refused with a clear message before anything is allocated.
+//! the key/value cache of one full-context sequence) against the memory the host has free, or
+//! a CUDA device's memory, so a model too large is refused with a clear message before
+//! anything is allocated.
 
 use super::EngineError;
 use crate::model::config::ModelConfig;
@@ -49,6 +50,28 @@ pub fn check_fits(needed: u64, available: Option<u64>, what: &str) -> Result<(),
     }
 }
 
+/// Refuses a load of `needed` bytes onto `device`, whose memory is `total` bytes in all, when
+/// it cannot hold it; names both and what would fit instead.
+pub fn check_fits_device(
+    needed: u64,
+    total: Option<u64>,
+    what: &str,
+    device: &str,
+) -> Result<(), EngineError> {
+    match total {
+        Some(total) if needed > total => Err(EngineError::Input {
+            message: format!(
+                "{what} needs about {} but {device} has {} in all; load it in a smaller \
+                 precision (--dtype bf16 or f16 halves f32), on another device (--device cpu, \
+                 given that much host memory), or pick a smaller model",
+                gib(needed),
+                gib(total)
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
@@ -74,6 +97,27 @@ mod tests {
             check_fits(1 << 40, None, "m").is_ok(),
             "unknown: let it try"
         );
+    }
+
+    #[test]
+    fn a_model_larger_than_the_gpu_is_refused_with_what_would_fit() {
+        let err = check_fits_device(
+            100 << 30,
+            Some(80 << 30),
+            "gemma-27b in F32",
+            "CUDA device 0",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("gemma-27b in F32 needs about 100.0 GiB")
+                && err.contains("CUDA device 0 has 80.0 GiB in all")
+                && err.contains("--dtype bf16")
+                && err.contains("--device cpu"),
+            "{err}"
+        );
+        assert!(check_fits_device(50 << 30, Some(80 << 30), "m", "d").is_ok());
+        assert!(check_fits_device(1 << 40, None, "m", "d").is_ok());
     }
 
     #[test]

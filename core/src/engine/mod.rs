@@ -284,13 +284,29 @@ impl Engine {
             if let Some(note) = note {
                 selection.notes.push(note);
             }
+            let needed = memory::load_bytes(&config, weights.parameter_count(), dtype.size());
+            let what = format!("{} in {dtype:?}", dir.display());
             if selection.kind == DeviceKind::Cpu {
-                let needed = memory::load_bytes(&config, weights.parameter_count(), dtype.size());
-                memory::check_fits(
+                memory::check_fits(needed, memory::available_host_bytes(), &what)?;
+            }
+            if selection.kind == DeviceKind::Cuda {
+                let fits = memory::check_fits_device(
                     needed,
-                    memory::available_host_bytes(),
-                    &format!("{} in {dtype:?}", dir.display()),
-                )?;
+                    device::cuda_total_memory(),
+                    &what,
+                    &selection.description,
+                );
+                match fits {
+                    Err(e) if options.device == DeviceRequest::Auto => {
+                        selection
+                            .notes
+                            .push(format!("{e}; loading on the CPU instead"));
+                        selection.kind = DeviceKind::Cpu;
+                        selection.description = "CPU (Flex)".into();
+                        continue;
+                    }
+                    fits => fits?,
+                }
             }
             let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 load_backend(

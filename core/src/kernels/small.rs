@@ -2,8 +2,8 @@
 //! attention: one product per batch row, head and query block, of 64 × 256 × 64 or so). Both
 //! operands are read through strides, so a transposed view costs no copy by the caller.
 //!
-//! With AVX-512 the operands are packed once per product (the left one row-major, the right one
-//! in the panels of [`super::dense`]) and multiplied in register tiles of 8 rows × 32 columns;
+//! With AVX-512 the products run in register tiles of 8 rows × 32 columns, reading the operands
+//! in place (a right operand read transposed is first packed into panels of 16 columns);
 //! elsewhere the `gemm` crate runs it (its AVX2 kernels; its AVX-512 ones would need a feature
 //! that rebuilds most of the dependency tree).
 
@@ -104,11 +104,15 @@ fn matmul_serial_with(
 }
 
 thread_local! {
-    /// Packed operands of the last product on this thread (reused: no allocation per product).
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The right operand packed into panels, when it has to be (reused: no allocation per
+    /// product).
+    static PANELS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Packs both operands and runs the AVX-512 tiles.
+/// The AVX-512 tiles. The left operand is read in place through its strides (a transposed one
+/// gives contiguous rows of a tile at each step); the right operand too when its rows are
+/// contiguous (a panel of 16 columns is then one vector load), else it is packed into panels
+/// of 16 columns first.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn packed(
@@ -122,33 +126,48 @@ fn packed(
     accumulate: bool,
 ) {
     use super::tiles::PANEL;
-    SCRATCH.with_borrow_mut(|(xa, wb)| {
-        xa.clear();
-        xa.extend((0..m).flat_map(|i| (0..k).map(move |kk| a.at(i, kk))));
-        let panels = n.div_ceil(PANEL);
-        wb.clear();
-        wb.resize(panels * k * PANEL, 0.0);
-        for (p, panel) in wb.chunks_exact_mut(k * PANEL).enumerate() {
-            for lane in 0..PANEL.min(n - p * PANEL) {
-                let j = p * PANEL + lane;
-                for kk in 0..k {
-                    panel[kk * PANEL + lane] = b.at(kk, j);
-                }
-            }
-        }
+    let out = c.as_mut_ptr();
+    let run = |w: *const f32, w_k: usize, w_panel: usize| {
         let t = avx512::Product {
-            x: xa.as_ptr(),
-            w: wb.as_ptr(),
+            x: a.values.as_ptr(),
+            x_row: a.row_stride,
+            x_col: a.col_stride,
+            w,
+            w_k,
+            w_panel,
             k,
-            out: c.as_mut_ptr(),
+            out,
             out_stride: c_stride,
             n,
             accumulate,
         };
-        // SAFETY: AVX-512 F is present (`Isa::Avx512`); `xa` holds `m × k` values, `wb`
-        // `⌈n/16⌉ × k × 16`, and the assertion in `matmul_serial_with` keeps the `m × n` cells
-        // of `c` inside it.
+        // SAFETY: AVX-512 F is present (`Isa::Avx512`); the assertion in `matmul_serial_with`
+        // keeps the reads of `a` (`m × k`) and of the unpacked `b` (`k × n`, lanes past `n`
+        // masked) and the writes of `c` inside their slices, and packed panels hold
+        // `⌈n/16⌉ × k × 16` values.
         unsafe { avx512::product(&t, m) };
+    };
+    if b.col_stride == 1 {
+        return run(b.values.as_ptr(), b.row_stride, PANEL);
+    }
+    PANELS.with_borrow_mut(|panels| {
+        panels.clear();
+        panels.resize(n.div_ceil(PANEL) * k * PANEL, 0.0);
+        for j in 0..n {
+            let panel = &mut panels[(j / PANEL) * k * PANEL..][..k * PANEL];
+            let lane = j % PANEL;
+            if b.row_stride == 1 {
+                let column = &b.values[j * b.col_stride..][..k];
+                for (step, v) in panel.chunks_exact_mut(PANEL).zip(column) {
+                    step[lane] = *v;
+                }
+            } else {
+                for (kk, step) in panel.chunks_exact_mut(PANEL).enumerate() {
+                    step[lane] = b.at(kk, j);
+                }
+            }
+        }
+        run(panels.as_ptr(), PANEL, k * PANEL);
     });
 }
 
@@ -199,10 +218,15 @@ mod avx512 {
     /// Input rows per register tile (8 rows × 2 panels: 16 accumulators).
     const TILE_M: usize = 8;
 
-    /// One packed product: `x` row-major `m × k`, `w` in panels of 16 columns.
+    /// One product: `x(r, kk)` at `x + r·x_row + kk·x_col`; the 16 columns of panel `q` at
+    /// step `kk` at `w + q·w_panel + kk·w_k` (lanes past `n` are never read).
     pub(super) struct Product {
         pub x: *const f32,
+        pub x_row: usize,
+        pub x_col: usize,
         pub w: *const f32,
+        pub w_k: usize,
+        pub w_panel: usize,
         pub k: usize,
         pub out: *mut f32,
         pub out_stride: usize,
@@ -232,31 +256,31 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn micro<const MR: usize, const NP: usize>(t: &Product, i: usize, p: usize) {
-        let mask = |j: usize| -> __mmask16 {
+        let masks: [__mmask16; NP] = std::array::from_fn(|j| {
             let left = t.n.saturating_sub((p + j) * PANEL).min(PANEL);
             ((1u32 << left) - 1) as u16
-        };
-        // SAFETY (every access below): row `i + r` of `x` has `k` values, panel `p + j` of `w`
-        // `k × 16`, and output cells past `n` are masked.
+        });
+        // SAFETY (every access below): rows `i..i + MR` of `x` have `k` values, panels
+        // `p..p + NP` of `w` have `k` steps, and lanes past `n` are masked in loads and stores.
         let out =
             |r: usize, j: usize| unsafe { t.out.add((i + r) * t.out_stride + (p + j) * PANEL) };
         let mut acc = [[_mm512_setzero_ps(); NP]; MR];
         if t.accumulate {
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 for (j, v) in acc_r.iter_mut().enumerate() {
-                    *v = unsafe { _mm512_maskz_loadu_ps(mask(j), out(r, j)) };
+                    *v = unsafe { _mm512_maskz_loadu_ps(masks[j], out(r, j)) };
                 }
             }
         }
-        let x = unsafe { t.x.add(i * t.k) };
-        let w = unsafe { t.w.add(p * t.k * PANEL) };
+        let rows: [*const f32; MR] = std::array::from_fn(|r| unsafe { t.x.add((i + r) * t.x_row) });
+        let w = unsafe { t.w.add(p * t.w_panel) };
         for kk in 0..t.k {
             let mut wv = [_mm512_setzero_ps(); NP];
             for (j, v) in wv.iter_mut().enumerate() {
-                *v = unsafe { _mm512_loadu_ps(w.add((j * t.k + kk) * PANEL)) };
+                *v = unsafe { _mm512_maskz_loadu_ps(masks[j], w.add(j * t.w_panel + kk * t.w_k)) };
             }
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let xb = _mm512_set1_ps(unsafe { *x.add(r * t.k + kk) });
+            for (row, acc_r) in rows.iter().zip(acc.iter_mut()) {
+                let xb = _mm512_set1_ps(unsafe { *row.add(kk * t.x_col) });
                 for (a, wj) in acc_r.iter_mut().zip(&wv) {
                     *a = _mm512_fmadd_ps(xb, *wj, *a);
                 }
@@ -264,7 +288,7 @@ mod avx512 {
         }
         for (r, acc_r) in acc.iter().enumerate() {
             for (j, v) in acc_r.iter().enumerate() {
-                unsafe { _mm512_mask_storeu_ps(out(r, j), mask(j), *v) };
+                unsafe { _mm512_mask_storeu_ps(out(r, j), masks[j], *v) };
             }
         }
     }
