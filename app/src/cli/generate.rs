@@ -264,7 +264,8 @@ fn run_file(
         v["stop_reason"] = json!(g.stop_reason.as_str());
         v.to_string()
     };
-    let mut stdout = std::io::stdout().lock();
+    // Locked per line: the callback runs on a thread of the engine's pool.
+    let mut stdout = std::io::stdout();
     let mut write_error = None;
     let mut on_done = |row: usize, g: &Generation| {
         if out.is_none()

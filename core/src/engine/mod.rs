@@ -389,7 +389,7 @@ impl Engine {
         &self,
         prompts: &[&str],
         options: &GenerateOptions,
-        on_token: &mut dyn FnMut(TokenEvent<'_>),
+        on_token: &mut (dyn FnMut(TokenEvent<'_>) + Send),
         cancel: Option<&AtomicBool>,
     ) -> Result<(Vec<Generation>, GenerationStats), EngineError> {
         let ids = self.encode_all(prompts)?;
@@ -401,7 +401,7 @@ impl Engine {
         &self,
         prompts: &[Vec<u32>],
         options: &GenerateOptions,
-        on_token: &mut dyn FnMut(TokenEvent<'_>),
+        on_token: &mut (dyn FnMut(TokenEvent<'_>) + Send),
         cancel: Option<&AtomicBool>,
     ) -> Result<(Vec<Generation>, GenerationStats), EngineError> {
         let requests: Vec<GenerateRequest<'_>> =
@@ -417,8 +417,8 @@ impl Engine {
         &self,
         requests: &[GenerateRequest<'_>],
         options: &GenerateOptions,
-        on_token: &mut dyn FnMut(TokenEvent<'_>),
-        on_done: &mut dyn FnMut(usize, &Generation),
+        on_token: &mut (dyn FnMut(TokenEvent<'_>) + Send),
+        on_done: &mut (dyn FnMut(usize, &Generation) + Send),
         cancel: Option<&AtomicBool>,
     ) -> Result<(Vec<Generation>, GenerationStats), EngineError> {
         with_model!(&self.backend, m => generate::Generator {

@@ -167,13 +167,8 @@ fn quantize_block(values: &[f32; BLOCK], out: &mut [i8; BLOCK]) -> (f32, i32) {
         }
     }
     let amax = lanes.iter().fold(0.0f32, |m, &a| if a > m { a } else { m });
-    if nan || amax.is_infinite() {
-        out.fill(0);
-        return (f32::NAN, 0);
-    }
-    if amax == 0.0 {
-        out.fill(0);
-        return (0.0, 0);
+    if let Some(special) = without_scale(nan, amax, out) {
+        return special;
     }
     let scale = amax / 127.0;
     let inv = 1.0 / scale;
@@ -184,6 +179,20 @@ fn quantize_block(values: &[f32; BLOCK], out: &mut [i8; BLOCK]) -> (f32, i32) {
         sum += q as i32;
     }
     (scale, sum)
+}
+
+/// The result for a block with no usable scale: NaN or an infinity in it (NaN scale, so the
+/// product's outputs turn NaN), or all zeros; `None` for an ordinary block.
+fn without_scale(nan: bool, amax: f32, out: &mut [i8; BLOCK]) -> Option<(f32, i32)> {
+    let scale = if nan || amax.is_infinite() {
+        f32::NAN
+    } else if amax == 0.0 {
+        0.0
+    } else {
+        return None;
+    };
+    out.fill(0);
+    Some((scale, 0))
 }
 
 /// Raw views of one product's buffers.
@@ -316,13 +325,8 @@ mod avx512 {
             nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(*x, *x);
         }
         let amax = _mm512_reduce_max_ps(amax);
-        if nan != 0 || amax.is_infinite() {
-            out.fill(0);
-            return (f32::NAN, 0);
-        }
-        if amax == 0.0 {
-            out.fill(0);
-            return (0.0, 0);
+        if let Some(special) = super::without_scale(nan != 0, amax, out) {
+            return special;
         }
         let scale = amax / 127.0;
         let inv = _mm512_set1_ps(1.0 / scale);

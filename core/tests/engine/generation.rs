@@ -149,7 +149,8 @@ fn cancellation_from_another_thread_stops_generation() {
                 ignore_eos: true,
                 ..Default::default()
             },
-            &mut |_| {
+            // Moved in: generation calls back from a thread of the rayon pool.
+            &mut move |_| {
                 seen += 1;
                 if seen <= 3 {
                     to_watcher.send(()).expect("signal");
