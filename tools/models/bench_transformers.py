@@ -5,6 +5,9 @@
 `FILE` (a `tokenizer.json`, e.g. GPT-NeoX-20B's for `c2s-studio bench-annotate`).
 `run --model DIR --batch B --prompt-len P --new-tokens N --threads T`: times the prefill and the
 greedy decode of `transformers` on the CPU and prints one JSON line.
+`many`, `samples`, `rank`, `load`: the many-request, one-prompt-many-samples, candidate-ranking
+and loading workloads of `bench-engine` (see each function).
+`make --shape 1b` writes a Pythia-1B-shaped checkpoint instead (for `bench-engine --load`).
 """
 
 import argparse
@@ -16,7 +19,14 @@ import time
 import torch
 
 
-def make(out, tokenizer=None):
+#: Checkpoint shapes `make` can write: Pythia-160M's and Pythia-1B's.
+SHAPES = {
+    "160m": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=8, intermediate_size=8192),
+}
+
+
+def make(out, tokenizer=None, shape="160m"):
     import shutil
 
     from tokenizers import Tokenizer, models
@@ -25,10 +35,7 @@ def make(out, tokenizer=None):
     torch.manual_seed(0)
     cfg = GPTNeoXConfig(
         vocab_size=50304,
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
+        **SHAPES[shape],
         rotary_pct=0.25,
         max_position_embeddings=2048,
         use_parallel_residual=True,
@@ -149,12 +156,103 @@ def many(model_dir, requests, prompt_len, new_tokens, batches, threads):
     )
 
 
+def bench_prompt(r, length):
+    """Prompt `r` of the benchmark, as `bench_prompt` in app/src/cli/bench_engine.rs."""
+    return [1 + (r * 7919 + i * 104729) % 49999 for i in range(length)]
+
+
+def candidate(r, c, length):
+    """Candidate label `c` of prompt `r`, as `candidate` in app/src/cli/bench_sharing.rs."""
+    return [1 + (r * 31 + c * 17 + j * 1009) % 49999 for j in range(length)]
+
+
+def samples(model_dir, prompt_len, new_tokens, n, threads):
+    """One prompt, `n` samples at temperature 0.3 (`num_return_sequences`, which repeats the
+    prompt `n` times before the prefill). Best of 2."""
+    from transformers import GPTNeoXForCausalLM
+
+    torch.set_num_threads(threads)
+    model = GPTNeoXForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    ids = torch.tensor([bench_prompt(0, prompt_len)])
+    times = []
+    with torch.inference_mode():
+        model(input_ids=ids[:, :8])  # warm-up
+        for _ in range(2):
+            torch.manual_seed(1)
+            t0 = time.perf_counter()
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=True,
+                temperature=0.3,
+                top_k=0,
+                num_return_sequences=n,
+                pad_token_id=0,
+            )
+            times.append(time.perf_counter() - t0)
+            assert out.shape == (n, prompt_len + new_tokens)
+    print(json.dumps({"secs": min(times), "tokens": n * new_tokens, "threads": threads}))
+
+
+def rank(model_dir, prompts, prompt_len, candidates, cand_len, threads):
+    """Each prompt's `candidates` continuations scored as separate texts (prompt + candidate,
+    one batch of `candidates` rows per prompt): summed log-probabilities of the candidate tokens.
+    Best of 2."""
+    from transformers import GPTNeoXForCausalLM
+
+    torch.set_num_threads(threads)
+    model = GPTNeoXForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    times = []
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([bench_prompt(0, 8)]))  # warm-up
+        for _ in range(2):
+            t0 = time.perf_counter()
+            loglik = []
+            for r in range(prompts):
+                p = bench_prompt(r, prompt_len)
+                ids = torch.tensor([p + candidate(r, c, cand_len) for c in range(candidates)])
+                logp = torch.log_softmax(model(input_ids=ids).logits[:, prompt_len - 1 : -1].float(), -1)
+                picked = logp.gather(2, ids[:, prompt_len:, None])[..., 0]
+                loglik.append(picked.double().sum(1).tolist())
+            times.append(time.perf_counter() - t0)
+    print(json.dumps({"secs": min(times), "loglik": loglik, "threads": threads}))
+
+
+def load(model_dir, threads):
+    """Time and peak resident memory of `from_pretrained` (fp32, CPU) in this fresh process;
+    `base_rss_mb` is the process after importing torch and transformers, before loading."""
+    import transformers
+    from transformers import GPTNeoXForCausalLM
+
+    torch.set_num_threads(threads)
+    base = peak_rss_mib()
+    t0 = time.perf_counter()
+    model = GPTNeoXForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+    secs = time.perf_counter() - t0
+    params = sum(p.numel() for p in model.parameters())
+    print(
+        json.dumps(
+            {
+                "secs": secs,
+                "peak_rss_mb": peak_rss_mib(),
+                "base_rss_mb": base,
+                "parameters": params,
+                "transformers": transformers.__version__,
+                "torch": torch.__version__,
+            }
+        )
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("make")
     m.add_argument("--out", required=True)
     m.add_argument("--tokenizer", default=None)
+    m.add_argument("--shape", choices=sorted(SHAPES), default="160m")
     r = sub.add_parser("run")
     r.add_argument("--model", required=True)
     r.add_argument("--batch", type=int, required=True)
@@ -168,9 +266,31 @@ def main():
     n.add_argument("--new-tokens", type=int, required=True)
     n.add_argument("--batches", required=True)
     n.add_argument("--threads", type=int, required=True)
+    s = sub.add_parser("samples")
+    s.add_argument("--model", required=True)
+    s.add_argument("--prompt-len", type=int, required=True)
+    s.add_argument("--new-tokens", type=int, required=True)
+    s.add_argument("--samples", type=int, required=True)
+    s.add_argument("--threads", type=int, required=True)
+    k = sub.add_parser("rank")
+    k.add_argument("--model", required=True)
+    k.add_argument("--prompts", type=int, required=True)
+    k.add_argument("--prompt-len", type=int, required=True)
+    k.add_argument("--candidates", type=int, required=True)
+    k.add_argument("--candidate-len", type=int, required=True)
+    k.add_argument("--threads", type=int, required=True)
+    ld = sub.add_parser("load")
+    ld.add_argument("--model", required=True)
+    ld.add_argument("--threads", type=int, required=True)
     a = ap.parse_args()
     if a.cmd == "make":
-        make(a.out, a.tokenizer)
+        make(a.out, a.tokenizer, a.shape)
+    elif a.cmd == "samples":
+        samples(a.model, a.prompt_len, a.new_tokens, a.samples, a.threads)
+    elif a.cmd == "rank":
+        rank(a.model, a.prompts, a.prompt_len, a.candidates, a.candidate_len, a.threads)
+    elif a.cmd == "load":
+        load(a.model, a.threads)
     elif a.cmd == "many":
         batches = [int(b) for b in a.batches.split(",")]
         many(a.model, a.requests, a.prompt_len, a.new_tokens, batches, a.threads)

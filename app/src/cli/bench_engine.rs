@@ -1,7 +1,10 @@
 //! `c2s-studio bench-engine`: prefill and decode throughput of the Burn engine next to
 //! `transformers` on the same machine, threads and random Pythia-160M-sized checkpoint, in one run.
 //! The Python side lives in `tools/models/bench_transformers.py` (run with the pinned venv).
+//! Besides prefill and decode per batch size it times loading, and optionally a many-request
+//! workload and the shared-prefix workloads of [`super::bench_sharing`].
 
+use super::bench_sharing::{self, Reference};
 use super::engine_args::DeviceArgs;
 use c2s_core::engine::{GenerateOptions, SamplingParams};
 use std::path::{Path, PathBuf};
@@ -43,6 +46,25 @@ pub struct Args {
     /// Batch sizes tried on the `transformers` side of the many-request workload.
     #[arg(long, value_delimiter = ',', default_value = "16,64")]
     pub hf_batch: Vec<usize>,
+    /// Also run one prompt with this many samples (temperature 0.3): its prefill shared by the
+    /// samples, against separate prefills and `transformers`' `num_return_sequences`. 0 = skip.
+    #[arg(long, default_value_t = 0)]
+    pub samples: usize,
+    /// Also rank this many candidate labels per prompt: the prompt's cache shared by its
+    /// candidates, against scoring `prompt + label` texts separately (ours and
+    /// `transformers`'). 0 = skip.
+    #[arg(long, default_value_t = 0)]
+    pub candidates: usize,
+    /// Prompts of the candidate-ranking workload.
+    #[arg(long, default_value_t = 16)]
+    pub candidate_prompts: usize,
+    /// Shape of the random checkpoint: `160m` (Pythia-160M) or `1b` (Pythia-1B, 4 GB in f32).
+    #[arg(long, default_value = "160m", value_parser = ["160m", "1b"])]
+    pub shape: String,
+    /// Measure loading only (time and peak memory, ours and `transformers`' `from_pretrained`),
+    /// skipping the throughput table.
+    #[arg(long)]
+    pub load_only: bool,
 }
 
 /// Runs the benchmark and prints a table.
@@ -53,10 +75,9 @@ pub fn run(args: Args) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| tools.join(".venv/bin/python"));
     let script = tools.join("bench_transformers.py");
-    let model_dir = args
-        .model_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("c2s-bench-pythia-160m-random"));
+    let model_dir = args.model_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("c2s-bench-pythia-{}-random", args.shape))
+    });
     if !model_dir.join("model.safetensors").exists() {
         if !python.exists() {
             return Err(format!(
@@ -66,12 +87,13 @@ pub fn run(args: Args) -> Result<(), String> {
             ));
         }
         eprintln!(
-            "writing a random Pythia-160M-sized checkpoint to {}",
+            "writing a random Pythia-{}-shaped checkpoint to {}",
+            args.shape.to_uppercase(),
             model_dir.display()
         );
         let status = Command::new(&python)
             .arg(&script)
-            .args(["make", "--out"])
+            .args(["make", "--shape", &args.shape, "--out"])
             .arg(&model_dir)
             .status()
             .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
@@ -79,11 +101,26 @@ pub fn run(args: Args) -> Result<(), String> {
             return Err("writing the benchmark checkpoint failed".into());
         }
     }
+    // Loading comes first in this process, so its peak memory is the load's.
+    let started = std::time::Instant::now();
     let engine =
         DeviceArgs::new(&args.device, &args.dtype).load(&model_dir.display().to_string(), false)?;
+    let load_secs = started.elapsed().as_secs_f64();
+    let load_peak = peak_rss_mib();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let reference = Reference {
+        python: &python,
+        script: &script,
+        model_dir: &model_dir,
+        threads,
+    };
+    let reference = (!args.no_reference).then_some(&reference);
+    print_load(&engine, load_secs, load_peak, reference)?;
+    if args.load_only {
+        return Ok(());
+    }
     let weights = engine
         .info()
         .cpu_weights
@@ -185,6 +222,54 @@ pub fn run(args: Args) -> Result<(), String> {
     if args.requests > 0 {
         many_requests(&engine, &python, &script, &model_dir, &args, threads)?;
     }
+    if args.samples > 0 {
+        bench_sharing::one_prompt_many_samples(
+            &engine,
+            args.prompt_len,
+            args.new_tokens,
+            args.samples,
+            reference,
+        )?;
+    }
+    if args.candidates > 0 {
+        bench_sharing::rank_candidates(
+            &engine,
+            args.prompt_len,
+            args.candidate_prompts,
+            args.candidates,
+            reference,
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints how long loading took and the process's peak memory after it, next to
+/// `transformers`' `from_pretrained` in a fresh Python process.
+fn print_load(
+    engine: &c2s_core::engine::Engine,
+    secs: f64,
+    peak: f64,
+    reference: Option<&Reference<'_>>,
+) -> Result<(), String> {
+    let info = engine.info();
+    println!(
+        "load: {:.0}M parameters ({} weights on the CPU) in {secs:.2} s, peak RSS {peak:.0} MiB",
+        info.parameters as f64 / 1e6,
+        info.cpu_weights.map_or("device", |w| w.name()),
+    );
+    if let Some(reference) = reference {
+        let r = reference.run("load", &[])?;
+        let (their_secs, their_peak, base) = (
+            r["secs"].as_f64().unwrap_or(f64::NAN),
+            r["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+            r["base_rss_mb"].as_f64().unwrap_or(f64::NAN),
+        );
+        println!(
+            "      transformers {} from_pretrained (f32): {their_secs:.2} s, peak RSS              {their_peak:.0} MiB ({base:.0} MiB of it torch and transformers before loading);              ours {:.2}x the speed",
+            r["transformers"].as_str().unwrap_or("?"),
+            their_secs / secs
+        );
+    }
     Ok(())
 }
 
@@ -232,7 +317,7 @@ fn print_screen_projection(measured: &[Throughput], args: &Args) {
 }
 
 /// Prompt `r` of the benchmark: `len` token ids spread over the vocabulary.
-fn bench_prompt(r: usize, len: usize) -> Vec<u32> {
+pub(super) fn bench_prompt(r: usize, len: usize) -> Vec<u32> {
     (0..len)
         .map(|i| 1 + ((r * 7919 + i * 104_729) % 49_999) as u32)
         .collect()

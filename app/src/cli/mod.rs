@@ -7,6 +7,7 @@ mod bench_engine;
 mod bench_finetune;
 mod bench_gui;
 mod bench_kernels;
+mod bench_sharing;
 mod bench_ssgsea;
 mod bench_umap;
 mod convert;

@@ -442,9 +442,9 @@ impl<B: Backend> Generator<'_, B> {
                 }
                 break;
             }
-            for (row, &l) in live.iter_mut().zip(&logit_rows) {
-                let at = l * step.vocab_rows;
-                row.advance(&logits[at..at + step.vocab_rows], &step, sinks)?;
+            let picks = pick_tokens(&mut live, &logits, &logit_rows, &step);
+            for (row, pick) in live.iter_mut().zip(picks) {
+                row.advance(pick, &step, sinks)?;
             }
             let before = live.len();
             let mut keep = Vec::with_capacity(before);
@@ -521,19 +521,18 @@ impl Row<'_> {
         (self.prompt_len + self.ids.len()) as i64 - 1
     }
 
-    /// Chooses the next token from this row's logits, updates the text and streams the token.
+    /// Takes the token [`pick_tokens`] chose for this row, updates the text and streams the
+    /// token.
     fn advance<B: Backend>(
         &mut self,
-        logits: &[f32],
+        pick: Result<(u32, f64), SampleError>,
         step: &StepContext<'_, '_, B>,
         sinks: &mut Sinks<'_>,
     ) -> Result<(), EngineError> {
         let g = step.generator;
         let tokenizer = g.tokenizer;
-        let allowed = |id: usize| id < step.vocab_rows && tokenizer.knows(id as u32);
-        let id = choose(logits, &step.options.sampling, &mut self.rng, allowed)
-            .map_err(|e| self.sample_error(e, step.vocab_rows))?;
-        self.logprob += token_logprob(logits, id);
+        let (id, logprob) = pick.map_err(|e| self.sample_error(e, step.vocab_rows))?;
+        self.logprob += logprob;
         self.ids.push(id);
         let before = self.stop.emitted();
         let new = self.decoder.next(tokenizer, &self.ids)?;
@@ -625,18 +624,80 @@ fn clock_seed() -> u64 {
         .unwrap_or(0)
 }
 
-/// `log softmax(logits)[id]`, in f64 (NaN logits count as impossible).
+/// Each live row's next token and its log-probability, chosen on the rayon pool (a row of
+/// logits is a vocabulary-long pass; each row draws from its own stream, so the choice does not
+/// depend on which thread makes it). `logit_rows[slot]` is the row of `logits` of `live[slot]`.
+fn pick_tokens<B: Backend>(
+    live: &mut [Row<'_>],
+    logits: &[f32],
+    logit_rows: &[usize],
+    step: &StepContext<'_, '_, B>,
+) -> Vec<Result<(u32, f64), SampleError>> {
+    use rayon::prelude::*;
+    let (vocab_rows, sampling) = (step.vocab_rows, &step.options.sampling);
+    let tokenizer = step.generator.tokenizer;
+    live.par_iter_mut()
+        .zip(logit_rows)
+        .map(|(row, &l)| {
+            let logits = &logits[l * vocab_rows..(l + 1) * vocab_rows];
+            let allowed = |id: usize| id < vocab_rows && tokenizer.knows(id as u32);
+            let id = choose(logits, sampling, &mut row.rng, allowed)?;
+            Ok((id, token_logprob(logits, id)))
+        })
+        .collect()
+}
+
+/// `log softmax(logits)[id]` (NaN logits count as impossible).
 fn token_logprob(logits: &[f32], id: u32) -> f64 {
-    let max = logits
+    let (max, sum) = max_and_sum_exp(logits);
+    f64::from(logits[id as usize] - max) - sum.ln()
+}
+
+crate::kernels::with_widest_vectors! {
+    /// The largest logit `m` and `Σ exp(v − m)`, NaN logits left out (`(-∞, 0)` if no logit
+    /// is finite).
+    fn max_and_sum_exp(logits: &[f32]) -> (f32, f64) = max_and_sum_exp_lanes;
+}
+
+#[inline(always)]
+fn max_and_sum_exp_lanes(logits: &[f32]) -> (f32, f64) {
+    use crate::kernels::math::exp_nonpositive;
+    const LANES: usize = 16;
+    // Lane sums of at most this many values each are added into the f64 total, so the f32
+    // rounding stays near 1e-6 relative whatever the vocabulary size.
+    const BLOCK: usize = 4096;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
         .iter()
-        .filter(|v| !v.is_nan())
         .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let total: f64 = logits
-        .iter()
-        .filter(|v| !v.is_nan())
-        .map(|&v| f64::from(v - max).exp())
-        .sum();
-    f64::from(logits[id as usize] - max) - total.ln()
+    for c in chunks {
+        for l in 0..LANES {
+            lanes[l] = lanes[l].max(c[l]);
+        }
+    }
+    let max = lanes.iter().fold(tail, |m, &v| m.max(v));
+    if max == f32::NEG_INFINITY {
+        return (max, 0.0);
+    }
+    let weight = |v: f32| {
+        let x = v - max;
+        if x.is_nan() { 0.0 } else { exp_nonpositive(x) }
+    };
+    let mut total = 0.0f64;
+    for block in logits.chunks(BLOCK) {
+        let mut acc = [0.0f32; LANES];
+        let chunks = block.chunks_exact(LANES);
+        let tail: f32 = chunks.remainder().iter().map(|&v| weight(v)).sum();
+        for c in chunks {
+            for l in 0..LANES {
+                acc[l] += weight(c[l]);
+            }
+        }
+        total += acc.iter().map(|&a| f64::from(a)).sum::<f64>() + f64::from(tail);
+    }
+    (max, total)
 }
 
 /// Logits of the last position of every row, on the host as f32 (`[B · V]`).
@@ -652,4 +713,37 @@ fn last_logits<B: Backend>(
     data.into_vec::<f32>().map_err(|e| EngineError::Backend {
         message: format!("cannot read logits back from the device: {e:?}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_logprob_matches_a_plain_log_softmax() {
+        let mut rng = SplitMix64::new(7);
+        // A Pythia-sized row (several f32 blocks and a short tail), spread as trained logits are.
+        let mut logits: Vec<f32> = (0..50_277)
+            .map(|_| (rng.next_f64() * 30.0 - 20.0) as f32)
+            .collect();
+        logits[123] = f32::NAN;
+        logits[4_567] = f32::NEG_INFINITY;
+        logits[40_000] = 15.5;
+        let finite: Vec<f64> = logits
+            .iter()
+            .filter(|v| !v.is_nan())
+            .map(|&v| f64::from(v))
+            .collect();
+        let max = finite.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        let lse = max + finite.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        for id in [0u32, 40_000, 4_567, 50_276] {
+            let want = f64::from(logits[id as usize]) - lse;
+            let got = token_logprob(&logits, id);
+            if want.is_infinite() {
+                assert_eq!(got, want);
+            } else {
+                assert!((got - want).abs() < 1e-5, "id {id}: {got} vs {want}");
+            }
+        }
+    }
 }

@@ -61,11 +61,33 @@ fn prefill<B: Backend>(
     )?)
 }
 
-/// Scores `rows` (already tokenized) as one left-padded batch.
+/// Most logits (rows × positions × vocabulary f32 values) [`score`] forms at once: 16 Mi
+/// values, 64 MiB. A batch of 16 Gemma texts of 800 tokens would otherwise form 13 GB of them.
+pub const LOGIT_BUDGET: usize = 1 << 24;
+
+/// Positions whose logits are formed together for `rows` rows of a `vocab`-wide head under
+/// `budget` values (at least one position).
+fn positions_per_chunk(rows: usize, vocab: usize, budget: usize) -> usize {
+    (budget / (rows * vocab).max(1)).max(1)
+}
+
+/// Scores `rows` (already tokenized) as one left-padded batch, forming the logits of at most
+/// [`LOGIT_BUDGET`] values at a time.
 pub fn score<B: Backend>(
     model: &LanguageModel<B>,
     rows: &[Vec<u32>],
     pad_id: u32,
+) -> Result<Vec<TokenScores>, EngineError> {
+    score_with_logit_budget(model, rows, pad_id, LOGIT_BUDGET)
+}
+
+/// [`score`] with its own bound on the logits formed at once (`budget` f32 values; a chunk
+/// holds at least one position of every row).
+pub fn score_with_logit_budget<B: Backend>(
+    model: &LanguageModel<B>,
+    rows: &[Vec<u32>],
+    pad_id: u32,
+    budget: usize,
 ) -> Result<Vec<TokenScores>, EngineError> {
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -84,15 +106,26 @@ pub fn score<B: Backend>(
     }
     let hidden = prefill(model, &batch)?;
     let device = hidden.device();
-    let logits = model
-        .logits(hidden.narrow(1, 0, t - 1))
-        .cast(FloatDType::F32);
-    let logp = log_softmax(logits, 2);
-    let targets: Vec<i64> = (0..b)
-        .flat_map(|r| batch.ids[r * t + 1..(r + 1) * t].iter().map(|&i| i as i64))
-        .collect();
-    let targets = Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [b, t - 1, 1]), &device);
-    let picked = logp.gather(2, targets).reshape([b * (t - 1)]);
+    let chunk = positions_per_chunk(b, model.vocab_rows(), budget);
+    let mut picked = Vec::with_capacity((t - 1).div_ceil(chunk));
+    for start in (0..t - 1).step_by(chunk) {
+        let len = chunk.min(t - 1 - start);
+        let logits = model
+            .logits(hidden.clone().narrow(1, start, len))
+            .cast(FloatDType::F32);
+        let logp = log_softmax(logits, 2);
+        // Position `c` scores token `c + 1`.
+        let targets: Vec<i64> = (0..b)
+            .flat_map(|r| {
+                let from = r * t + start + 1;
+                batch.ids[from..from + len].iter().map(|&i| i as i64)
+            })
+            .collect();
+        let targets =
+            Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [b, len, 1]), &device);
+        picked.push(logp.gather(2, targets).reshape([b, len]));
+    }
+    let picked = Tensor::cat(picked, 1).reshape([b * (t - 1)]);
     let values = picked
         .into_data()
         .into_vec::<f32>()
@@ -343,4 +376,23 @@ fn read_f32<B: Backend>(tensor: Tensor<B, 1>, what: &str) -> Result<Vec<f32>, En
         .map_err(|e| EngineError::Backend {
             message: format!("cannot read {what} back from the device: {e:?}"),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logit_chunks_stay_within_the_budget() {
+        // 16 Gemma texts of 800 tokens: 64 MiB of logits at a time, not 13 GB.
+        let (rows, vocab) = (16, 256_000);
+        let chunk = positions_per_chunk(rows, vocab, LOGIT_BUDGET);
+        assert!(
+            chunk >= 1 && rows * chunk * vocab <= LOGIT_BUDGET,
+            "{chunk}"
+        );
+        assert_eq!(positions_per_chunk(2, 10, 100), 5);
+        // A budget below one position still makes progress, one position at a time.
+        assert_eq!(positions_per_chunk(64, 256_000, 1), 1);
+    }
 }

@@ -58,3 +58,36 @@ fn detect_now() -> Isa {
 fn detect_now() -> Isa {
     Isa::Portable
 }
+
+/// Defines `fn $name(args) -> ret` that runs the `#[inline(always)]` function `$body` compiled
+/// for the widest vector instructions the processor has (AVX-512, else AVX2 with FMA, else the
+/// build's baseline), so plain lane-wise loops in `$body` are vectorised to that width.
+macro_rules! with_widest_vectors {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:path;) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                match $crate::kernels::Isa::detect() {
+                    // SAFETY: `Isa::detect` found these instructions on this processor.
+                    $crate::kernels::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::kernels::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::kernels::Isa::Portable => {}
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use with_widest_vectors;

@@ -16,6 +16,7 @@ mod small;
 mod tiles;
 
 pub use isa::Isa;
+pub(crate) use isa::with_widest_vectors;
 pub use q8::BLOCK as Q8_BLOCK;
 pub use small::{Strided, matmul_serial};
 
@@ -135,11 +136,11 @@ impl PackedMatrix {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Deterministic values in [-0.5, 0.5) times `scale`.
-    fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    pub(crate) fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {

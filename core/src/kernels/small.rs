@@ -297,18 +297,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
+    use crate::kernels::tests::values;
 
     /// Every instruction set against a plain f64 product: edge sizes around the register tile
     /// (1–9 rows, 1–33 columns), transposed operands, a wider output stride whose extra cells
@@ -323,7 +312,7 @@ mod tests {
                     (false, true, true),
                     (true, true, false),
                 ] {
-                    let (av, bv) = (values(m * k, 1), values(k * n, 2));
+                    let (av, bv) = (values(m * k, 1, 1.0), values(k * n, 2, 1.0));
                     let a = if transpose_a {
                         Strided::cols(&av, m)
                     } else {
@@ -335,7 +324,7 @@ mod tests {
                         Strided::rows(&bv, n)
                     };
                     let stride = n + 3;
-                    let start = values(m * stride, 3);
+                    let start = values(m * stride, 3, 1.0);
                     let mut c = start.clone();
                     matmul_serial_with(&mut c, stride, m, n, k, a, b, accumulate, isa);
                     for i in 0..m {

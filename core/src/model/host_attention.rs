@@ -5,6 +5,7 @@
 
 use super::linear::host_f32;
 use crate::kernels::math::exp_nonpositive;
+use crate::kernels::with_widest_vectors;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
@@ -278,11 +279,17 @@ impl Head<'_> {
     }
 }
 
-/// Soft-max over the entries that are not `-∞` (masked keys get exactly 0; a row with no
-/// visible key becomes all zeros). Weights below `e^-87` relative to the largest are flushed to
-/// zero: they cannot change an f32 sum, and as subnormals they would slow every later product.
-fn softmax_visible(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+with_widest_vectors! {
+    /// Soft-max over the entries that are not `-∞` (masked keys get exactly 0; a row with no
+    /// visible key becomes all zeros). Weights below `e^-87` relative to the largest are flushed
+    /// to zero: they cannot change an f32 sum, and as subnormals they would slow every later
+    /// product.
+    fn softmax_visible(row: &mut [f32]) = softmax_visible_lanes;
+}
+
+#[inline(always)]
+fn softmax_visible_lanes(row: &mut [f32]) {
+    let max = max_lanes(row);
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
         return;
@@ -290,16 +297,32 @@ fn softmax_visible(row: &mut [f32]) {
     for s in row.iter_mut() {
         *s = exp_nonpositive(*s - max);
     }
-    let total: f32 = row.iter().sum();
-    let inv = 1.0 / total;
+    let inv = 1.0 / sum_lanes(row);
     for s in row.iter_mut() {
         *s *= inv;
     }
 }
 
-/// One query over keys `span` (those `valid` marks real): softmax-weighted sum of values.
+with_widest_vectors! {
+    /// One query over keys `span` (those `valid` marks real): softmax-weighted sum of values.
+    /// `scores` is scratch space.
+    #[allow(clippy::too_many_arguments)]
+    fn attend_one(
+        query: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        d: usize,
+        span: std::ops::Range<usize>,
+        valid: &[bool],
+        spec: AttentionSpec,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+    ) = attend_one_lanes;
+}
+
 #[allow(clippy::too_many_arguments)]
-fn attend_one(
+#[inline(always)]
+fn attend_one_lanes(
     query: &[f32],
     keys: &[f32],
     values: &[f32],
@@ -307,30 +330,31 @@ fn attend_one(
     span: std::ops::Range<usize>,
     valid: &[bool],
     spec: AttentionSpec,
-    scores: &mut Vec<(usize, f32)>,
+    scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
     scores.clear();
     let scale = spec.scale as f32;
-    for j in span.filter(|&j| valid[j]) {
-        let mut s = dot(query, &keys[j * d..][..d]) * scale;
-        if let Some(cap) = spec.softcap {
-            let cap = cap as f32;
-            s = (s / cap).tanh() * cap;
+    scores.extend(span.clone().map(|j| {
+        if !valid[j] {
+            return f32::NEG_INFINITY;
         }
-        scores.push((j, s));
-    }
+        let s = dot(query, &keys[j * d..][..d]) * scale;
+        match spec.softcap {
+            Some(cap) => (s / cap as f32).tanh() * cap as f32,
+            None => s,
+        }
+    }));
     out.fill(0.0);
-    if scores.is_empty() {
+    let max = max_lanes(scores);
+    if max == f32::NEG_INFINITY {
         return;
     }
-    let max = scores.iter().fold(f32::NEG_INFINITY, |m, s| m.max(s.1));
-    let mut total = 0.0f32;
     for s in scores.iter_mut() {
-        s.1 = exp_nonpositive(s.1 - max);
-        total += s.1;
+        *s = exp_nonpositive(*s - max);
     }
-    for &(j, p) in scores.iter().filter(|s| s.1 != 0.0) {
+    let total = sum_lanes(scores);
+    for (j, &p) in span.zip(scores.iter()).filter(|s| *s.1 != 0.0) {
         let w = p / total;
         for (o, v) in out.iter_mut().zip(&values[j * d..][..d]) {
             *o += w * v;
@@ -338,10 +362,14 @@ fn attend_one(
     }
 }
 
-/// Dot product in 16 independent lanes (vectorised by the compiler).
+/// Lanes of the reductions below: independent accumulators the compiler keeps in one vector.
+const LANES: usize = 16;
+
+/// Dot product in [`LANES`] independent lanes.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+    let mut lanes = [0.0f32; LANES];
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = ac
         .remainder()
         .iter()
@@ -349,11 +377,42 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ac.zip(bc) {
-        for l in 0..16 {
+        for l in 0..LANES {
             lanes[l] += x[l] * y[l];
         }
     }
     lanes.iter().sum::<f32>() + tail
+}
+
+/// Sum in [`LANES`] independent lanes.
+#[inline(always)]
+fn sum_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..LANES {
+            lanes[l] += c[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Largest value (NaN ignored, `-∞` for an empty slice) in [`LANES`] independent lanes.
+#[inline(always)]
+fn max_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for c in chunks {
+        for l in 0..LANES {
+            lanes[l] = lanes[l].max(c[l]);
+        }
+    }
+    lanes.iter().fold(tail, |m, &v| m.max(v))
 }
 
 #[cfg(test)]

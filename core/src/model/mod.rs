@@ -324,8 +324,19 @@ fn embed<B: Backend>(
 /// `x·½·(1 + erf(x/√2))` (see [`crate::kernels::math::gelu_erf`]), the tanh form, or ReLU).
 fn activate_rows(x: &mut [f32], act: Activation) {
     use rayon::prelude::*;
+    x.par_chunks_mut(1 << 14)
+        .for_each(|chunk| activate_chunk(chunk, act));
+}
+
+crate::kernels::with_widest_vectors! {
+    /// One chunk of [`activate_rows`].
+    fn activate_chunk(chunk: &mut [f32], act: Activation) = activate_chunk_lanes;
+}
+
+#[inline(always)]
+fn activate_chunk_lanes(chunk: &mut [f32], act: Activation) {
     const SQRT_2_OVER_PI: f32 = std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
-    x.par_chunks_mut(1 << 14).for_each(|chunk| match act {
+    match act {
         Activation::Gelu => {
             for v in chunk {
                 *v = crate::kernels::math::gelu_erf(*v);
@@ -342,7 +353,7 @@ fn activate_rows(x: &mut [f32], act: Activation) {
                 *v = v.max(0.0);
             }
         }
-    });
+    }
 }
 
 /// `[B, T, H]` host values as a tensor (for traces and the forward pass's result).

@@ -8,6 +8,7 @@ use burn::backend::Flex;
 use burn::backend::flex::FlexDevice;
 use burn::tensor::DType;
 use c2s_core::engine::generate::generate;
+use c2s_core::engine::score::score_with_logit_budget;
 use c2s_core::engine::tokenizer::TextTokenizer;
 use c2s_core::engine::{GenerateOptions, GenerateRequest, SamplingParams, StopReason};
 use c2s_core::model::LanguageModel;
@@ -107,6 +108,30 @@ fn scoring_matches_transformers_log_probs() {
                 assert!(
                     (*v as f64 - expected).abs() <= 1e-4,
                     "{name} prompt {i} token {k}: {v} vs {expected}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn scores_formed_a_position_at_a_time_equal_one_pass() {
+    // The logits of a scoring batch are formed in chunks bounded by a budget; the smallest
+    // budget (one position of every row per chunk) must give the scores of a single pass.
+    for name in FIXTURES {
+        let dir = fixtures_dir().join(name);
+        let r = reference(name);
+        let model = LanguageModel::<Flex>::load(&dir, DType::F32, &FlexDevice).expect("model");
+        let pad = cpu_engine(name).info().pad_id;
+        let one_pass = score_with_logit_budget(&model, &r.prompts, pad, usize::MAX).expect("one");
+        let chunked = score_with_logit_budget(&model, &r.prompts, pad, 1).expect("chunked");
+        for (i, (a, b)) in one_pass.iter().zip(&chunked).enumerate() {
+            assert_eq!(a.token_ids, b.token_ids);
+            assert_eq!(a.logprobs.len(), b.logprobs.len());
+            for (k, (x, y)) in a.logprobs.iter().zip(&b.logprobs).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-6,
+                    "{name} text {i} token {k}: {x} vs {y}"
                 );
             }
         }
