@@ -54,12 +54,13 @@ def make(out, tokenizer=None, shape="160m"):
     print(json.dumps({"wrote": out}))
 
 
-def peak_rss_mib():
-    """VmHWM of this process (ru_maxrss would include the parent's RSS inherited at fork)."""
+def peak_rss_mib(field="VmHWM:"):
+    """VmHWM of this process (ru_maxrss would include the parent's RSS inherited at fork), or
+    another memory `field` of /proc/self/status."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
@@ -221,8 +222,10 @@ def rank(model_dir, prompts, prompt_len, candidates, cand_len, threads):
 
 
 def load(model_dir, threads):
-    """Time and peak resident memory of `from_pretrained` (fp32, CPU) in this fresh process;
-    `base_rss_mb` is the process after importing torch and transformers, before loading."""
+    """Time of `from_pretrained` (fp32, CPU) in this fresh process, and until a first forward
+    of 8 tokens has run (`ready_secs`: the weights are mapped from the file and read when first
+    touched), with the peak resident memory then; `base_rss_mb` is the process after importing
+    torch and transformers, before loading."""
     import transformers
     from transformers import GPTNeoXForCausalLM
 
@@ -231,12 +234,18 @@ def load(model_dir, threads):
     t0 = time.perf_counter()
     model = GPTNeoXForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
     secs = time.perf_counter() - t0
+    # The weights are mapped from the file and read when first used: time a first forward too.
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([bench_prompt(0, 8)]))
+    ready = time.perf_counter() - t0
     params = sum(p.numel() for p in model.parameters())
     print(
         json.dumps(
             {
                 "secs": secs,
+                "ready_secs": ready,
                 "peak_rss_mb": peak_rss_mib(),
+                "rss_mb": peak_rss_mib("VmRSS:"),
                 "base_rss_mb": base,
                 "parameters": params,
                 "transformers": transformers.__version__,
