@@ -661,23 +661,11 @@ crate::kernels::with_widest_vectors! {
 
 #[inline(always)]
 fn max_and_sum_exp_lanes(logits: &[f32]) -> (f32, f64) {
-    use crate::kernels::math::exp_nonpositive;
-    const LANES: usize = 16;
+    use crate::kernels::math::{LANES, exp_nonpositive, max_lanes};
     // Lane sums of at most this many values each are added into the f64 total, so the f32
     // rounding stays near 1e-6 relative whatever the vocabulary size.
     const BLOCK: usize = 4096;
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let chunks = logits.chunks_exact(LANES);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    for c in chunks {
-        for l in 0..LANES {
-            lanes[l] = lanes[l].max(c[l]);
-        }
-    }
-    let max = lanes.iter().fold(tail, |m, &v| m.max(v));
+    let max = max_lanes(logits);
     if max == f32::NEG_INFINITY {
         return (max, 0.0);
     }

@@ -68,6 +68,41 @@ pub fn gelu_erf_derivative(x: f32) -> f32 {
     normal_cdf(x) + x * FRAC_1_SQRT_2PI * exp_nonpositive(-0.5 * x * x)
 }
 
+/// Lanes of the reductions below: independent accumulators the compiler keeps in one vector
+/// (call them from a function compiled for wide vectors, see `with_widest_vectors!`).
+pub(crate) const LANES: usize = 16;
+
+/// Sum in [`LANES`] independent lanes.
+#[inline(always)]
+pub(crate) fn sum_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..LANES {
+            lanes[l] += c[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Largest value (NaN ignored, `-∞` for an empty slice) in [`LANES`] independent lanes.
+#[inline(always)]
+pub(crate) fn max_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for c in chunks {
+        for l in 0..LANES {
+            lanes[l] = lanes[l].max(c[l]);
+        }
+    }
+    lanes.iter().fold(tail, |m, &v| m.max(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

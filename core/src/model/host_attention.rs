@@ -4,7 +4,7 @@
 //! keys and values stay in one `Vec` per layer and each (row, head) is computed on the rayon pool.
 
 use super::linear::host_f32;
-use crate::kernels::math::exp_nonpositive;
+use crate::kernels::math::{LANES, exp_nonpositive, max_lanes, sum_lanes};
 use crate::kernels::with_widest_vectors;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -362,9 +362,6 @@ fn attend_one_lanes(
     }
 }
 
-/// Lanes of the reductions below: independent accumulators the compiler keeps in one vector.
-const LANES: usize = 16;
-
 /// Dot product in [`LANES`] independent lanes.
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -382,37 +379,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + tail
-}
-
-/// Sum in [`LANES`] independent lanes.
-#[inline(always)]
-fn sum_lanes(x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for l in 0..LANES {
-            lanes[l] += c[l];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-/// Largest value (NaN ignored, `-∞` for an empty slice) in [`LANES`] independent lanes.
-#[inline(always)]
-fn max_lanes(x: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    for c in chunks {
-        for l in 0..LANES {
-            lanes[l] = lanes[l].max(c[l]);
-        }
-    }
-    lanes.iter().fold(tail, |m, &v| m.max(v))
 }
 
 #[cfg(test)]
