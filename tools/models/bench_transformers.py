@@ -67,11 +67,26 @@ def peak_rss_mib(field="VmHWM:"):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run(model_dir, batch, prompt_len, new_tokens, threads):
+def bench_prompt(r, length):
+    """Prompt `r` of the benchmark, as `bench_prompt` in app/src/cli/bench_engine.rs."""
+    return [1 + (r * 7919 + i * 104729) % 49999 for i in range(length)]
+
+
+def candidate(r, c, length):
+    """Candidate label `c` of prompt `r`, as `candidate` in app/src/cli/bench_sharing.rs."""
+    return [1 + (r * 31 + c * 17 + j * 1009) % 49999 for j in range(length)]
+
+
+def eager_model(model_dir, threads):
+    """The checkpoint with eager attention, for inference on `threads` torch threads."""
     from transformers import GPTNeoXForCausalLM
 
     torch.set_num_threads(threads)
-    model = GPTNeoXForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    return GPTNeoXForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+
+
+def run(model_dir, batch, prompt_len, new_tokens, threads):
+    model = eager_model(model_dir, threads)
     g = torch.Generator().manual_seed(batch)
     ids = torch.randint(1, 50000, (batch, prompt_len), generator=g)
     mask = torch.ones_like(ids)
@@ -114,13 +129,8 @@ def many(model_dir, requests, prompt_len, new_tokens, batches, threads):
     """Generated tokens/s over `requests` prompts (the engine benchmark's ids), sampled at
     temperature 0.3, in batches of each size in `batches`; reports every size and the best."""
     import transformers
-    from transformers import GPTNeoXForCausalLM
-
-    torch.set_num_threads(threads)
-    model = GPTNeoXForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
-    prompts = [
-        [1 + (r * 7919 + i * 104729) % 49999 for i in range(prompt_len)] for r in range(requests)
-    ]
+    model = eager_model(model_dir, threads)
+    prompts = [bench_prompt(r, prompt_len) for r in range(requests)]
     per_batch = {}
     with torch.inference_mode():
         model(input_ids=torch.tensor(prompts[:1])[:, :8])  # warm-up
@@ -157,23 +167,10 @@ def many(model_dir, requests, prompt_len, new_tokens, batches, threads):
     )
 
 
-def bench_prompt(r, length):
-    """Prompt `r` of the benchmark, as `bench_prompt` in app/src/cli/bench_engine.rs."""
-    return [1 + (r * 7919 + i * 104729) % 49999 for i in range(length)]
-
-
-def candidate(r, c, length):
-    """Candidate label `c` of prompt `r`, as `candidate` in app/src/cli/bench_sharing.rs."""
-    return [1 + (r * 31 + c * 17 + j * 1009) % 49999 for j in range(length)]
-
-
 def samples(model_dir, prompt_len, new_tokens, n, threads):
     """One prompt, `n` samples at temperature 0.3 (`num_return_sequences`, which repeats the
     prompt `n` times before the prefill). Best of 2."""
-    from transformers import GPTNeoXForCausalLM
-
-    torch.set_num_threads(threads)
-    model = GPTNeoXForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    model = eager_model(model_dir, threads)
     ids = torch.tensor([bench_prompt(0, prompt_len)])
     times = []
     with torch.inference_mode():
@@ -201,10 +198,7 @@ def rank(model_dir, prompts, prompt_len, candidates, cand_len, threads):
     """Each prompt's `candidates` continuations scored as separate texts (prompt + candidate,
     one batch of `candidates` rows per prompt): summed log-probabilities of the candidate tokens.
     Best of 2."""
-    from transformers import GPTNeoXForCausalLM
-
-    torch.set_num_threads(threads)
-    model = GPTNeoXForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    model = eager_model(model_dir, threads)
     times = []
     with torch.inference_mode():
         model(input_ids=torch.tensor([bench_prompt(0, 8)]))  # warm-up
@@ -262,35 +256,22 @@ def main():
     m.add_argument("--out", required=True)
     m.add_argument("--tokenizer", default=None)
     m.add_argument("--shape", choices=sorted(SHAPES), default="160m")
-    r = sub.add_parser("run")
-    r.add_argument("--model", required=True)
-    r.add_argument("--batch", type=int, required=True)
-    r.add_argument("--prompt-len", type=int, required=True)
-    r.add_argument("--new-tokens", type=int, required=True)
-    r.add_argument("--threads", type=int, required=True)
-    n = sub.add_parser("many")
-    n.add_argument("--model", required=True)
-    n.add_argument("--requests", type=int, required=True)
-    n.add_argument("--prompt-len", type=int, required=True)
-    n.add_argument("--new-tokens", type=int, required=True)
-    n.add_argument("--batches", required=True)
-    n.add_argument("--threads", type=int, required=True)
-    s = sub.add_parser("samples")
-    s.add_argument("--model", required=True)
-    s.add_argument("--prompt-len", type=int, required=True)
-    s.add_argument("--new-tokens", type=int, required=True)
-    s.add_argument("--samples", type=int, required=True)
-    s.add_argument("--threads", type=int, required=True)
-    k = sub.add_parser("rank")
-    k.add_argument("--model", required=True)
-    k.add_argument("--prompts", type=int, required=True)
-    k.add_argument("--prompt-len", type=int, required=True)
-    k.add_argument("--candidates", type=int, required=True)
-    k.add_argument("--candidate-len", type=int, required=True)
-    k.add_argument("--threads", type=int, required=True)
-    ld = sub.add_parser("load")
-    ld.add_argument("--model", required=True)
-    ld.add_argument("--threads", type=int, required=True)
+
+    def workload(name, *int_flags, **other_flags):
+        """A timed workload's parser: --model, integer flags, other flags, --threads."""
+        p = sub.add_parser(name)
+        p.add_argument("--model", required=True)
+        for flag in int_flags:
+            p.add_argument(flag, type=int, required=True)
+        for flag, kind in other_flags.items():
+            p.add_argument(flag, type=kind, required=True)
+        p.add_argument("--threads", type=int, required=True)
+
+    workload("run", "--batch", "--prompt-len", "--new-tokens")
+    workload("many", "--requests", "--prompt-len", "--new-tokens", **{"--batches": str})
+    workload("samples", "--prompt-len", "--new-tokens", "--samples")
+    workload("rank", "--prompts", "--prompt-len", "--candidates", "--candidate-len")
+    workload("load")
     a = ap.parse_args()
     if a.cmd == "make":
         make(a.out, a.tokenizer, a.shape)
