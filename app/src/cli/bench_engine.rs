@@ -182,14 +182,19 @@ pub fn run(args: Args) -> Result<(), String> {
             .map(|s| (batch * s.decode_steps) as f64 / s.decode_secs.max(1e-9))
             .fold(0.0, f64::max);
         let peak = peak_rss_mib();
-        let reference = if args.no_reference {
-            None
-        } else {
-            Some(transformers_run(
-                &python, &script, &model_dir, batch, &args, threads,
-            )?)
-        };
-        let (hf_prefill, hf_decode, hf_peak) = reference
+        let hf = reference
+            .map(|r| {
+                r.run(
+                    "run",
+                    &[
+                        ("--batch", &batch),
+                        ("--prompt-len", &args.prompt_len),
+                        ("--new-tokens", &args.new_tokens),
+                    ],
+                )
+            })
+            .transpose()?;
+        let (hf_prefill, hf_decode, hf_peak) = hf
             .as_ref()
             .map(|r| {
                 (
@@ -218,7 +223,7 @@ pub fn run(args: Args) -> Result<(), String> {
     );
     print_screen_projection(&measured, &args);
     if args.requests > 0 {
-        many_requests(&engine, &python, &script, &model_dir, &args, threads)?;
+        many_requests(&engine, &args, reference)?;
     }
     if args.samples > 0 {
         bench_sharing::one_prompt_many_samples(
@@ -336,11 +341,8 @@ pub(super) fn bench_prompt(r: usize, len: usize) -> Vec<u32> {
 /// best batch size.
 fn many_requests(
     engine: &c2s_core::engine::Engine,
-    python: &Path,
-    script: &Path,
-    model_dir: &Path,
     args: &Args,
-    threads: usize,
+    reference: Option<&Reference<'_>>,
 ) -> Result<(), String> {
     let prompts: Vec<Vec<u32>> = (0..args.requests)
         .map(|r| bench_prompt(r, args.prompt_len))
@@ -367,45 +369,24 @@ fn many_requests(
         args.requests, args.prompt_len, args.new_tokens
     );
     println!("  ours: {tokens} tokens in {secs:.1} s = {ours:.1} generated tok/s (one call)");
-    if args.no_reference {
+    let Some(reference) = reference else {
         return Ok(());
-    }
+    };
     let batches = args
         .hf_batch
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let out = Command::new(python)
-        .arg(script)
-        .arg("many")
-        .arg("--model")
-        .arg(model_dir)
-        .args([
-            "--requests",
-            &args.requests.to_string(),
-            "--prompt-len",
-            &args.prompt_len.to_string(),
-            "--new-tokens",
-            &args.new_tokens.to_string(),
-            "--batches",
-            &batches,
-            "--threads",
-            &threads.to_string(),
-        ])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    let r: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-        format!(
-            "the transformers many-request run failed ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        )
-    })?;
+    let r = reference.run(
+        "many",
+        &[
+            ("--requests", &args.requests),
+            ("--prompt-len", &args.prompt_len),
+            ("--new-tokens", &args.new_tokens),
+            ("--batches", &batches),
+        ],
+    )?;
     let best = r["best_tok_s"].as_f64().unwrap_or(f64::NAN);
     println!(
         "  transformers {}: {} (best {best:.1} tok/s at batch {}); ratio {:.2}x",
@@ -415,33 +396,6 @@ fn many_requests(
         ours / best
     );
     Ok(())
-}
-
-fn transformers_run(
-    python: &Path,
-    script: &Path,
-    model_dir: &std::path::Path,
-    batch: usize,
-    args: &Args,
-    threads: usize,
-) -> Result<serde_json::Value, String> {
-    let mut command = Command::new(python);
-    command
-        .arg(script)
-        .arg("run")
-        .arg("--model")
-        .arg(model_dir)
-        .args([
-            "--batch",
-            &batch.to_string(),
-            "--prompt-len",
-            &args.prompt_len.to_string(),
-            "--new-tokens",
-            &args.new_tokens.to_string(),
-            "--threads",
-            &threads.to_string(),
-        ]);
-    reference_json(&mut command, python, "transformers")
 }
 
 /// Runs a reference benchmark script (`what` names it in messages) and reads the JSON object

@@ -26,11 +26,11 @@ pub(super) struct Reference<'a> {
 }
 
 impl Reference<'_> {
-    /// Runs `bench_transformers.py WORKLOAD` with `args` and reads its JSON line.
+    /// Runs `bench_transformers.py WORKLOAD` with `args` (flag, value) and reads its JSON line.
     pub(super) fn run(
         &self,
         workload: &str,
-        args: &[(&str, usize)],
+        args: &[(&str, &dyn std::fmt::Display)],
     ) -> Result<serde_json::Value, String> {
         let mut command = Command::new(self.python);
         command
@@ -130,9 +130,9 @@ pub(super) fn one_prompt_many_samples(
         let r = reference.run(
             "samples",
             &[
-                ("--prompt-len", prompt_len),
-                ("--new-tokens", new_tokens),
-                ("--samples", samples),
+                ("--prompt-len", &prompt_len),
+                ("--new-tokens", &new_tokens),
+                ("--samples", &samples),
             ],
         )?;
         let secs = r["secs"].as_f64().unwrap_or(f64::NAN);
@@ -205,10 +205,10 @@ pub(super) fn rank_candidates(
         let r = reference.run(
             "rank",
             &[
-                ("--prompts", prompts),
-                ("--prompt-len", prompt_len),
-                ("--candidates", candidates),
-                ("--candidate-len", CANDIDATE_LEN),
+                ("--prompts", &prompts),
+                ("--prompt-len", &prompt_len),
+                ("--candidates", &candidates),
+                ("--candidate-len", &CANDIDATE_LEN),
             ],
         )?;
         let secs = r["secs"].as_f64().unwrap_or(f64::NAN);

@@ -2,7 +2,7 @@
 //! together, so a step multiplies one broadcast input value into 16 outputs at once.
 
 use super::isa::Isa;
-use super::tiles::{OutPtr, PANEL, dispatch_micro, for_each_tile, walk};
+use super::tiles::{Output, PANEL, dispatch_micro, for_each_tile, walk};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -16,20 +16,30 @@ const K_BLOCK: usize = 256;
 
 /// Weight panels: `w[(p · cols + k) · 16 + lane]` = row `16p + lane`, column `k` (zero past the
 /// last row).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct F32Panels {
     w: Vec<f32>,
 }
 
 impl F32Panels {
-    pub(super) fn pack(weights: &[f32], rows: usize, cols: usize) -> Self {
+    /// Packs a `rows × cols` matrix whose row `r` `read_row(r, buffer)` writes.
+    pub(super) fn pack(
+        rows: usize,
+        cols: usize,
+        read_row: &(dyn Fn(usize, &mut [f32]) + Sync),
+    ) -> Self {
+        if cols == 0 {
+            // Nothing to store: a product over no columns writes zeros (`write_product`).
+            return Self::default();
+        }
         let panels = rows.div_ceil(PANEL);
         let mut w = vec![0.0f32; panels * cols * PANEL];
         w.par_chunks_mut(cols * PANEL)
             .enumerate()
             .for_each(|(p, panel)| {
+                let mut row = vec![0.0f32; cols];
                 for lane in 0..PANEL.min(rows - p * PANEL) {
-                    let row = &weights[(p * PANEL + lane) * cols..][..cols];
+                    read_row(p * PANEL + lane, &mut row);
                     for (k, v) in row.iter().enumerate() {
                         panel[k * PANEL + lane] = *v;
                     }
@@ -48,19 +58,18 @@ impl F32Panels {
         m: usize,
         cols: usize,
         rows: usize,
-        out: &mut [f32],
+        out: Output<'_>,
         isa: Isa,
     ) {
-        let out = OutPtr(out.as_mut_ptr());
         let args = TileArgs {
             x: x.as_ptr(),
             w: self.w.as_ptr(),
             cols,
-            out: out.0,
+            out: out.ptr.0,
             rows,
         };
         let args = &args;
-        for_each_tile(m, rows, |ms, rs| {
+        for_each_tile(m, rows, out, |ms, rs| {
             // SAFETY: `x` holds `m × cols` values, the panels `⌈rows/16⌉ × cols × 16`, `out`
             // `m × rows`; the tile lies inside them, and `Isa` checked the instruction set.
             unsafe {

@@ -5,15 +5,16 @@
 /// `eˣ` for `x ≤ 0` (`-∞` gives 0) within 2 ulp. Results below `e⁻⁸⁷` are flushed to zero
 /// instead of becoming subnormal. Range reduction `x = n·ln 2 + r` with `ln 2` split in two
 /// parts, a degree-6 polynomial for `eʳ` on `|r| ≤ ln 2 / 2` (Cephes' `expf` coefficients), and
-/// `2ⁿ` built from its exponent bits.
+/// `2ⁿ` built from its exponent bits. Branch-free and without a float-to-integer conversion
+/// (Rust's saturating `as i32` has no vector form: it kept every loop calling this scalar).
 #[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    if x < -87.0 {
-        return 0.0;
-    }
-    let n = round_to_integer(x * std::f32::consts::LOG2_E);
+    // `x·log₂e` plus 1.5·2²³ has no fraction bits left: `n` (as `round_to_integer`) is in its
+    // low mantissa bits.
+    let shifted = x * std::f32::consts::LOG2_E + ROUNDING_SHIFT;
+    let n = shifted - ROUNDING_SHIFT;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -22,15 +23,20 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    er * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    // 2ⁿ for n in -126..=0: the shifted value's bits are 0x4B40_0000 + n, whose low nine bits
+    // plus 127 are n + 127, the biased exponent.
+    let two_n = f32::from_bits(shifted.to_bits().wrapping_add(127) << 23);
+    if x < -87.0 { 0.0 } else { er * two_n }
 }
+
+/// 1.5·2²³: a float this large has no fraction bits, so adding it rounds (ties to even).
+const ROUNDING_SHIFT: f32 = 12_582_912.0;
 
 /// `x` rounded to the nearest integer (ties to even) for `|x| < 2²²`, without a call to the C
 /// library's `roundf` (adding and removing 1.5·2²³ leaves no fraction bits).
 #[inline(always)]
 pub fn round_to_integer(x: f32) -> f32 {
-    const SHIFT: f32 = 12_582_912.0;
-    (x + SHIFT) - SHIFT
+    (x + ROUNDING_SHIFT) - ROUNDING_SHIFT
 }
 
 /// The standard normal CDF `Φ(x) = ½·(1 + erf(x/√2))`, with `1 + erf(z)` from Abramowitz &
@@ -121,6 +127,21 @@ mod tests {
         assert_eq!(exp_nonpositive(-88.0), 0.0);
         assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
         assert!(exp_nonpositive(-86.9).is_normal());
+        assert!(exp_nonpositive(f32::NAN).is_nan());
+    }
+
+    /// The exponent bits give exactly `2ⁿ` as an integer conversion would, for every `x` in
+    /// the range (every float from -87 to 0 whose `n` differs, and their neighbours).
+    #[test]
+    fn exp_builds_two_to_the_n_as_an_integer_conversion_would() {
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let shifted = x * std::f32::consts::LOG2_E + ROUNDING_SHIFT;
+            let n = round_to_integer(x * std::f32::consts::LOG2_E);
+            let from_bits = f32::from_bits(shifted.to_bits().wrapping_add(127) << 23);
+            assert_eq!(from_bits, 2f32.powi(n as i32), "x = {x}");
+            x += 0.173;
+        }
     }
 
     #[test]

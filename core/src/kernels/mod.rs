@@ -19,6 +19,12 @@ pub use isa::Isa;
 pub(crate) use isa::with_widest_vectors;
 pub use q8::BLOCK as Q8_BLOCK;
 pub use small::{Strided, matmul_serial};
+use std::ops::Range;
+use tiles::{OutPtr, Output};
+
+/// Work a product runs on its output tile by tile, while the cells are in cache: called with one
+/// input row's cells of a tile and the output columns (weight rows) they hold.
+pub type Epilogue<'a> = &'a (dyn Fn(&mut [f32], Range<usize>) + Sync);
 
 /// How a packed matrix stores its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +80,23 @@ impl PackedMatrix {
             rows * cols,
             "weights do not match {rows}×{cols}"
         );
+        Self::pack_rows(rows, cols, format, &|r, row| {
+            row.copy_from_slice(&weights[r * cols..][..cols]);
+        })
+    }
+
+    /// Packs a `rows × cols` matrix in `format` one row at a time: `read_row(r, buffer)` writes
+    /// row `r`'s `cols` values (called on several threads, once per row). The matrix never has to
+    /// exist whole in f32: a checkpoint's rows are decoded straight from the mapped file.
+    pub fn pack_rows(
+        rows: usize,
+        cols: usize,
+        format: WeightFormat,
+        read_row: &(dyn Fn(usize, &mut [f32]) + Sync),
+    ) -> Self {
         let packed = match format {
-            WeightFormat::F32 => Packed::F32(dense::F32Panels::pack(weights, rows, cols)),
-            WeightFormat::Q8 => Packed::Q8(q8::Q8Panels::pack(weights, rows, cols)),
+            WeightFormat::F32 => Packed::F32(dense::F32Panels::pack(rows, cols, read_row)),
+            WeightFormat::Q8 => Packed::Q8(q8::Q8Panels::pack(rows, cols, read_row)),
         };
         Self { rows, cols, packed }
     }
@@ -112,26 +132,61 @@ impl PackedMatrix {
     /// # Panics
     /// When `x.len() != m * cols`.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
-        self.matmul_with(x, m, Isa::detect())
+        self.product(x, m, Isa::detect(), None)
+    }
+
+    /// [`Self::matmul`], running `epilogue` on each finished tile of the output while it is
+    /// still in cache (a bias, an activation): the same values as applying it afterwards, one
+    /// pass over the output less.
+    pub fn matmul_then(&self, x: &[f32], m: usize, epilogue: Epilogue<'_>) -> Vec<f32> {
+        self.product(x, m, Isa::detect(), Some(epilogue))
     }
 
     /// [`Self::matmul`] with the instruction set chosen by the caller (tests compare them).
     pub fn matmul_with(&self, x: &[f32], m: usize, isa: Isa) -> Vec<f32> {
+        self.product(x, m, isa, None)
+    }
+
+    /// The product in a new buffer that is not zeroed first: the kernels write every cell.
+    fn product(&self, x: &[f32], m: usize, isa: Isa, epilogue: Option<Epilogue<'_>>) -> Vec<f32> {
+        let n = m * self.rows;
+        let mut out = Vec::<f32>::with_capacity(n);
+        let ptr = OutPtr(out.as_mut_ptr());
+        self.write_product(x, m, isa, Output { ptr, epilogue });
+        // SAFETY: `write_product` wrote all `m × rows` cells of the buffer.
+        unsafe { out.set_len(n) };
+        out
+    }
+
+    /// Writes `x · Wᵀ` to all `m × rows` cells behind `out.ptr`, which may be uninitialised.
+    fn write_product(&self, x: &[f32], m: usize, isa: Isa, out: Output<'_>) {
         assert_eq!(
             x.len(),
             m * self.cols,
             "input does not match {m}×{}",
             self.cols
         );
-        let mut out = vec![0.0f32; m * self.rows];
         if m == 0 || self.rows == 0 {
-            return out;
+            return;
+        }
+        if self.cols == 0 {
+            // An empty sum: the kernels would write nothing.
+            for i in 0..m {
+                // SAFETY: row `i` of the `m × rows` buffer; zeros initialise it.
+                let row = unsafe {
+                    std::ptr::write_bytes(out.ptr.0.add(i * self.rows), 0, self.rows);
+                    std::slice::from_raw_parts_mut(out.ptr.0.add(i * self.rows), self.rows)
+                };
+                if let Some(epilogue) = out.epilogue {
+                    epilogue(row, 0..self.rows);
+                }
+            }
+            return;
         }
         match &self.packed {
-            Packed::F32(p) => p.matmul(x, m, self.cols, self.rows, &mut out, isa),
-            Packed::Q8(p) => p.matmul(x, m, self.cols, self.rows, &mut out, isa),
+            Packed::F32(p) => p.matmul(x, m, self.cols, self.rows, out, isa),
+            Packed::Q8(p) => p.matmul(x, m, self.cols, self.rows, out, isa),
         }
-        out
     }
 }
 
@@ -250,6 +305,68 @@ pub(crate) mod tests {
                     "{format:?} {}: NaN row",
                     isa.name()
                 );
+            }
+        }
+    }
+
+    /// The product needs no zeroed buffer: over a buffer of NaN every cell comes out as in a
+    /// fresh product, for every shape, format and instruction set (and an empty sum is 0).
+    #[test]
+    fn every_output_cell_is_written_whatever_the_buffer_held() {
+        for (rows, cols, m) in SHAPES.into_iter().chain([(5, 0, 3)]) {
+            let w = values(rows * cols, 7, 1.0);
+            let x = values(m * cols, 8, 1.0);
+            for format in [WeightFormat::F32, WeightFormat::Q8] {
+                let packed = PackedMatrix::pack(&w, rows, cols, format);
+                for isa in Isa::available() {
+                    let want = packed.matmul_with(&x, m, isa);
+                    let mut out = vec![f32::NAN; m * rows];
+                    let ptr = OutPtr(out.as_mut_ptr());
+                    packed.write_product(
+                        &x,
+                        m,
+                        isa,
+                        Output {
+                            ptr,
+                            epilogue: None,
+                        },
+                    );
+                    let same = out
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{rows}×{cols}, m={m}, {format:?}, {}", isa.name());
+                    if cols == 0 {
+                        assert!(out.iter().all(|&v| v == 0.0));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The epilogue runs exactly once on every cell, with the cell's output column.
+    #[test]
+    fn the_epilogue_sees_each_cell_once_with_its_column() {
+        for (rows, cols, m) in SHAPES.into_iter().chain([(5, 0, 3)]) {
+            let w = values(rows * cols, 9, 1.0);
+            let x = values(m * cols, 10, 1.0);
+            for format in [WeightFormat::F32, WeightFormat::Q8] {
+                let packed = PackedMatrix::pack(&w, rows, cols, format);
+                let plain = packed.matmul(&x, m);
+                let mark = |cells: &mut [f32], columns: Range<usize>| {
+                    for (v, c) in cells.iter_mut().zip(columns) {
+                        *v += 1000.0 * c as f32 + 1.0;
+                    }
+                };
+                let got = packed.matmul_then(&x, m, &mark);
+                for (i, (g, p)) in got.iter().zip(&plain).enumerate() {
+                    let want = p + (1000.0 * (i % rows) as f32 + 1.0);
+                    assert_eq!(
+                        g.to_bits(),
+                        want.to_bits(),
+                        "{rows}×{cols}, m={m}, cell {i}"
+                    );
+                }
             }
         }
     }

@@ -8,7 +8,7 @@
 
 use super::isa::Isa;
 use super::math::round_to_integer;
-use super::tiles::{OutPtr, PANEL, dispatch_micro, for_each_tile, walk};
+use super::tiles::{Output, PANEL, dispatch_micro, for_each_tile, walk};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -21,7 +21,7 @@ const TILE_M: usize = 6;
 
 /// Quantized panels. Bytes: `q[(((p · nb + b) · 16 + g) · 16 + lane) · 4 + t]` = row
 /// `16p + lane`, column `64b + 4g + t`, plus 128. Scales: `d[(p · nb + b) · 16 + lane]`.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Q8Panels {
     kp: usize,
     q: Vec<u8>,
@@ -37,10 +37,20 @@ struct Q8Input {
 }
 
 impl Q8Panels {
-    pub(super) fn pack(weights: &[f32], rows: usize, cols: usize) -> Self {
+    /// Quantizes and packs a `rows × cols` matrix whose row `r` `read_row(r, buffer)` writes.
+    pub(super) fn pack(
+        rows: usize,
+        cols: usize,
+        read_row: &(dyn Fn(usize, &mut [f32]) + Sync),
+    ) -> Self {
         let kp = cols.next_multiple_of(BLOCK);
         let nb = kp / BLOCK;
+        if cols == 0 {
+            // Nothing to store: a product over no columns writes zeros (`write_product`).
+            return Self::default();
+        }
         let panels = rows.div_ceil(PANEL);
+        let isa = Isa::detect();
         let mut q = vec![128u8; panels * kp * PANEL];
         let mut d = vec![0.0f32; panels * nb * PANEL];
         q.par_chunks_mut(kp * PANEL)
@@ -49,14 +59,15 @@ impl Q8Panels {
             .for_each(|(p, (q_panel, d_panel))| {
                 let mut block = [0.0f32; BLOCK];
                 let mut quantized = [0i8; BLOCK];
+                let mut row = vec![0.0f32; cols];
                 for lane in 0..PANEL.min(rows - p * PANEL) {
-                    let row = &weights[(p * PANEL + lane) * cols..][..cols];
+                    read_row(p * PANEL + lane, &mut row);
                     for b in 0..nb {
                         block.fill(0.0);
                         let src = &row[(b * BLOCK).min(cols)..((b + 1) * BLOCK).min(cols)];
                         block[..src.len()].copy_from_slice(src);
                         let q_block = &mut q_panel[b * BLOCK * PANEL..][..BLOCK * PANEL];
-                        let (scale, _) = quantize_block(&block, &mut quantized);
+                        let (scale, _) = quantize_block_with(&block, &mut quantized, isa);
                         for (c, &v) in quantized.iter().enumerate() {
                             q_block[((c / 4) * PANEL + lane) * 4 + c % 4] = (v as i16 + 128) as u8;
                         }
@@ -77,11 +88,10 @@ impl Q8Panels {
         m: usize,
         cols: usize,
         rows: usize,
-        out: &mut [f32],
+        out: Output<'_>,
         isa: Isa,
     ) {
         let input = self.quantize_input(x, m, cols, isa);
-        let out = OutPtr(out.as_mut_ptr());
         let args = TileArgs {
             xq: input.q.as_ptr(),
             xd: input.d.as_ptr(),
@@ -89,11 +99,11 @@ impl Q8Panels {
             wq: self.q.as_ptr(),
             wd: self.d.as_ptr(),
             kp: self.kp,
-            out: out.0,
+            out: out.ptr.0,
             rows,
         };
         let args = &args;
-        for_each_tile(m, rows, |ms, rs| {
+        for_each_tile(m, rows, out, |ms, rs| {
             // SAFETY: the input holds `m` rows of `kp` bytes and `kp / 64` scales, the panels
             // `⌈rows/16⌉ × kp × 16` bytes, `out` `m × rows`; the tile lies inside them, and `Isa`
             // checked the instruction set.

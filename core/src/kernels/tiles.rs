@@ -1,5 +1,6 @@
 //! Splitting an `m × rows` product into tiles for the rayon pool.
 
+use super::Epilogue;
 use std::ops::Range;
 
 /// Input rows per tile: a tile's inputs stay in cache while its weight rows stream past.
@@ -8,6 +9,14 @@ const M_BLOCK: usize = 64;
 /// A pointer to the output that tiles write through; each tile writes only its own cells.
 #[derive(Clone, Copy)]
 pub(super) struct OutPtr(pub *mut f32);
+
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    #[inline(always)]
+    pub(super) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 // SAFETY: tiles cover disjoint output cells (see `for_each_tile`), so concurrent writes through
 // copies of the pointer never touch the same element, and the buffer outlives the parallel scope.
@@ -20,11 +29,24 @@ pub(super) const PANEL: usize = 16;
 /// Panels per register tile.
 pub(super) const TILE_PANELS: usize = 2;
 
-/// Calls `tile(inputs, weight_rows)` for disjoint tiles covering `m × rows`, on the rayon pool.
-/// Weight-row ranges start at multiples of `PANEL × TILE_PANELS`.
+/// Where a product writes its `m × rows` outputs, and what runs on each finished tile.
+#[derive(Clone, Copy)]
+pub(super) struct Output<'a> {
+    /// The first of `m × rows` cells, row-major. They may be uninitialised: a tile writes each
+    /// of its cells before anything reads it.
+    pub ptr: OutPtr,
+    /// Run on each input row's cells of a tile right after the tile is written.
+    pub epilogue: Option<Epilogue<'a>>,
+}
+
+/// Calls `tile(inputs, weight_rows)` for disjoint tiles covering `m × rows`, on the rayon pool,
+/// then `out.epilogue` (if any) on the cells the tile wrote, while they are in cache. `tile`
+/// must write every cell of its tile in `out`. Weight-row ranges start at multiples of
+/// `PANEL × TILE_PANELS`.
 pub(super) fn for_each_tile(
     m: usize,
     rows: usize,
+    out: Output<'_>,
     tile: impl Fn(Range<usize>, Range<usize>) + Sync,
 ) {
     use rayon::prelude::*;
@@ -42,7 +64,17 @@ pub(super) fn for_each_tile(
         let (mb, rc) = (t / row_chunks, t % row_chunks);
         let ms = mb * M_BLOCK..((mb + 1) * M_BLOCK).min(m);
         let rs = rc * chunk..((rc + 1) * chunk).min(rows);
-        tile(ms, rs);
+        tile(ms.clone(), rs.clone());
+        if let Some(epilogue) = out.epilogue {
+            for i in ms {
+                // SAFETY: `tile` has just written these cells of row `i`, which lie inside the
+                // `m × rows` buffer and belong to this tile alone.
+                let cells = unsafe {
+                    std::slice::from_raw_parts_mut(out.ptr.get().add(i * rows + rs.start), rs.len())
+                };
+                epilogue(cells, rs.clone());
+            }
+        }
     });
 }
 

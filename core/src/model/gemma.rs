@@ -18,9 +18,7 @@ use super::norm::GemmaRmsNorm;
 use super::rope::HostRope;
 use super::rope::Rope;
 use super::weights::Weights;
-use super::{
-    ModelError, Precision, Step, activate, activate_rows, embed, rows_tensor, runs_on_host,
-};
+use super::{ModelError, Precision, Step, activate, embed, rows_tensor, runs_on_host};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, bf16, f16};
 use rayon::prelude::*;
@@ -376,9 +374,8 @@ impl<B: Backend> Gemma<B> {
             x.par_iter_mut().zip(&attn).for_each(|(x, a)| *x += a);
             let mut h = x.clone();
             layer.pre_feedforward_layernorm.forward_rows(&mut h);
-            let mut gate = layer.gate_proj.forward_rows(&h, m);
+            let mut gate = layer.gate_proj.forward_rows_activated(&h, m, c.hidden_act);
             let up = layer.up_proj.forward_rows(&h, m);
-            activate_rows(&mut gate, c.hidden_act);
             gate.par_iter_mut().zip(&up).for_each(|(g, u)| *g *= u);
             let mut mlp = layer.down_proj.forward_rows(&gate, m);
             layer.post_feedforward_layernorm.forward_rows(&mut mlp);

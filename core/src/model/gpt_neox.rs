@@ -13,9 +13,7 @@ use super::linear::{Linear, uses_host_kernels};
 use super::norm::LayerNorm;
 use super::rope::{Rope, RopeTables};
 use super::weights::Weights;
-use super::{
-    ModelError, Precision, Step, activate, activate_rows, embed, rows_tensor, runs_on_host,
-};
+use super::{ModelError, Precision, Step, activate, embed, rows_tensor, runs_on_host};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
@@ -306,8 +304,9 @@ impl<B: Backend> GptNeox<B> {
     }
 
     fn mlp_rows(&self, layer: &Layer<B>, x: &[f32], m: usize) -> Vec<f32> {
-        let mut up = layer.dense_h_to_4h.forward_rows(x, m);
-        activate_rows(&mut up, self.config.hidden_act);
+        let up = layer
+            .dense_h_to_4h
+            .forward_rows_activated(x, m, self.config.hidden_act);
         layer.dense_4h_to_h.forward_rows(&up, m)
     }
 

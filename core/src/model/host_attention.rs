@@ -45,18 +45,26 @@ impl HostKv {
     }
 
     /// Writes keys and values laid out `[rows, t, heads, dim]` at positions `start..start + t`.
+    /// Each (row, head) on the rayon pool: a prefill writes megabytes per layer.
     fn write(&mut self, k: &[f32], v: &[f32], rows: usize, t: usize, start: usize) {
         let (cap, d, heads) = (self.capacity, self.dim, self.heads);
-        for row in 0..rows {
-            for i in 0..t {
-                for h in 0..heads {
-                    let from = ((row * t + i) * heads + h) * d;
-                    let at = ((row * heads + h) * cap + start + i) * d;
-                    self.k[at..at + d].copy_from_slice(&k[from..from + d]);
-                    self.v[at..at + d].copy_from_slice(&v[from..from + d]);
-                }
-            }
+        if cap * d == 0 {
+            return;
         }
+        self.k
+            .par_chunks_mut(cap * d)
+            .zip(self.v.par_chunks_mut(cap * d))
+            .take(rows * heads)
+            .enumerate()
+            .for_each(|(rh, (keys, values))| {
+                let (row, h) = (rh / heads, rh % heads);
+                for i in 0..t {
+                    let from = ((row * t + i) * heads + h) * d;
+                    let at = (start + i) * d;
+                    keys[at..at + d].copy_from_slice(&k[from..from + d]);
+                    values[at..at + d].copy_from_slice(&v[from..from + d]);
+                }
+            });
     }
 
     /// A cache whose row `i` copies row `rows[i]` of this one (rows may repeat).
@@ -133,20 +141,27 @@ pub fn attend_rows(
                 past,
                 spec,
             };
-            let queries: Vec<f32> = (0..t)
-                .flat_map(|i| &q[((row * t + i) * heads + h) * d..][..d])
-                .copied()
-                .collect();
+            let mut queries = Vec::with_capacity(t * d);
+            for i in 0..t {
+                queries.extend_from_slice(&q[((row * t + i) * heads + h) * d..][..d]);
+            }
             head.attend(&queries)
         })
         .collect();
     let mut out = vec![0.0f32; b * t * heads * d];
-    for (task, o) in per_head.iter().enumerate() {
-        let (row, h) = (task / heads, task % heads);
-        for (i, oi) in o.chunks_exact(d).enumerate() {
-            out[((row * t + i) * heads + h) * d..][..d].copy_from_slice(oi);
-        }
+    if out.is_empty() {
+        return out;
     }
+    // Back to `[B, T, H, Dh]`, a row per task.
+    out.par_chunks_mut(t * heads * d)
+        .zip(per_head.par_chunks(heads))
+        .for_each(|(out_row, row_heads)| {
+            for (h, o) in row_heads.iter().enumerate() {
+                for (i, oi) in o.chunks_exact(d).enumerate() {
+                    out_row[(i * heads + h) * d..][..d].copy_from_slice(oi);
+                }
+            }
+        });
     out
 }
 

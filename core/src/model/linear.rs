@@ -3,12 +3,13 @@
 //! for [`crate::kernels`] (f32 or 8-bit), which multiply on every core with AVX-512 where the
 //! processor has it: Flex's own matmul runs a single decoded token on one core.
 
+use super::config::Activation;
 use super::weights::Weights;
-use super::{ModelError, Precision};
+use super::{ModelError, Precision, activate_chunk, activate_rows};
 use crate::kernels::PackedMatrix;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
-use rayon::prelude::*;
+use std::ops::Range;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -50,9 +51,7 @@ impl<B: Backend> Linear<B> {
         let name = format!("{prefix}.weight");
         let bias_name = format!("{prefix}.bias");
         let weight = if uses_host_kernels::<B>(device) {
-            let values = weights.read_f32(&name, &[out_features, in_features])?;
-            let packed =
-                PackedMatrix::pack(&values, out_features, in_features, precision.cpu_weights);
+            let packed = weights.packed(&name, out_features, in_features, precision.cpu_weights)?;
             let bias = if bias {
                 Some(weights.read_f32(&bias_name, &[out_features])?.into())
             } else {
@@ -113,6 +112,27 @@ impl<B: Backend> Linear<B> {
         }
     }
 
+    /// [`Self::forward_rows`] followed by `act` on every output. Packed layers apply the bias
+    /// and the activation to each tile of the product while it is in cache.
+    pub fn forward_rows_activated(&self, x: &[f32], m: usize, act: Activation) -> Vec<f32> {
+        match &self.weight {
+            Weight::Host { weight, bias } => {
+                let bias = bias.as_deref();
+                weight.matmul_then(x, m, &|cells: &mut [f32], columns: Range<usize>| {
+                    if let Some(bias) = bias {
+                        add_bias(cells, &bias[columns]);
+                    }
+                    activate_chunk(cells, act);
+                })
+            }
+            Weight::Device { .. } => {
+                let mut y = self.forward_rows(x, m);
+                activate_rows(&mut y, act);
+                y
+            }
+        }
+    }
+
     /// Applies the layer to `[..., in]`.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         match &self.weight {
@@ -152,22 +172,24 @@ fn host_forward<B: Backend, const D: usize>(
 }
 
 /// `x·Wᵀ + b` for `m` host rows on the packed kernels (inference and training's frozen
-/// layers).
+/// layers); the bias is added to each tile of the product while it is in cache.
 pub(crate) fn packed_forward(
     x: &[f32],
     m: usize,
     weight: &PackedMatrix,
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
-    let mut y = weight.matmul(x, m);
-    if let Some(bias) = bias {
-        y.par_chunks_mut(weight.rows())
-            .with_min_len(8)
-            .for_each(|row| {
-                for (v, b) in row.iter_mut().zip(bias) {
-                    *v += b;
-                }
-            });
+    match bias {
+        Some(bias) => weight.matmul_then(x, m, &|cells: &mut [f32], columns: Range<usize>| {
+            add_bias(cells, &bias[columns]);
+        }),
+        None => weight.matmul(x, m),
     }
-    y
+}
+
+/// `cells += bias`, element by element.
+fn add_bias(cells: &mut [f32], bias: &[f32]) {
+    for (v, b) in cells.iter_mut().zip(bias) {
+        *v += b;
+    }
 }

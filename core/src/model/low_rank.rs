@@ -18,14 +18,19 @@ pub struct LowRankDelta {
 impl LowRankDelta {
     /// Adds `scale · B·A` to `weight`, `[out, in]` row-major with rows of `in_features`.
     pub fn add_to(&self, weight: &mut [f32], in_features: usize) {
-        let r = self.rank;
         for (o, row) in weight.chunks_mut(in_features).enumerate() {
-            for (k, &bk) in self.b[o * r..(o + 1) * r].iter().enumerate() {
-                let w = self.scale * bk;
-                let a = &self.a[k * in_features..(k + 1) * in_features];
-                for (v, &ak) in row.iter_mut().zip(a) {
-                    *v += w * ak;
-                }
+            self.add_to_row(o, row);
+        }
+    }
+
+    /// Adds row `o` of `scale · B·A` to `row` (row `o` of the weight, `in` values).
+    pub fn add_to_row(&self, o: usize, row: &mut [f32]) {
+        let (r, in_features) = (self.rank, row.len());
+        for (k, &bk) in self.b[o * r..(o + 1) * r].iter().enumerate() {
+            let w = self.scale * bk;
+            let a = &self.a[k * in_features..(k + 1) * in_features];
+            for (v, &ak) in row.iter_mut().zip(a) {
+                *v += w * ak;
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use super::ModelError;
 use super::low_rank::LowRankDelta;
+use crate::kernels::{PackedMatrix, WeightFormat};
 use crate::progress::Progress;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, bf16, f16};
@@ -26,6 +27,17 @@ pub enum StoredDType {
     BF16,
     /// Anything else (integer buffers and so on); cannot become a float parameter.
     Other,
+}
+
+impl StoredDType {
+    /// Bytes per element (0 for [`StoredDType::Other`], which is never decoded).
+    fn width(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 | Self::BF16 => 2,
+            Self::Other => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +229,48 @@ impl Weights {
 
     /// Reads a tensor as f32 values, checking its shape.
     pub fn read_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+        const CHUNK: usize = 1 << 16;
+        let (bytes, dtype) = self.stored(name, shape)?;
+        let width = dtype.width();
+        let mut values = vec![0.0f32; shape.iter().product()];
+        // Decoded on every core: loading is otherwise bound by this loop.
+        values
+            .par_chunks_mut(CHUNK)
+            .zip(bytes.par_chunks(CHUNK * width))
+            .for_each(|(out, bytes)| decode_into(bytes, dtype, out));
+        if let Some(delta) = self.deltas.get(name) {
+            delta.add_to(&mut values, shape.last().copied().unwrap_or(1));
+        }
+        self.mark_read(name, bytes.len())?;
+        Ok(values)
+    }
+
+    /// Packs the `[rows, cols]` weight `name` for the CPU kernels straight from the mapped
+    /// file, decoding one row at a time (with any low-rank delta added): the tensor never exists
+    /// whole in f32, so loading writes only the packed weights to fresh memory.
+    pub fn packed(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        format: WeightFormat,
+    ) -> Result<PackedMatrix, ModelError> {
+        let (bytes, dtype) = self.stored(name, &[rows, cols])?;
+        let row_bytes = cols * dtype.width();
+        let delta = self.deltas.get(name);
+        let packed = PackedMatrix::pack_rows(rows, cols, format, &|r, row| {
+            decode_into(&bytes[r * row_bytes..][..row_bytes], dtype, row);
+            if let Some(delta) = delta {
+                delta.add_to_row(r, row);
+            }
+        });
+        self.mark_read(name, bytes.len())?;
+        Ok(packed)
+    }
+
+    /// The stored bytes of a float tensor whose shape is `shape`, and their element type;
+    /// [`ModelError::Cancelled`] once the load is cancelled.
+    fn stored(&self, name: &str, shape: &[usize]) -> Result<(&[u8], StoredDType), ModelError> {
         if self.progress.as_ref().is_some_and(Progress::is_cancelled) {
             return Err(ModelError::Cancelled);
         }
@@ -232,45 +286,26 @@ impl Weights {
                 ),
             });
         }
+        if entry.dtype == StoredDType::Other {
+            return Err(ModelError::Weights {
+                message: format!("tensor `{name}` is not stored as f32, f16 or bf16"),
+            });
+        }
         let bytes = &self.files[entry.file].1[entry.start..entry.end];
-        let n: usize = shape.iter().product();
-        let width = match entry.dtype {
-            StoredDType::F32 => 4,
-            StoredDType::F16 | StoredDType::BF16 => 2,
-            StoredDType::Other => {
-                return Err(ModelError::Weights {
-                    message: format!("tensor `{name}` is not stored as f32, f16 or bf16"),
-                });
-            }
-        };
-        if bytes.len() != n * width {
+        let expected = shape.iter().product::<usize>() * entry.dtype.width();
+        if bytes.len() != expected {
             return Err(ModelError::Weights {
                 message: format!(
-                    "tensor `{name}` holds {} bytes, expected {} for shape {shape:?}",
-                    bytes.len(),
-                    n * width
+                    "tensor `{name}` holds {} bytes, expected {expected} for shape {shape:?}",
+                    bytes.len()
                 ),
             });
         }
-        // Decoded on every core: loading is otherwise bound by this loop.
-        let mut values: Vec<f32> = match entry.dtype {
-            StoredDType::F32 => bytes
-                .par_chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            StoredDType::F16 => bytes
-                .par_chunks_exact(2)
-                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            StoredDType::BF16 => bytes
-                .par_chunks_exact(2)
-                .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            StoredDType::Other => unreachable!("rejected above"),
-        };
-        if let Some(delta) = self.deltas.get(name) {
-            delta.add_to(&mut values, shape.last().copied().unwrap_or(1));
-        }
+        Ok((bytes, entry.dtype))
+    }
+
+    /// Records that `name` (`bytes` long) was read, for [`Self::unused`] and the progress.
+    fn mark_read(&self, name: &str, bytes: usize) -> Result<(), ModelError> {
         self.used
             .lock()
             .map_err(|_| ModelError::Weights {
@@ -278,13 +313,10 @@ impl Weights {
             })?
             .insert(name.to_string());
         if let Some(progress) = &self.progress {
-            let done = self
-                .decoded
-                .fetch_add(bytes.len() as u64, Ordering::Relaxed)
-                + bytes.len() as u64;
+            let done = self.decoded.fetch_add(bytes as u64, Ordering::Relaxed) + bytes as u64;
             progress.set_fraction(done as f32 / self.total_bytes().max(1) as f32);
         }
-        Ok(values)
+        Ok(())
     }
 
     /// Loads a tensor of the given shape onto `device` in `dtype`.
@@ -335,6 +367,28 @@ impl Weights {
     }
 }
 
+/// Decodes little-endian `dtype` values from `bytes` into `out` (as many as `out` holds).
+fn decode_into(bytes: &[u8], dtype: StoredDType, out: &mut [f32]) {
+    match dtype {
+        StoredDType::F32 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        StoredDType::F16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        StoredDType::BF16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = bf16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        StoredDType::Other => unreachable!("`Weights::stored` rejects other element types"),
+    }
+}
+
 /// `[out, in]` row-major → `[in, out]`, in cache-friendly tiles.
 pub(crate) fn transpose(src: &[f32], out: usize, inp: usize) -> Vec<f32> {
     const TILE: usize = 32;
@@ -356,5 +410,90 @@ fn io_err(path: &Path, e: std::io::Error) -> ModelError {
     ModelError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::tests::values;
+
+    /// A checkpoint of one `[rows, cols]` matrix per stored dtype, in `dir`.
+    fn write_matrices(dir: &Path, rows: usize, cols: usize) {
+        let v = values(rows * cols, 11, 2.0);
+        let f32_bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let f16_bytes: Vec<u8> = v
+            .iter()
+            .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+            .collect();
+        let bf16_bytes: Vec<u8> = v
+            .iter()
+            .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
+            .collect();
+        let view = |dtype, bytes| {
+            safetensors::tensor::TensorView::new(dtype, vec![rows, cols], bytes).unwrap()
+        };
+        let views = vec![
+            (
+                "a.f32".to_string(),
+                view(safetensors::Dtype::F32, &f32_bytes),
+            ),
+            (
+                "a.f16".to_string(),
+                view(safetensors::Dtype::F16, &f16_bytes),
+            ),
+            (
+                "a.bf16".to_string(),
+                view(safetensors::Dtype::BF16, &bf16_bytes),
+            ),
+        ];
+        let data = safetensors::serialize(views, None).unwrap();
+        std::fs::write(dir.join("model.safetensors"), data).unwrap();
+    }
+
+    /// Packing row by row from the mapped file gives the same packed weights as packing the
+    /// whole decoded tensor, for every stored dtype and format, with and without an adapter's
+    /// delta; the tensor counts as read.
+    #[test]
+    fn packing_from_the_file_equals_packing_the_decoded_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rows, cols) = (37, 70);
+        write_matrices(dir.path(), rows, cols);
+        let delta = LowRankDelta {
+            a: values(2 * cols, 12, 1.0),
+            b: values(rows * 2, 13, 1.0),
+            rank: 2,
+            scale: 0.5,
+        };
+        let x = values(3 * cols, 14, 1.0);
+        for with_delta in [false, true] {
+            let mut weights = Weights::open_dir(dir.path()).unwrap();
+            if with_delta {
+                weights = weights.with_deltas(HashMap::from([("a.bf16".into(), delta.clone())]));
+            }
+            for name in ["a.f32", "a.f16", "a.bf16"] {
+                let whole = weights.read_f32(name, &[rows, cols]).unwrap();
+                for format in [WeightFormat::F32, WeightFormat::Q8] {
+                    let by_rows = weights.packed(name, rows, cols, format).unwrap();
+                    let want = PackedMatrix::pack(&whole, rows, cols, format).matmul(&x, 3);
+                    let got = by_rows.matmul(&x, 3);
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{name} {format:?} delta={with_delta}");
+                }
+            }
+            assert!(weights.unused(|_| false).is_empty());
+        }
+        let weights = Weights::open_dir(dir.path()).unwrap();
+        let err = weights
+            .packed("a.f32", cols, rows, WeightFormat::F32)
+            .unwrap_err();
+        assert!(err.to_string().contains("has shape [37, 70]"), "{err}");
+        let err = weights
+            .packed("missing", rows, cols, WeightFormat::Q8)
+            .unwrap_err();
+        assert!(err.to_string().contains("`missing` is missing"), "{err}");
     }
 }
