@@ -1,6 +1,6 @@
 //! Safetensors checkpoints (single file or sharded with `model.safetensors.index.json`), memory
-//! mapped and turned into Burn tensors one parameter at a time, with shape checks that name the
-//! offending tensor.
+//! mapped and turned into Burn tensors, or packed for the CPU kernels a row at a time, one
+//! parameter at a time, with shape checks that name the offending tensor.
 
 use super::ModelError;
 use super::low_rank::LowRankDelta;
