@@ -190,10 +190,11 @@ fn generate_prompts_file_writes_one_line_per_row() {
     let requests = [
         json!({"id": "a", "prompt": text(0)}),
         json!({"id": 2, "prompt": text(1), "samples": 3, "seed": 9}),
-        json!({"id": "c", "prompt": text(2)}),
+        json!({"id": "c", "prompt": text(2), "max_new_tokens": 5}),
     ];
     write_requests(&file, &requests);
-    // Greedy: every row is transformers' greedy continuation of its prompt.
+    // Greedy: every row is transformers' greedy continuation of its prompt, request "c" cut at
+    // its own bound of 5 new tokens.
     let rows = json_lines(&generate_file(&file, &["--temperature", "0"]));
     assert_eq!(rows.len(), 5, "1 + 3 + 1 rows");
     for (id, prompt) in [(json!("a"), 0), (json!(2), 1), (json!("c"), 2)] {
@@ -206,8 +207,14 @@ fn generate_prompts_file_writes_one_line_per_row() {
             vec![None]
         };
         assert_eq!(samples, expected, "{id}");
+        let greedy = r["greedy"][prompt].as_array().unwrap();
+        let bound = if prompt == 2 { 5 } else { greedy.len() };
         for v in mine {
-            assert_eq!(v["token_ids"], r["greedy"][prompt], "{id}");
+            assert_eq!(
+                v["token_ids"].as_array().unwrap()[..],
+                greedy[..bound],
+                "{id}"
+            );
             assert!(v["text"].is_string());
             assert_eq!(v["stop_reason"], "max_tokens");
         }

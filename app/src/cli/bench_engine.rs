@@ -6,7 +6,7 @@
 
 use super::bench_sharing::{self, Reference};
 use super::engine_args::DeviceArgs;
-use c2s_core::engine::{GenerateOptions, SamplingParams};
+use c2s_core::engine::{GenerateOptions, GenerateRequest, SamplingParams};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -43,6 +43,12 @@ pub struct Args {
     /// best is the reference). 0 = skip.
     #[arg(long, default_value_t = 0)]
     pub requests: usize,
+    /// Also run this many prompts of `--prompt-len` tokens whose token budgets spread evenly
+    /// over 1 to 2 × `--new-tokens` − 1 (rows finish at different steps, as answers of different
+    /// lengths do): continuous batching (freed rows refilled) against batches that each run
+    /// until their last row ends, both ours, in the same run. 0 = skip.
+    #[arg(long, default_value_t = 0)]
+    pub varied: usize,
     /// Batch sizes tried on the `transformers` side of the many-request workload.
     #[arg(long, value_delimiter = ',', default_value = "16,64")]
     pub hf_batch: Vec<usize>,
@@ -156,6 +162,7 @@ pub fn run(args: Args) -> Result<(), String> {
             // One batch of `batch` rows, as the table reports.
             max_batch_rows: usize::MAX,
             kv_budget_bytes: u64::MAX,
+            continuous: true,
         };
         // Warm-up (allocations, autotune caches) on a short run.
         let warm = GenerateOptions {
@@ -224,6 +231,9 @@ pub fn run(args: Args) -> Result<(), String> {
     print_screen_projection(&measured, &args);
     if args.requests > 0 {
         many_requests(&engine, &args, reference)?;
+    }
+    if args.varied > 0 {
+        varied_budgets(&engine, &args)?;
     }
     if args.samples > 0 {
         bench_sharing::one_prompt_many_samples(
@@ -395,6 +405,64 @@ fn many_requests(
         r["best_batch"],
         ours / best
     );
+    Ok(())
+}
+
+/// The varied-budget workload: generated tokens per second with freed rows refilled, and with
+/// each batch run to its end.
+fn varied_budgets(engine: &c2s_core::engine::Engine, args: &Args) -> Result<(), String> {
+    let prompts: Vec<Vec<u32>> = (0..args.varied)
+        .map(|r| bench_prompt(r, args.prompt_len))
+        .collect();
+    let spread = (2 * args.new_tokens).saturating_sub(1).max(1);
+    let requests: Vec<GenerateRequest<'_>> = prompts
+        .iter()
+        .enumerate()
+        .map(|(r, p)| GenerateRequest {
+            max_new_tokens: Some(1 + (r * 7919) % spread),
+            ..GenerateRequest::new(p)
+        })
+        .collect();
+    println!(
+        "varied budgets: {} prompts x {} tokens, 1 to {spread} new tokens each (temperature 0.3)",
+        args.varied, args.prompt_len
+    );
+    let mut rates = Vec::new();
+    for continuous in [true, false] {
+        let options = GenerateOptions {
+            max_new_tokens: spread,
+            sampling: SamplingParams {
+                temperature: 0.3,
+                seed: Some(1),
+                ..SamplingParams::default()
+            },
+            ignore_eos: true,
+            continuous,
+            ..GenerateOptions::default()
+        };
+        let started = std::time::Instant::now();
+        let (generations, stats) = engine
+            .generate_requests(&requests, &options, &mut |_| {}, &mut |_, _| {}, None)
+            .map_err(|e| e.to_string())?;
+        let secs = started.elapsed().as_secs_f64();
+        let tokens: usize = generations.iter().map(|g| g.token_ids.len()).sum();
+        let rate = tokens as f64 / secs;
+        println!(
+            "  {}: {tokens} tokens in {secs:.1} s = {rate:.1} generated tok/s ({} batches, {} \
+             refills, {} decode steps of {:.1} rows on average)",
+            if continuous {
+                "continuous batching"
+            } else {
+                "batches run to their end"
+            },
+            stats.batches,
+            stats.refills,
+            stats.decode_steps,
+            stats.decode_rows as f64 / stats.decode_steps.max(1) as f64
+        );
+        rates.push(rate);
+    }
+    println!("  ratio {:.2}x", rates[0] / rates[1]);
     Ok(())
 }
 

@@ -20,8 +20,8 @@ pub struct Args {
     #[arg(long, required_unless_present = "prompts", conflicts_with = "prompts")]
     pub prompt: Option<String>,
     /// A JSON Lines file of requests, one object per line: `{"id": ..., "prompt": "..."}`
-    /// with optional `samples` (continuations, >= 1; they share one prefill of the prompt) and
-    /// `seed` (this request's own seed). Writes one JSON line per finished row (`id`,
+    /// with optional `samples` (continuations, >= 1; they share one prefill of the prompt),
+    /// `seed` (this request's own seed) and `max_new_tokens` (this request's own bound). Writes one JSON line per finished row (`id`,
     /// `sample` when samples > 1, `text`, `token_ids`, `stop_reason`) to stdout as rows finish,
     /// or to `--out` in request order.
     #[arg(long)]
@@ -126,6 +126,7 @@ struct RequestLine {
     prompt: String,
     samples: usize,
     seed: Option<u64>,
+    max_new_tokens: Option<usize>,
 }
 
 /// Reads and checks a `--prompts` file (blank lines are skipped).
@@ -167,10 +168,10 @@ fn parse_line(raw: &str, line: usize) -> Result<RequestLine, String> {
     };
     if let Some(key) = fields
         .keys()
-        .find(|k| !["id", "prompt", "samples", "seed"].contains(&k.as_str()))
+        .find(|k| !["id", "prompt", "samples", "seed", "max_new_tokens"].contains(&k.as_str()))
     {
         return Err(format!(
-            "unknown key \"{key}\"; a request has id, prompt, samples and seed"
+            "unknown key \"{key}\"; a request has id, prompt, samples, seed and max_new_tokens"
         ));
     }
     let id = match fields.get("id") {
@@ -194,6 +195,8 @@ fn parse_line(raw: &str, line: usize) -> Result<RequestLine, String> {
             Some(n) => usize::try_from(n).map_err(|_| format!("\"samples\" {n} is too large"))?,
         },
         seed: optional_u64(&fields, "seed")?,
+        max_new_tokens: optional_u64(&fields, "max_new_tokens")?
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     })
 }
 
@@ -245,6 +248,7 @@ fn run_file(
             prompt: p,
             samples: l.samples,
             seed: l.seed,
+            max_new_tokens: l.max_new_tokens,
         })
         .collect();
     // Row `k` of the results is sample `owner[k].1` of request `owner[k].0`.
@@ -296,10 +300,11 @@ fn run_file(
         .map_err(|e| e.to_string())?;
     }
     eprintln!(
-        "{} rows of {} requests in {} batches ({:.1} tokens/s decoding){}",
+        "{} rows of {} requests in {} batches, {} refills ({:.1} tokens/s decoding){}",
         rows.len(),
         lines.len(),
         stats.batches,
+        stats.refills,
         stats.decode_rows as f64 / stats.decode_secs.max(1e-9),
         out.map(|p| format!(" -> {}", p.display()))
             .unwrap_or_default()

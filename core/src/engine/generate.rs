@@ -1,20 +1,23 @@
-//! Generation in bounded batches with a preallocated KV cache. Requests are sorted by prompt
-//! length and packed into batches under a row cap and a KV-memory budget ([`super::scheduler`]);
-//! each batch runs one prefill over its left-padded prompts, then one decode step per token,
-//! each row continuing from its own position. A row stops at an EOS id, a stop string, its
-//! token budget or the context end, and then leaves the batch (its cache row is dropped), so
-//! finished rows cost nothing. Every row samples from its own random stream, derived from the
-//! seed and its request, so its output does not depend on what shares its batch. Tokens stream
-//! to a callback as they are chosen, text incrementally decoded and never showing a stop
-//! string; results come back in request order.
+//! Generation in bounded, continuously refilled batches with a preallocated KV cache. Requests
+//! wait sorted by prompt length and are taken into batches under a row cap and a KV-memory
+//! budget ([`super::scheduler`]); a batch runs one prefill over its left-padded prompts, then one
+//! decode step per token, each row continuing from its own position. A row stops at an EOS id,
+//! a stop string, its token budget or the context end, and then leaves the batch (its cache row
+//! is dropped), so finished rows cost nothing; once a quarter of the batch is free the next
+//! requests are prefilled and join it (continuous batching), so the batch stays full while work
+//! waits. Every row samples from its own random stream, derived from the seed and its request,
+//! so its output does not depend on what shares its batch. Tokens stream to a callback as they
+//! are chosen, text incrementally decoded and never showing a stop string; results come back in
+//! request order.
 
 use super::EngineError;
 use super::batch::PaddedBatch;
 use super::detokenize::IncrementalDecoder;
 use super::sampling::{SampleError, SamplingParams, choose};
-use super::scheduler::{self, Batch, Limits, Work};
+use super::scheduler::{self, Batch, Limits, Queue, Running, Work};
 use super::stop::StopFilter;
 use super::tokenizer::TextTokenizer;
+use crate::model::kv_cache::KvCache;
 use crate::model::{LanguageModel, Step};
 use crate::rng::{SplitMix64, mix64};
 use burn::tensor::backend::Backend;
@@ -42,8 +45,12 @@ pub struct GenerateOptions {
     /// Most rows (prompts × samples) decoded together in one batch.
     pub max_batch_rows: usize,
     /// Most bytes the key/value cache of one batch may take (rows × columns × bytes per cached
-    /// token); a single row larger than this still runs, alone.
+    /// token); a single row larger than this still runs, alone. While rows join a running batch
+    /// its cache is copied into a new one, so memory briefly holds both.
     pub kv_budget_bytes: u64,
+    /// Refill a running batch with waiting requests as its rows finish (continuous batching);
+    /// `false` runs each batch until its last row ends before the next starts.
+    pub continuous: bool,
 }
 
 impl Default for GenerateOptions {
@@ -55,6 +62,7 @@ impl Default for GenerateOptions {
             ignore_eos: false,
             max_batch_rows: DEFAULT_MAX_BATCH_ROWS,
             kv_budget_bytes: DEFAULT_KV_BUDGET_BYTES,
+            continuous: true,
         }
     }
 }
@@ -83,6 +91,9 @@ pub struct GenerateRequest<'a> {
     /// This request's own seed; `None` derives its streams from the call's seed and the
     /// request's index.
     pub seed: Option<u64>,
+    /// This request's own bound on new tokens; `None` takes the call's
+    /// [`GenerateOptions::max_new_tokens`].
+    pub max_new_tokens: Option<usize>,
 }
 
 impl<'a> GenerateRequest<'a> {
@@ -92,6 +103,7 @@ impl<'a> GenerateRequest<'a> {
             prompt,
             samples: 1,
             seed: None,
+            max_new_tokens: None,
         }
     }
 }
@@ -101,7 +113,7 @@ impl<'a> GenerateRequest<'a> {
 pub enum StopReason {
     /// The model produced an end-of-sequence id.
     Eos,
-    /// `max_new_tokens` reached.
+    /// The row's `max_new_tokens` reached.
     MaxTokens,
     /// A stop string appeared.
     StopString,
@@ -144,18 +156,22 @@ pub struct Generation {
 /// Timing of a generation call, summed over its batches (for benchmarks and progress).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GenerationStats {
-    /// Seconds spent in prefill steps (until their logits reached the host).
+    /// Seconds spent in prefill steps (until their logits reached the host and, for rows
+    /// joining a running batch, their cache joined it).
     pub prefill_secs: f64,
     /// Prompt tokens processed in prefills (per batch: prompts × padded length).
     pub prefill_tokens: usize,
-    /// Seconds spent in decode steps.
+    /// Seconds spent in decode steps: choosing each row's token (the first after a prefill
+    /// included) and running the step that feeds it back.
     pub decode_secs: f64,
     /// Decode steps run (each produces one token per row still running).
     pub decode_steps: usize,
     /// Rows computed over all decode steps (finished rows leave their batch and cost none).
     pub decode_rows: usize,
-    /// Batches run.
+    /// Batches started (each with a prefill of its prompts).
     pub batches: usize,
+    /// Prefills of waiting requests that joined a running batch (continuous batching).
+    pub refills: usize,
 }
 
 /// A streamed token.
@@ -325,9 +341,10 @@ impl<B: Backend> Generator<'_, B> {
         };
         let mut work = Vec::with_capacity(requests.len());
         for (request, r) in requests.iter().enumerate() {
-            let budget = options.max_new_tokens.min(context - r.prompt.len());
+            let max_tokens = r.max_new_tokens.unwrap_or(options.max_new_tokens);
+            let budget = max_tokens.min(context - r.prompt.len());
             if budget == 0 {
-                let reason = if options.max_new_tokens == 0 {
+                let reason = if max_tokens == 0 {
                     StopReason::MaxTokens
                 } else {
                     StopReason::ContextFull
@@ -349,66 +366,165 @@ impl<B: Backend> Generator<'_, B> {
             kv_budget_bytes: options.kv_budget_bytes,
             kv_bytes_per_token: scheduler::kv_bytes_per_token(self.model, self.cache_dtype_bytes),
         };
-        let seed = options.sampling.seed.unwrap_or_else(clock_seed);
-        let mut stats = GenerationStats::default();
-        for batch in scheduler::plan(&work, &limits) {
-            if sinks.cancelled() {
-                break;
-            }
-            self.run_batch(&batch, options, seed, &mut results, &mut stats, &mut sinks)?;
-        }
-        Ok((results.finish(&mut sinks), stats))
+        let mut run = Decoding {
+            step: StepContext {
+                generator: self,
+                options,
+                vocab_rows: self.model.vocab_rows(),
+                seed: options.sampling.seed.unwrap_or_else(clock_seed),
+            },
+            queue: Queue::new(&work),
+            cache: self.model.new_cache(0, 0),
+            live: Vec::new(),
+            logits: Vec::new(),
+            logit_rows: Vec::new(),
+            stats: GenerationStats::default(),
+        };
+        run.run(&limits, &mut results, &mut sinks)?;
+        Ok((results.finish(&mut sinks), run.stats))
     }
+}
 
-    /// Prefills one batch, then decodes until every row has stopped, dropping finished rows
-    /// from the cache.
-    fn run_batch(
-        &self,
-        batch: &Batch,
-        options: &GenerateOptions,
-        seed: u64,
+/// The state of one call: waiting work, the running batch's rows and cache, and the logits
+/// each row chooses its next token from.
+struct Decoding<'g, 'a, 'w, B: Backend> {
+    step: StepContext<'g, 'a, B>,
+    queue: Queue<'w>,
+    cache: KvCache<B>,
+    /// `live[slot]` is in cache row `slot`; its logits are row `logit_rows[slot]` of `logits`.
+    live: Vec<Row<'g>>,
+    logits: Vec<f32>,
+    logit_rows: Vec<usize>,
+    stats: GenerationStats,
+}
+
+impl<'g, B: Backend> Decoding<'g, '_, '_, B> {
+    /// Until the queue is empty and every row has stopped: each row takes its next token,
+    /// finished rows leave, the others run a decode step, and waiting requests are prefilled
+    /// into the batch when there is room (a fresh batch when nothing runs).
+    fn run(
+        &mut self,
+        limits: &Limits,
         results: &mut Results<'_>,
-        stats: &mut GenerationStats,
         sinks: &mut Sinks<'_>,
     ) -> Result<(), EngineError> {
-        let context = self.model.max_positions();
+        loop {
+            if sinks.cancelled() {
+                for mut row in self.live.drain(..) {
+                    row.done = Some(StopReason::Cancelled);
+                    results.set(row.out, row.into_generation(), sinks);
+                }
+                return Ok(());
+            }
+            // Decode time: choosing tokens, and the step that feeds them back.
+            let started = Instant::now();
+            let stepped = !self.live.is_empty();
+            self.advance(results, sinks)?;
+            if !self.live.is_empty() {
+                self.decode()?;
+            }
+            if stepped {
+                self.stats.decode_secs += started.elapsed().as_secs_f64();
+            }
+            // The running rows' share of the cache budget is what their cache holds.
+            let running = match self.live.iter().map(Row::remaining).max() {
+                Some(remaining) => Running {
+                    rows: self.live.len(),
+                    seq: self.cache.len(),
+                    budget: remaining.max(self.cache.capacity() - self.cache.len()),
+                },
+                None => Running::default(),
+            };
+            let options = self.step.options;
+            let batch = self.queue.take(running, limits, options.continuous);
+            if !batch.groups.is_empty() {
+                self.prefill(&batch, running, results)?;
+            }
+            if self.live.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Every live row takes its token from `logits`; finished rows are handed out and leave
+    /// the batch (the last rows move into their cache slots).
+    fn advance(
+        &mut self,
+        results: &mut Results<'_>,
+        sinks: &mut Sinks<'_>,
+    ) -> Result<(), EngineError> {
+        if self.live.is_empty() {
+            return Ok(());
+        }
+        let picks = pick_tokens(&mut self.live, &self.logits, &self.logit_rows, &self.step);
+        for (row, pick) in self.live.iter_mut().zip(picks) {
+            row.advance(pick, &self.step, sinks)?;
+        }
+        let done: Vec<bool> = self.live.iter().map(|r| r.done.is_some()).collect();
+        if !done.contains(&true) {
+            return Ok(());
+        }
+        let keep = fill_from_the_end(&done);
+        let mut slots: Vec<Option<Row<'g>>> = self.live.drain(..).map(Some).collect();
+        self.live = keep.iter().filter_map(|&k| slots[k].take()).collect();
+        for row in slots.into_iter().flatten() {
+            results.set(row.out, row.into_generation(), sinks);
+        }
+        self.cache.retain_rows(&keep);
+        Ok(())
+    }
+
+    /// One decode step of every live row.
+    fn decode(&mut self) -> Result<(), EngineError> {
+        let ids: Vec<u32> = self.live.iter().map(Row::last).collect();
+        let positions: Vec<i64> = self.live.iter().map(Row::position).collect();
+        let valid = vec![true; self.live.len()];
+        let model = self.step.generator.model;
+        let hidden = model.forward(
+            &Step {
+                ids: &ids,
+                positions: &positions,
+                valid: &valid,
+                batch: self.live.len(),
+                seq: 1,
+            },
+            &mut self.cache,
+        )?;
+        self.logits = last_logits(model, hidden)?;
+        self.logit_rows = (0..self.live.len()).collect();
+        self.stats.decode_steps += 1;
+        self.stats.decode_rows += self.live.len();
+        Ok(())
+    }
+
+    /// Prefills `batch`'s prompts and adds its rows (each group's samples) to the running
+    /// ones: their cache joins the running cache, their last-position logits join `logits`.
+    fn prefill(
+        &mut self,
+        batch: &Batch,
+        running: Running,
+        results: &Results<'_>,
+    ) -> Result<(), EngineError> {
+        let generator = self.step.generator;
+        let model = generator.model;
         let requests = results.requests;
         let prompts: Vec<&[u32]> = batch
             .groups
             .iter()
             .map(|g| requests[g.request].prompt)
             .collect();
-        let padded = PaddedBatch::left_pad(&prompts, self.pad_id);
-        // Row `i` continues prefill row `source[i]`.
-        let mut source = Vec::with_capacity(batch.rows);
-        let mut rows = Vec::with_capacity(batch.rows);
-        for (g, group) in batch.groups.iter().enumerate() {
-            let request = &requests[group.request];
-            for sample in group.samples.clone() {
-                let stream = match request.seed {
-                    Some(own) => stream_seed(own, 0, sample as u64),
-                    None => stream_seed(seed, group.request as u64, sample as u64),
-                };
-                source.push(g);
-                rows.push(Row {
-                    out: results.offsets[group.request] + sample,
-                    request: group.request,
-                    prompt_len: request.prompt.len(),
-                    budget: options.max_new_tokens.min(context - request.prompt.len()),
-                    rng: SplitMix64::new(stream),
-                    ids: Vec::new(),
-                    decoder: IncrementalDecoder::default(),
-                    stop: StopFilter::new(&options.stop_strings),
-                    done: None,
-                    logprob: 0.0,
-                });
-            }
-        }
-        let mut cache = self
-            .model
-            .new_cache(padded.batch, padded.seq + batch.budget);
+        let padded = PaddedBatch::left_pad(&prompts, generator.pad_id);
+        let budget = running.budget.max(batch.budget);
+        // A fresh batch prefills into its final cache; joiners into one just long enough, whose
+        // rows then join the running cache.
+        let own_capacity = if running.rows == 0 {
+            padded.seq + budget
+        } else {
+            padded.seq
+        };
+        let mut cache = model.new_cache(padded.batch, own_capacity);
         let started = Instant::now();
-        let hidden = self.model.forward(
+        let hidden = model.forward(
             &Step {
                 ids: &padded.ids,
                 positions: &padded.positions,
@@ -418,73 +534,68 @@ impl<B: Backend> Generator<'_, B> {
             },
             &mut cache,
         )?;
-        let mut logits = last_logits(self.model, hidden)?;
-        stats.prefill_secs += started.elapsed().as_secs_f64();
-        stats.prefill_tokens += padded.batch * padded.seq;
-        stats.batches += 1;
-        if source.len() != padded.batch {
-            cache.retain_rows(&source);
+        let logits = last_logits(model, hidden)?;
+        // Row `i` continues prefill row `source[i]`.
+        let mut source = Vec::with_capacity(batch.rows);
+        for (g, group) in batch.groups.iter().enumerate() {
+            let request = &requests[group.request];
+            for sample in group.samples.clone() {
+                source.push(g);
+                self.live.push(Row::new(
+                    request,
+                    group.request,
+                    sample,
+                    results.offsets[group.request] + sample,
+                    &self.step,
+                ));
+            }
         }
-        let step = StepContext {
-            generator: self,
-            options,
-            vocab_rows: self.model.vocab_rows(),
-        };
-        // `live[slot]` is in cache row `slot`; its logits are row `logit_rows[slot]`.
-        let mut live = rows;
-        let mut logit_rows = source;
-        let decode_started = Instant::now();
-        loop {
-            if sinks.cancelled() {
-                for mut row in live {
-                    row.done = Some(StopReason::Cancelled);
-                    results.set(row.out, row.into_generation(), sinks);
-                }
-                break;
-            }
-            let picks = pick_tokens(&mut live, &logits, &logit_rows, &step);
-            for (row, pick) in live.iter_mut().zip(picks) {
-                row.advance(pick, &step, sinks)?;
-            }
-            let before = live.len();
-            let mut keep = Vec::with_capacity(before);
-            let mut running = Vec::with_capacity(before);
-            for (slot, row) in live.into_iter().enumerate() {
-                if row.done.is_some() {
-                    results.set(row.out, row.into_generation(), sinks);
-                } else {
-                    keep.push(slot);
-                    running.push(row);
-                }
-            }
-            live = running;
-            if live.is_empty() {
-                break;
-            }
-            if live.len() != before {
-                cache.retain_rows(&keep);
-            }
-            let ids: Vec<u32> = live.iter().map(Row::last).collect();
-            let positions: Vec<i64> = live.iter().map(Row::position).collect();
-            let valid = vec![true; live.len()];
-            let hidden = self.model.forward(
-                &Step {
-                    ids: &ids,
-                    positions: &positions,
-                    valid: &valid,
-                    batch: live.len(),
-                    seq: 1,
-                },
-                &mut cache,
-            )?;
-            logits = last_logits(self.model, hidden)?;
-            logit_rows = (0..live.len()).collect();
-            stats.decode_steps += 1;
-            stats.decode_rows += live.len();
+        cache.retain_rows(&source);
+        // The running rows' logits are rows `0..running.rows` (the decode step just run).
+        if running.rows == 0 {
+            self.logits = logits;
+            self.logit_rows = source;
+        } else {
+            self.logits.extend_from_slice(&logits);
+            self.logit_rows
+                .extend(source.iter().map(|&g| running.rows + g));
         }
-        stats.decode_secs += decode_started.elapsed().as_secs_f64();
+        let running_cache = std::mem::replace(&mut self.cache, model.new_cache(0, 0));
+        self.cache = running_cache.join(cache, budget);
+        self.stats.prefill_secs += started.elapsed().as_secs_f64();
+        self.stats.prefill_tokens += padded.batch * padded.seq;
+        if running.rows == 0 {
+            self.stats.batches += 1;
+        } else {
+            self.stats.refills += 1;
+        }
         Ok(())
     }
+}
+
+/// The rows kept when rows `done` leave: slot `i` keeps its row, or takes the last row still
+/// running when its own has finished, so `keep[i] >= i` with no repeats (the cache moves only
+/// the rows that change slot, in place).
+fn fill_from_the_end(done: &[bool]) -> Vec<usize> {
+    let mut keep = Vec::with_capacity(done.len());
+    let mut end = done.len();
+    let mut slot = 0;
+    while slot < end {
+        if !done[slot] {
+            keep.push(slot);
+        } else {
+            while end > slot + 1 && done[end - 1] {
+                end -= 1;
+            }
+            if end <= slot + 1 {
+                break;
+            }
+            end -= 1;
+            keep.push(end);
+        }
+        slot += 1;
+    }
+    keep
 }
 
 /// What every row's step reads.
@@ -492,6 +603,8 @@ struct StepContext<'g, 'a, B: Backend> {
     generator: &'g Generator<'a, B>,
     options: &'g GenerateOptions,
     vocab_rows: usize,
+    /// The call's seed (requests without their own derive their streams from it).
+    seed: u64,
 }
 
 /// One row being generated.
@@ -500,7 +613,9 @@ struct Row<'s> {
     out: usize,
     request: usize,
     prompt_len: usize,
-    /// New tokens this row may take (its own prompt against the context).
+    /// The request's bound on new tokens.
+    max_tokens: usize,
+    /// New tokens this row may take (its bound, or less where the context ends first).
     budget: usize,
     rng: SplitMix64,
     ids: Vec<u32>,
@@ -510,7 +625,42 @@ struct Row<'s> {
     logprob: f64,
 }
 
-impl Row<'_> {
+impl<'s> Row<'s> {
+    /// Sample `sample` of request `index`, result row `out`, before its first token.
+    fn new<B: Backend>(
+        request: &GenerateRequest<'_>,
+        index: usize,
+        sample: usize,
+        out: usize,
+        step: &StepContext<'s, '_, B>,
+    ) -> Self {
+        let stream = match request.seed {
+            Some(own) => stream_seed(own, 0, sample as u64),
+            None => stream_seed(step.seed, index as u64, sample as u64),
+        };
+        let options = step.options;
+        let max_tokens = request.max_new_tokens.unwrap_or(options.max_new_tokens);
+        let context = step.generator.model.max_positions();
+        Row {
+            out,
+            request: index,
+            prompt_len: request.prompt.len(),
+            max_tokens,
+            budget: max_tokens.min(context - request.prompt.len()),
+            rng: SplitMix64::new(stream),
+            ids: Vec::new(),
+            decoder: IncrementalDecoder::default(),
+            stop: StopFilter::new(&options.stop_strings),
+            done: None,
+            logprob: 0.0,
+        }
+    }
+
+    /// New tokens this row may still take.
+    fn remaining(&self) -> usize {
+        self.budget - self.ids.len()
+    }
+
     /// The newest token.
     fn last(&self) -> u32 {
         self.ids.last().copied().unwrap_or_default()
@@ -540,7 +690,7 @@ impl Row<'_> {
             Some(StopReason::StopString)
         } else if !step.options.ignore_eos && g.eos_ids.contains(&id) {
             Some(StopReason::Eos)
-        } else if self.ids.len() >= step.options.max_new_tokens {
+        } else if self.ids.len() >= self.max_tokens {
             Some(StopReason::MaxTokens)
         } else if self.ids.len() >= self.budget {
             Some(StopReason::ContextFull)

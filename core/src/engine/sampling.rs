@@ -2,10 +2,13 @@
 //! categorical draw; `temperature == 0` is greedy (first maximum, like `argmax`). Ids the
 //! tokenizer does not know (Pythia pads its logits to 50,304 rows) are never chosen.
 //!
-//! Nothing sorts the whole vocabulary: top-k is a selection (`select_nth_unstable_by`) and the
-//! top-p cut and the draw walk a sorted prefix that grows only as far as they need. Candidates
-//! rank by logit, ties by lower id, as a full sort would order them, so the same draw picks the
-//! same token.
+//! Without top-k or top-p the draw walks the ids in order (as `torch.multinomial` does): the
+//! weights `exp(v/T − max)` are summed in blocks with vector code, the draw's block is found from
+//! the block sums and only that block is walked, so a draw costs two passes over the vocabulary
+//! however flat the distribution. With top-k or top-p, nothing sorts the whole vocabulary either:
+//! top-k is a selection (`select_nth_unstable_by`) and the top-p cut and the draw walk a sorted
+//! prefix that grows only as far as they need. Candidates rank by logit, ties by lower id, as a
+//! full sort would order them, so the same draw picks the same token.
 
 use crate::rng::SplitMix64;
 use std::cmp::Ordering;
@@ -71,18 +74,36 @@ pub fn choose(
         return argmax(logits, allowed);
     }
     let t = params.temperature;
-    let mut pool = Vec::with_capacity(logits.len());
+    let filters = params.top_k > 0 || params.top_p < 1.0;
+    // Scaled logits by id (ids never chosen at -∞), and with filters the candidates.
+    let mut scaled = Vec::with_capacity(logits.len());
+    let mut pool = Vec::with_capacity(if filters { logits.len() } else { 0 });
+    let (mut count, mut max) = (0usize, f32::NEG_INFINITY);
     for (i, &v) in logits.iter().enumerate() {
         if !allowed(i) {
+            scaled.push(f32::NEG_INFINITY);
             continue;
         }
         if v.is_nan() {
             return Err(SampleError::NanLogits);
         }
-        pool.push((i as u32, v / t));
+        let v = v / t;
+        scaled.push(v);
+        max = max.max(v);
+        count += 1;
+        if filters {
+            pool.push((i as u32, v));
+        }
     }
-    if pool.is_empty() {
+    if count == 0 {
         return Err(SampleError::NothingAllowed);
+    }
+    if (params.top_k == 0 || params.top_k >= count) && params.top_p >= 1.0 {
+        if max == f32::NEG_INFINITY {
+            // Every allowed logit is -∞: no distribution to draw from.
+            return argmax(logits, allowed);
+        }
+        return Ok(draw_in_id_order(&scaled, max, rng.next_f64()));
     }
     let mut ranked = if params.top_k > 0 && params.top_k < pool.len() {
         pool.select_nth_unstable_by(params.top_k - 1, by_rank);
@@ -138,6 +159,67 @@ pub fn choose(
     }
     ranked.sort_prefix(ranked.pool.len());
     Ok(ranked.pool[ranked.pool.len() - 1].0)
+}
+
+/// Weights summed per block of the id-order draw (sums of this many f32 weights stay within
+/// about 1e-6 relative before they are added in f64).
+const DRAW_BLOCK: usize = 1024;
+
+/// The id whose cumulative weight `exp(v − max)`, in id order, first exceeds `u` (in `[0, 1)`)
+/// times the total: the block sums locate the block, which is then walked id by id.
+fn draw_in_id_order(scaled: &[f32], max: f32, u: f64) -> u32 {
+    use crate::kernels::math::exp_nonpositive;
+    let weight = |v: f32| f64::from(exp_nonpositive(v - max));
+    let blocks = block_weights(scaled, max);
+    let mut target = u * blocks.iter().sum::<f64>();
+    for (b, &sum) in blocks.iter().enumerate() {
+        if target >= sum && b + 1 < blocks.len() {
+            target -= sum;
+            continue;
+        }
+        let start = b * DRAW_BLOCK;
+        let mut acc = 0.0;
+        for (i, &v) in scaled[start..].iter().take(DRAW_BLOCK).enumerate() {
+            acc += weight(v);
+            if target < acc {
+                return (start + i) as u32;
+            }
+        }
+        break;
+    }
+    // Rounding left the draw past the last weight: the last id that has one (the maximum has).
+    scaled
+        .iter()
+        .rposition(|&v| weight(v) > 0.0)
+        .unwrap_or_default() as u32
+}
+
+crate::kernels::with_widest_vectors! {
+    /// `Σ exp(v − max)` over each block of [`DRAW_BLOCK`] values.
+    fn block_weights(scaled: &[f32], max: f32) -> Vec<f64> = block_weights_lanes;
+}
+
+#[inline(always)]
+fn block_weights_lanes(scaled: &[f32], max: f32) -> Vec<f64> {
+    use crate::kernels::math::{LANES, exp_nonpositive};
+    scaled
+        .chunks(DRAW_BLOCK)
+        .map(|block| {
+            let mut acc = [0.0f32; LANES];
+            let chunks = block.chunks_exact(LANES);
+            let tail: f32 = chunks
+                .remainder()
+                .iter()
+                .map(|&v| exp_nonpositive(v - max))
+                .sum();
+            for c in chunks {
+                for l in 0..LANES {
+                    acc[l] += exp_nonpositive(c[l] - max);
+                }
+            }
+            acc.iter().map(|&a| f64::from(a)).sum::<f64>() + f64::from(tail)
+        })
+        .collect()
 }
 
 /// Candidate order: higher (scaled) logit first, then lower id.
@@ -210,7 +292,8 @@ pub fn argmax(logits: &[f32], allowed: impl Fn(usize) -> bool) -> Result<u32, Sa
 mod tests {
     use super::*;
 
-    /// The straightforward implementation: sort every candidate, then cut and draw.
+    /// The straightforward implementation: sort every candidate, then cut and draw (without
+    /// top-k or top-p, the draw walks the candidates in id order).
     fn full_sort_reference(
         logits: &[f32],
         params: &SamplingParams,
@@ -224,11 +307,14 @@ mod tests {
             .filter(|(i, _)| allowed(*i))
             .map(|(i, v)| (i as u32, v / t))
             .collect();
-        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let unfiltered = (params.top_k == 0 || params.top_k >= cand.len()) && params.top_p >= 1.0;
+        if !unfiltered {
+            cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
         if params.top_k > 0 && params.top_k < cand.len() {
             cand.truncate(params.top_k);
         }
-        let max = cand[0].1;
+        let max = cand.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
         let mut probs: Vec<f64> = cand.iter().map(|(_, v)| ((v - max) as f64).exp()).collect();
         let total: f64 = probs.iter().sum();
         for p in &mut probs {
@@ -360,5 +446,47 @@ mod tests {
                 assert_eq!(ours, reference, "case {case}: {params:?}, vocab {vocab}");
             }
         }
+    }
+
+    #[test]
+    fn a_draw_in_id_order_follows_the_probabilities_across_blocks() {
+        // Four likely ids in different blocks (one disallowed), the rest a flat floor.
+        let mut logits = vec![-4.0f32; 5_000];
+        for (id, v) in [(10, 2.0), (1_500, 3.0), (3_071, 2.5), (4_999, 3.0)] {
+            logits[id] = v;
+        }
+        let allowed = |i: usize| i != 4_999;
+        let params = SamplingParams {
+            temperature: 1.0,
+            ..Default::default()
+        };
+        let weights: Vec<f64> = (0..logits.len())
+            .map(|i| {
+                if allowed(i) {
+                    f64::from(logits[i]).exp()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mut rng = SplitMix64::new(9);
+        let draws = 40_000;
+        let mut counts = vec![0usize; logits.len()];
+        for _ in 0..draws {
+            counts[choose(&logits, &params, &mut rng, allowed).unwrap() as usize] += 1;
+        }
+        assert_eq!(counts[4_999], 0, "a disallowed id was drawn");
+        for id in [10, 1_500, 3_071] {
+            let p = weights[id] / total;
+            let sd = (p * (1.0 - p) / draws as f64).sqrt();
+            let seen = counts[id] as f64 / draws as f64;
+            assert!((seen - p).abs() < 5.0 * sd, "id {id}: {seen} vs {p}");
+        }
+        let floor: usize =
+            counts.iter().sum::<usize>() - counts[10] - counts[1_500] - counts[3_071];
+        let p_floor = 1.0 - (weights[10] + weights[1_500] + weights[3_071]) / total;
+        let sd = (p_floor * (1.0 - p_floor) / draws as f64).sqrt();
+        assert!((floor as f64 / draws as f64 - p_floor).abs() < 5.0 * sd);
     }
 }

@@ -1,8 +1,11 @@
-//! Which rows run together. Requests are sorted by prompt length (so a batch pads little) and
-//! packed into batches bounded by a row cap and by the memory their key/value cache takes:
-//! `rows × (longest prompt + largest token budget) × bytes per cached token`. A request with
-//! several samples prefills its prompt once per batch it lands in (a group) and its cache rows
-//! are repeated for the samples.
+//! Which rows run together. Requests wait in a queue sorted by prompt length (so a batch
+//! pads little) and are taken from its front into batches bounded by a row cap and by the memory
+//! their key/value cache takes: `rows × (longest prompt + largest token budget) × bytes per
+//! cached token`. Continuous batching: while a batch decodes, rows that finish leave it, and once
+//! a quarter of its rows are free the next requests are prefilled and join it
+//! ([`Queue::take`] with the running rows as the base). A request with several samples
+//! prefills its prompt once per batch it lands in (a group) and its cache rows are repeated for
+//! the samples.
 
 use crate::model::LanguageModel;
 use burn::tensor::backend::Backend;
@@ -43,7 +46,7 @@ pub(crate) struct Group {
     pub samples: Range<usize>,
 }
 
-/// Groups that run as one batch.
+/// Groups prefilled together: a fresh batch, or rows joining a running one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Batch {
     /// Prefill rows, shortest prompt first.
@@ -77,43 +80,104 @@ impl Limits {
     }
 }
 
-/// Packs `work` into batches: sorted by prompt length (ties by request), each batch within
-/// `limits`; a request's samples may be split over consecutive batches.
-pub(crate) fn plan(work: &[Work], limits: &Limits) -> Vec<Batch> {
-    let mut order: Vec<&Work> = work.iter().collect();
-    order.sort_by_key(|w| (w.prompt_len, w.request));
-    let mut batches = Vec::new();
-    let mut current = Batch::default();
-    for w in order {
-        let mut next = 0;
-        while next < w.samples {
-            let seq = current.seq.max(w.prompt_len);
-            let budget = current.budget.max(w.budget);
-            let room = limits.rows_for(seq + budget).saturating_sub(current.rows);
-            let take = room.min(w.samples - next);
-            if take == 0 {
-                batches.push(std::mem::take(&mut current));
-                continue;
-            }
-            current.groups.push(Group {
-                request: w.request,
-                samples: next..next + take,
-            });
-            current.rows += take;
-            current.seq = seq;
-            current.budget = budget;
-            next += take;
+/// What a batch already holds when more rows are taken for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Running {
+    /// Rows decoding.
+    pub rows: usize,
+    /// Columns their cache holds.
+    pub seq: usize,
+    /// Columns their cache has room for beyond `seq` (at least the most new tokens any of
+    /// them may still take).
+    pub budget: usize,
+}
+
+/// Work waiting to run, shortest prompt first (ties by request).
+#[derive(Debug, Clone)]
+pub(crate) struct Queue<'w> {
+    order: Vec<&'w Work>,
+    /// The first request not wholly taken, and its first sample not taken.
+    next: usize,
+    sample: usize,
+    /// Rows (samples) not taken yet.
+    waiting: usize,
+}
+
+impl<'w> Queue<'w> {
+    /// All of `work`, waiting.
+    pub fn new(work: &'w [Work]) -> Self {
+        let mut order: Vec<&Work> = work.iter().collect();
+        order.sort_by_key(|w| (w.prompt_len, w.request));
+        Self {
+            order,
+            next: 0,
+            sample: 0,
+            waiting: work.iter().map(|w| w.samples).sum(),
         }
     }
-    if current.rows > 0 {
-        batches.push(current);
+
+    /// Takes the groups at the front of the queue that fit `limits` beside `running` (whose
+    /// cache they will share): a fresh batch when nothing runs (at least one row, so a request
+    /// larger than the cache budget still runs, alone), else rows joining a running batch. A
+    /// join happens only when `continuous` and at least a quarter of the rows the batch could
+    /// hold (or every waiting row) fit, so the joiners' prefill and the copy of the running
+    /// cache into a larger one are shared by several rows; otherwise the batch comes back
+    /// empty and the queue is unchanged. A request's samples may be split over consecutive
+    /// batches.
+    pub fn take(&mut self, running: Running, limits: &Limits, continuous: bool) -> Batch {
+        if running.rows > 0 && !continuous {
+            return Batch::default();
+        }
+        let (mut next, mut sample) = (self.next, self.sample);
+        let mut batch = Batch::default();
+        while let Some(w) = self.order.get(next) {
+            let seq = running.seq.max(batch.seq).max(w.prompt_len);
+            let budget = running.budget.max(batch.budget).max(w.budget);
+            let room = limits
+                .rows_for(seq + budget)
+                .saturating_sub(running.rows + batch.rows);
+            let take = room.min(w.samples - sample);
+            if take == 0 {
+                break;
+            }
+            batch.groups.push(Group {
+                request: w.request,
+                samples: sample..sample + take,
+            });
+            batch.rows += take;
+            batch.seq = batch.seq.max(w.prompt_len);
+            batch.budget = batch.budget.max(w.budget);
+            sample += take;
+            if sample == w.samples {
+                (next, sample) = (next + 1, 0);
+            }
+        }
+        if running.rows > 0 {
+            let holds = limits.rows_for(running.seq + running.budget);
+            let enough = (holds / 4).max(1).min(self.waiting);
+            if batch.rows < enough {
+                return Batch::default();
+            }
+        }
+        (self.next, self.sample) = (next, sample);
+        self.waiting -= batch.rows;
+        batch
     }
-    batches
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Static batches: each taken when the one before has finished.
+    fn plan(work: &[Work], limits: &Limits) -> Vec<Batch> {
+        let mut queue = Queue::new(work);
+        let mut batches = Vec::new();
+        while queue.waiting > 0 {
+            batches.push(queue.take(Running::default(), limits, true));
+        }
+        batches
+    }
 
     fn work(lengths: &[usize], samples: usize, budget: usize) -> Vec<Work> {
         lengths
@@ -240,5 +304,65 @@ mod tests {
                 }],
             ]
         );
+    }
+
+    #[test]
+    fn rows_join_a_running_batch_once_a_quarter_of_it_is_free() {
+        let w = work(&[3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 1, 4);
+        let limits = Limits {
+            max_rows: 8,
+            kv_budget_bytes: u64::MAX,
+            kv_bytes_per_token: 1,
+        };
+        let mut queue = Queue::new(&w);
+        let first = queue.take(Running::default(), &limits, true);
+        assert_eq!(first.rows, 8);
+        // Seven of eight rows still decode: one free row is less than a quarter.
+        let running = Running {
+            rows: 7,
+            seq: 12,
+            budget: 3,
+        };
+        assert_eq!(queue.take(running, &limits, true), Batch::default());
+        // Six decode: the two shortest waiting prompts join, sized beside the running rows.
+        let running = Running { rows: 6, ..running };
+        let joined = queue.take(running, &limits, true);
+        assert_eq!(
+            joined.groups.iter().map(|g| g.request).collect::<Vec<_>>(),
+            [8, 9]
+        );
+        assert_eq!((joined.rows, joined.seq, joined.budget), (2, 12, 4));
+        assert_eq!(queue.waiting, 0);
+        // Static batches never join.
+        let mut queue = Queue::new(&w);
+        queue.take(Running::default(), &limits, false);
+        assert_eq!(queue.take(running, &limits, false), Batch::default());
+        assert_eq!(queue.waiting, 2);
+    }
+
+    #[test]
+    fn joiners_fit_the_cache_budget_of_the_whole_batch() {
+        // 10 bytes per token, 4-token prompts with 10 new tokens: a 420-byte budget holds
+        // three rows of 14 columns.
+        let w = work(&[4, 4, 4, 4, 4], 1, 10);
+        let limits = Limits {
+            max_rows: 64,
+            kv_budget_bytes: 420,
+            kv_bytes_per_token: 10,
+        };
+        let mut queue = Queue::new(&w);
+        assert_eq!(queue.take(Running::default(), &limits, true).rows, 3);
+        // Rows 4 tokens in (8 columns, 6 to go): a joiner needs 8 + 10 columns, and so do
+        // they once joined, so two running rows leave no room and one leaves room for one.
+        let running = Running {
+            rows: 2,
+            seq: 8,
+            budget: 6,
+        };
+        assert_eq!(queue.take(running, &limits, true), Batch::default());
+        let running = Running { rows: 1, ..running };
+        let joined = queue.take(running, &limits, true);
+        assert_eq!(joined.rows, 1);
+        assert!((running.rows + joined.rows) as u64 * (8 + 10) * 10 <= 420);
     }
 }

@@ -22,16 +22,12 @@ pub(super) struct F32Panels {
 }
 
 impl F32Panels {
-    /// Packs a `rows × cols` matrix whose row `r` `read_row(r, buffer)` writes.
+    /// Packs a `rows × cols` matrix whose row `r` `read_row(r, buffer)` writes (`cols > 0`).
     pub(super) fn pack(
         rows: usize,
         cols: usize,
         read_row: &(dyn Fn(usize, &mut [f32]) + Sync),
     ) -> Self {
-        if cols == 0 {
-            // Nothing to store: a product over no columns writes zeros (`write_product`).
-            return Self::default();
-        }
         let panels = rows.div_ceil(PANEL);
         let mut w = vec![0.0f32; panels * cols * PANEL];
         w.par_chunks_mut(cols * PANEL)

@@ -94,7 +94,11 @@ impl PackedMatrix {
         format: WeightFormat,
         read_row: &(dyn Fn(usize, &mut [f32]) + Sync),
     ) -> Self {
+        // With no columns there is nothing to store: a product over them writes zeros
+        // (`write_product`).
         let packed = match format {
+            WeightFormat::F32 if cols == 0 => Packed::F32(dense::F32Panels::default()),
+            WeightFormat::Q8 if cols == 0 => Packed::Q8(q8::Q8Panels::default()),
             WeightFormat::F32 => Packed::F32(dense::F32Panels::pack(rows, cols, read_row)),
             WeightFormat::Q8 => Packed::Q8(q8::Q8Panels::pack(rows, cols, read_row)),
         };

@@ -37,7 +37,8 @@ struct Q8Input {
 }
 
 impl Q8Panels {
-    /// Quantizes and packs a `rows × cols` matrix whose row `r` `read_row(r, buffer)` writes.
+    /// Quantizes and packs a `rows × cols` matrix whose row `r` `read_row(r, buffer)` writes
+    /// (`cols > 0`).
     pub(super) fn pack(
         rows: usize,
         cols: usize,
@@ -45,10 +46,6 @@ impl Q8Panels {
     ) -> Self {
         let kp = cols.next_multiple_of(BLOCK);
         let nb = kp / BLOCK;
-        if cols == 0 {
-            // Nothing to store: a product over no columns writes zeros (`write_product`).
-            return Self::default();
-        }
         let panels = rows.div_ceil(PANEL);
         let isa = Isa::detect();
         let mut q = vec![128u8; panels * kp * PANEL];

@@ -9,6 +9,7 @@ use crate::kernels::with_widest_vectors;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// How scores are formed: `softcap(q·k · scale)`, visible keys limited to a sliding window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,6 +65,90 @@ impl HostKv {
                     keys[at..at + d].copy_from_slice(&k[from..from + d]);
                     values[at..at + d].copy_from_slice(&v[from..from + d]);
                 }
+            });
+    }
+
+    /// A cache holding `k` and `v` (`[rows, heads, capacity, dim]` each).
+    #[cfg(test)]
+    pub(crate) fn from_parts(
+        k: Vec<f32>,
+        v: Vec<f32>,
+        heads: usize,
+        capacity: usize,
+        dim: usize,
+    ) -> Self {
+        Self {
+            k,
+            v,
+            heads,
+            capacity,
+            dim,
+        }
+    }
+
+    /// Keys and values, `[rows, heads, capacity, dim]` each.
+    #[cfg(test)]
+    pub(crate) fn parts(&self) -> (&[f32], &[f32]) {
+        (&self.k, &self.v)
+    }
+
+    /// Key/value heads.
+    pub fn heads(&self) -> usize {
+        self.heads
+    }
+
+    /// Values per head.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Rows in this cache.
+    fn rows(&self) -> usize {
+        let per_row = self.heads * self.capacity * self.dim;
+        self.k.len().checked_div(per_row).unwrap_or(0)
+    }
+
+    /// Keeps rows `keep` in place: row `keep[i]` moves to row `i`. Each `keep[i]` must be at
+    /// least `i`, with no repeats, so no row is overwritten before it has moved; a row that
+    /// stays where it is costs nothing.
+    pub fn retain_rows_in_place(&mut self, keep: &[usize]) {
+        let per_row = self.heads * self.capacity * self.dim;
+        for (to, &from) in keep.iter().enumerate() {
+            debug_assert!(from >= to, "row {from} cannot move up to {to} in place");
+            if from != to {
+                self.k
+                    .copy_within(from * per_row..(from + 1) * per_row, to * per_row);
+                self.v
+                    .copy_within(from * per_row..(from + 1) * per_row, to * per_row);
+            }
+        }
+        self.k.truncate(keep.len() * per_row);
+        self.v.truncate(keep.len() * per_row);
+    }
+
+    /// Appends the rows of `other` (same heads and head size, any capacity), their positions
+    /// `columns` moved to end at position `end` of this cache (right-aligned, as left-padded
+    /// prompts are), zeros in front. The buffers grow in place (a large allocation is remapped,
+    /// not copied); only the appended rows are written.
+    pub fn append_rows(&mut self, other: &HostKv, columns: Range<usize>, end: usize) {
+        let (cap, d) = (self.capacity, self.dim);
+        let added = other.rows() * self.heads * cap * d;
+        let old = self.k.len();
+        self.k.resize(old + added, 0.0);
+        self.v.resize(old + added, 0.0);
+        if added == 0 {
+            return;
+        }
+        let at = (end - columns.len()) * d..end * d;
+        self.k[old..]
+            .par_chunks_mut(cap * d)
+            .zip(self.v[old..].par_chunks_mut(cap * d))
+            .enumerate()
+            .for_each(|(rh, (keys, values))| {
+                let from = rh * other.capacity * d;
+                let src = from + columns.start * d..from + columns.end * d;
+                keys[at.clone()].copy_from_slice(&other.k[src.clone()]);
+                values[at.clone()].copy_from_slice(&other.v[src]);
             });
     }
 

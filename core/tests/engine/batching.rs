@@ -1,7 +1,8 @@
 //! Batched results equal one-at-a-time results: scoring, embeddings and greedy generation of
 //! prompts of different lengths in one left-padded batch, on the CPU engine; generation in
 //! bounded, length-sorted batches equals one batch, finished rows stop costing decode work, and
-//! each row's token budget follows its own prompt.
+//! each row's token budget follows its own prompt; rows joining a running batch (continuous
+//! batching) generate what they would alone.
 
 use crate::common::{FIXTURES, cpu_engine, eos_ids, fixtures_dir, reference};
 use burn::backend::Flex;
@@ -390,4 +391,86 @@ fn samples_share_one_prefill_and_match_separate_prefills() {
     let distinct: std::collections::BTreeSet<_> =
         shared[..4].iter().map(|g| &g.token_ids).collect();
     assert!(distinct.len() > 1, "the samples differ");
+}
+
+#[test]
+fn rows_joining_a_running_batch_generate_what_they_would_alone() {
+    for name in ["gpt_neox_parallel", "gemma2"] {
+        let engine = cpu_engine(name);
+        let prompts = seven_prompts(&engine);
+        // Each request its own bound, so rows finish at different steps and free their slots.
+        let requests: Vec<GenerateRequest<'_>> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| GenerateRequest {
+                max_new_tokens: Some(2 + (i * 5) % 11),
+                ..GenerateRequest::new(p)
+            })
+            .collect();
+        for temperature in [0.0, 0.9] {
+            let options = GenerateOptions {
+                max_new_tokens: 64,
+                sampling: SamplingParams {
+                    temperature,
+                    seed: Some(3),
+                    ..Default::default()
+                },
+                ignore_eos: true,
+                max_batch_rows: 4,
+                ..Default::default()
+            };
+            let run = |options: &GenerateOptions| {
+                let mut streamed = vec![String::new(); requests.len()];
+                let (rows, stats) = engine
+                    .generate_requests(
+                        &requests,
+                        options,
+                        &mut |e| streamed[e.row].push_str(e.text_delta),
+                        &mut |_, _| {},
+                        None,
+                    )
+                    .expect("generate");
+                for (g, s) in rows.iter().zip(&streamed) {
+                    assert_eq!(&g.text, s, "{name}: streamed text");
+                }
+                (rows, stats)
+            };
+            let (joined, stats) = run(&options);
+            assert!(
+                stats.refills > 0,
+                "{name}: no request joined a running batch"
+            );
+            let (fixed, fixed_stats) = run(&GenerateOptions {
+                continuous: false,
+                ..options.clone()
+            });
+            assert_eq!(fixed_stats.refills, 0);
+            let (alone, _) = run(&GenerateOptions {
+                max_batch_rows: 1,
+                ..options.clone()
+            });
+            for (i, ((a, b), c)) in joined.iter().zip(&fixed).zip(&alone).enumerate() {
+                let bound = requests[i].max_new_tokens.unwrap();
+                assert_eq!(a.token_ids.len(), bound, "{name}, request {i}");
+                assert_eq!(a.stop_reason, StopReason::MaxTokens);
+                assert_eq!(
+                    a.token_ids, b.token_ids,
+                    "{name}, request {i}, t = {temperature}"
+                );
+                assert_eq!(
+                    a.token_ids, c.token_ids,
+                    "{name}, request {i}, t = {temperature}"
+                );
+                assert_eq!(a.text, c.text);
+            }
+            // The same tokens in fewer steps: freed slots were refilled instead of idling.
+            assert_eq!(stats.decode_rows, fixed_stats.decode_rows);
+            assert!(
+                stats.decode_steps < fixed_stats.decode_steps,
+                "{name}: {} steps joined, {} in fixed batches",
+                stats.decode_steps,
+                fixed_stats.decode_steps
+            );
+        }
+    }
 }
