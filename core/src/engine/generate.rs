@@ -514,11 +514,20 @@ impl<'g, B: Backend> Decoding<'g, '_, '_, B> {
             .map(|g| requests[g.request].prompt)
             .collect();
         let padded = PaddedBatch::left_pad(&prompts, generator.pad_id);
-        let budget = running.budget.max(batch.budget);
+        // New tokens any row of the joined batch may still take, and the columns reserved for
+        // them where a cache is made.
+        let needed = self
+            .live
+            .iter()
+            .map(Row::remaining)
+            .max()
+            .unwrap_or(0)
+            .max(batch.budget);
+        let reserve = scheduler::reserve(needed, self.step.options.continuous);
         // A fresh batch prefills into its final cache; joiners into one just long enough, whose
         // rows then join the running cache.
         let own_capacity = if running.rows == 0 {
-            padded.seq + budget
+            padded.seq + reserve
         } else {
             padded.seq
         };
@@ -561,7 +570,7 @@ impl<'g, B: Backend> Decoding<'g, '_, '_, B> {
                 .extend(source.iter().map(|&g| running.rows + g));
         }
         let running_cache = std::mem::replace(&mut self.cache, model.new_cache(0, 0));
-        self.cache = running_cache.join(cache, budget);
+        self.cache = running_cache.join(cache, needed, reserve);
         self.stats.prefill_secs += started.elapsed().as_secs_f64();
         self.stats.prefill_tokens += padded.batch * padded.seq;
         if running.rows == 0 {

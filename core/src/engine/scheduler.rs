@@ -80,6 +80,13 @@ impl Limits {
     }
 }
 
+/// Columns a cache reserves beyond its tokens for rows that may take `budget` more: with
+/// continuous batching twice that, so rows joining later are appended in place (a join that
+/// does not fit copies the whole cache into a new one).
+pub(crate) fn reserve(budget: usize, continuous: bool) -> usize {
+    if continuous { 2 * budget } else { budget }
+}
+
 /// What a batch already holds when more rows are taken for it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Running {
@@ -128,13 +135,16 @@ impl<'w> Queue<'w> {
         if running.rows > 0 && !continuous {
             return Batch::default();
         }
+        // Columns a batch reserves beyond its prompts: its token budget, and with continuous
+        // batching as many again, so later joiners fit the cache in place (see `reserve`).
+        let columns = |seq: usize, budget: usize| seq + reserve(budget, continuous);
         let (mut next, mut sample) = (self.next, self.sample);
         let mut batch = Batch::default();
         while let Some(w) = self.order.get(next) {
             let seq = running.seq.max(batch.seq).max(w.prompt_len);
             let budget = running.budget.max(batch.budget).max(w.budget);
             let room = limits
-                .rows_for(seq + budget)
+                .rows_for(columns(seq, budget))
                 .saturating_sub(running.rows + batch.rows);
             let take = room.min(w.samples - sample);
             if take == 0 {
@@ -153,7 +163,7 @@ impl<'w> Queue<'w> {
             }
         }
         if running.rows > 0 {
-            let holds = limits.rows_for(running.seq + running.budget);
+            let holds = limits.rows_for(columns(running.seq, running.budget));
             let enough = (holds / 4).max(1).min(self.waiting);
             if batch.rows < enough {
                 return Batch::default();
@@ -174,7 +184,7 @@ mod tests {
         let mut queue = Queue::new(work);
         let mut batches = Vec::new();
         while queue.waiting > 0 {
-            batches.push(queue.take(Running::default(), limits, true));
+            batches.push(queue.take(Running::default(), limits, false));
         }
         batches
     }
@@ -342,17 +352,17 @@ mod tests {
 
     #[test]
     fn joiners_fit_the_cache_budget_of_the_whole_batch() {
-        // 10 bytes per token, 4-token prompts with 10 new tokens: a 420-byte budget holds
-        // three rows of 14 columns.
+        // 10 bytes per token, 4-token prompts with 10 new tokens and as many reserved for
+        // joiners: a 720-byte budget holds three rows of 4 + 20 columns.
         let w = work(&[4, 4, 4, 4, 4], 1, 10);
         let limits = Limits {
             max_rows: 64,
-            kv_budget_bytes: 420,
+            kv_budget_bytes: 720,
             kv_bytes_per_token: 10,
         };
         let mut queue = Queue::new(&w);
         assert_eq!(queue.take(Running::default(), &limits, true).rows, 3);
-        // Rows 4 tokens in (8 columns, 6 to go): a joiner needs 8 + 10 columns, and so do
+        // Rows 4 tokens in (8 columns, 6 to go): a joiner needs 8 + 2 x 10 columns, and so do
         // they once joined, so two running rows leave no room and one leaves room for one.
         let running = Running {
             rows: 2,
@@ -363,6 +373,6 @@ mod tests {
         let running = Running { rows: 1, ..running };
         let joined = queue.take(running, &limits, true);
         assert_eq!(joined.rows, 1);
-        assert!((running.rows + joined.rows) as u64 * (8 + 10) * 10 <= 420);
+        assert!((running.rows + joined.rows) as u64 * (8 + 20) * 10 <= 720);
     }
 }

@@ -245,7 +245,8 @@ impl<B: Backend> KvCache<B> {
     }
 
     /// Rows that join a running batch: this cache's rows, then `other`'s, every row with room
-    /// for `budget` more tokens. `other`'s rows are right-aligned to end where this cache's do,
+    /// for `budget` more tokens (a new cache gets `reserve` columns for them, at least
+    /// `budget`, so later joiners can be appended in place). `other`'s rows are right-aligned to end where this cache's do,
     /// so the next step writes every row's token in one column (the columns in front of the
     /// shorter rows are padding). Rotary positions are per row and a sliding window counts
     /// positions back from the query, so moving a row's keys together changes nothing it
@@ -253,7 +254,7 @@ impl<B: Backend> KvCache<B> {
     /// `budget` free columns) the rows are appended in place; otherwise both are copied into a
     /// new cache without the positions that are padding in all their rows. Both caches must
     /// come from the same model.
-    pub fn join(mut self, other: Self, budget: usize) -> Self {
+    pub fn join(mut self, other: Self, budget: usize, reserve: usize) -> Self {
         if self.batch == 0 && other.len + budget <= other.capacity {
             return other;
         }
@@ -277,7 +278,7 @@ impl<B: Backend> KvCache<B> {
             return self;
         }
         let len = cols_a.len().max(cols_b.len());
-        let capacity = len + budget;
+        let capacity = len + reserve.max(budget);
         let layers = self
             .layers
             .iter()
@@ -464,7 +465,7 @@ mod tests {
         let b = cache(2, vec![vec![true, true, true]], 3, true);
         assert_eq!((a.leading_padding(), b.leading_padding()), (1, 0));
         // Room for 5 more tokens: 4 columns after dropping the common padding, plus 5.
-        let joined = a.join(b, 5);
+        let joined = a.join(b, 5, 5);
         assert_eq!((joined.batch(), joined.len(), joined.capacity()), (3, 4, 9));
         assert_eq!(
             joined.key_valid(),
@@ -498,7 +499,7 @@ mod tests {
         // Nothing running: the joiners' cache is taken as it is.
         let empty = KvCache::<Flex>::new(1, 0, 0);
         let fresh = cache(3, vec![vec![false, true]], 6, true);
-        let taken = empty.join(fresh, 4);
+        let taken = empty.join(fresh, 4, 4);
         assert_eq!((taken.batch(), taken.len(), taken.capacity()), (1, 2, 6));
         assert_eq!(contents(&taken).0, block(3, 0, 1, 2, 6));
     }
@@ -533,7 +534,7 @@ mod tests {
         let a = || cache(1, valid_a.clone(), 8, false);
         let b = || cache(2, vec![vec![true, true, true]], 3, false);
         // 5 columns plus 3 fit the 8 of `a`: `b`'s row is appended, `a` stays as it was.
-        let joined = a().join(b(), 3);
+        let joined = a().join(b(), 3, 6);
         assert_eq!((joined.batch(), joined.len(), joined.capacity()), (3, 5, 8));
         assert_eq!(joined.key_valid()[..2], valid_a[..]);
         assert_eq!(joined.key_valid()[2], [false, false, true, true, true]);
@@ -551,7 +552,7 @@ mod tests {
             }
         }
         // 5 + 4 columns do not fit: a new cache without the common padding column.
-        let joined = a().join(b(), 4);
+        let joined = a().join(b(), 4, 4);
         assert_eq!((joined.batch(), joined.len(), joined.capacity()), (3, 4, 8));
         assert_eq!(joined.key_valid()[2], [false, true, true, true]);
     }
