@@ -515,7 +515,8 @@ impl<'g, B: Backend> Decoding<'g, '_, '_, B> {
             .collect();
         let padded = PaddedBatch::left_pad(&prompts, generator.pad_id);
         // New tokens any row of the joined batch may still take, and the columns reserved for
-        // them where a cache is made.
+        // them where a cache is made (room for joiners only while requests wait: the scheduler
+        // charged it to the cache budget, and a batch that takes the last of them needs none).
         let needed = self
             .live
             .iter()
@@ -523,7 +524,8 @@ impl<'g, B: Backend> Decoding<'g, '_, '_, B> {
             .max()
             .unwrap_or(0)
             .max(batch.budget);
-        let reserve = scheduler::reserve(needed, self.step.options.continuous);
+        let joiners_may_follow = self.step.options.continuous && self.queue.waiting() > 0;
+        let reserve = scheduler::reserve(needed, joiners_may_follow);
         // A fresh batch prefills into its final cache; joiners into one just long enough, whose
         // rows then join the running cache.
         let own_capacity = if running.rows == 0 {

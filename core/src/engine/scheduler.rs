@@ -80,11 +80,15 @@ impl Limits {
     }
 }
 
-/// Columns a cache reserves beyond its tokens for rows that may take `budget` more: with
-/// continuous batching twice that, so rows joining later are appended in place (a join that
-/// does not fit copies the whole cache into a new one).
-pub(crate) fn reserve(budget: usize, continuous: bool) -> usize {
-    if continuous { 2 * budget } else { budget }
+/// Columns a cache reserves beyond its tokens for rows that may take `budget` more: when rows
+/// may join later (continuous batching with requests still waiting) twice that, so joiners are
+/// appended in place (a join that does not fit copies the whole cache into a new one).
+pub(crate) fn reserve(budget: usize, joiners_may_follow: bool) -> usize {
+    if joiners_may_follow {
+        2 * budget
+    } else {
+        budget
+    }
 }
 
 /// What a batch already holds when more rows are taken for it.
@@ -121,6 +125,11 @@ impl<'w> Queue<'w> {
             sample: 0,
             waiting: work.iter().map(|w| w.samples).sum(),
         }
+    }
+
+    /// Rows (samples) not taken yet.
+    pub fn waiting(&self) -> usize {
+        self.waiting
     }
 
     /// Takes the groups at the front of the queue that fit `limits` beside `running` (whose

@@ -10,7 +10,7 @@
 
 use super::attention::build_mask;
 use super::config::{GemmaConfig, GemmaVersion, LayerKind};
-use super::host_attention::{AttentionShape, AttentionSpec};
+use super::host_attention::{AttentionShape, AttentionSpec, Heads};
 use super::kv_cache::KvCache;
 use super::linear::host_f32;
 use super::linear::{Linear, uses_host_kernels};
@@ -351,13 +351,14 @@ impl<B: Backend> Gemma<B> {
             dim: dh,
         };
         let scale = c.query_pre_attn_scalar.powf(-0.5);
+        // The normalised input of each block, rewritten in place by every norm.
+        let mut h = vec![0.0f32; x.len()];
         for (l, layer) in self.layers.iter().enumerate() {
             let rope = match layer.kind {
                 LayerKind::Full => &rope_global,
                 LayerKind::Sliding => &rope_local,
             };
-            let mut h = x.clone();
-            layer.input_layernorm.forward_rows(&mut h);
+            layer.input_layernorm.forward_rows_into(&x, &mut h);
             let mut q = layer.q_proj.forward_rows(&h, m);
             let mut k = layer.k_proj.forward_rows(&h, m);
             let v = layer.v_proj.forward_rows(&h, m);
@@ -368,12 +369,20 @@ impl<B: Backend> Gemma<B> {
                 softcap: c.attn_softcap,
                 window: (layer.kind == LayerKind::Sliding).then_some(c.sliding_window),
             };
-            let attn = cache.attend_rows(l, &q, &k, &v, shape, spec);
+            let attn = cache.attend_rows(
+                l,
+                Heads::contiguous(&q, c.num_heads, dh),
+                Heads::contiguous(&k, c.num_kv_heads, dh),
+                Heads::contiguous(&v, c.num_kv_heads, dh),
+                shape,
+                spec,
+            );
             let mut attn = layer.o_proj.forward_rows(&attn, m);
             layer.post_attention_layernorm.forward_rows(&mut attn);
             x.par_iter_mut().zip(&attn).for_each(|(x, a)| *x += a);
-            let mut h = x.clone();
-            layer.pre_feedforward_layernorm.forward_rows(&mut h);
+            layer
+                .pre_feedforward_layernorm
+                .forward_rows_into(&x, &mut h);
             let mut gate = layer.gate_proj.forward_rows_activated(&h, m, c.hidden_act);
             let up = layer.up_proj.forward_rows(&h, m);
             gate.par_iter_mut().zip(&up).for_each(|(g, u)| *g *= u);

@@ -6,7 +6,7 @@
 
 use super::attention::build_mask;
 use super::config::{Activation, GptNeoxConfig};
-use super::host_attention::{AttentionShape, AttentionSpec};
+use super::host_attention::{AttentionShape, AttentionSpec, Heads};
 use super::kv_cache::KvCache;
 use super::linear::host_f32;
 use super::linear::{Linear, uses_host_kernels};
@@ -274,16 +274,17 @@ impl<B: Backend> GptNeox<B> {
             softcap: None,
             window: None,
         };
+        // The normalised input of each block, rewritten in place by every norm.
+        let mut h = vec![0.0f32; x.len()];
         for (l, layer) in self.layers.iter().enumerate() {
-            let mut h = x.clone();
-            layer.input_layernorm.forward_rows(&mut h);
-            let qkv = layer.query_key_value.forward_rows(&h, m);
-            let (q, k, v) = split_heads(&qkv, heads, dh, |token, head| rope.apply(token, head));
-            let attn = cache.attend_rows(l, &q, &k, &v, shape, spec);
+            layer.input_layernorm.forward_rows_into(&x, &mut h);
+            let mut qkv = layer.query_key_value.forward_rows(&h, m);
+            rotate_fused(&mut qkv, heads, dh, |token, head| rope.apply(token, head));
+            let [q, k, v] = [0, 1, 2].map(|part| Heads::fused(&qkv, heads, dh, part));
+            let attn = cache.attend_rows(l, q, k, v, shape, spec);
             let attn = layer.dense.forward_rows(&attn, m);
             if self.config.use_parallel_residual {
-                let mut h = x.clone();
-                layer.post_attention_layernorm.forward_rows(&mut h);
+                layer.post_attention_layernorm.forward_rows_into(&x, &mut h);
                 let mlp = self.mlp_rows(layer, &h, m);
                 x.par_iter_mut()
                     .zip(&mlp)
@@ -291,8 +292,7 @@ impl<B: Backend> GptNeox<B> {
                     .for_each(|((x, f), a)| *x += f + a);
             } else {
                 x.par_iter_mut().zip(&attn).for_each(|(x, a)| *x += a);
-                let mut h = x.clone();
-                layer.post_attention_layernorm.forward_rows(&mut h);
+                layer.post_attention_layernorm.forward_rows_into(&x, &mut h);
                 let mlp = self.mlp_rows(layer, &h, m);
                 x.par_iter_mut().zip(&mlp).for_each(|(x, f)| *x += f);
             }
@@ -326,34 +326,22 @@ impl<B: Backend> GptNeox<B> {
     }
 }
 
-/// Splits the fused projection (per token: `[head: q k v]`, each `dh` values) into queries, keys
-/// and values laid out `[tokens, heads, dh]`, applying `rotate(token, vector)` to every query and
-/// key head vector.
-fn split_heads(
-    qkv: &[f32],
+/// Applies `rotate(token, vector)` in place to every query and key head vector of the fused
+/// projection (per token: `[head: q k v]`, each `dh` values), tokens in parallel.
+fn rotate_fused(
+    qkv: &mut [f32],
     heads: usize,
     dh: usize,
     rotate: impl Fn(usize, &mut [f32]) + Sync,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let width = heads * dh;
-    let tokens = qkv.len() / (3 * width);
-    let mut q = vec![0.0f32; tokens * width];
-    let mut k = vec![0.0f32; tokens * width];
-    let mut v = vec![0.0f32; tokens * width];
-    q.par_chunks_mut(width)
-        .zip(k.par_chunks_mut(width))
-        .zip(v.par_chunks_mut(width))
-        .zip(qkv.par_chunks(3 * width))
+) {
+    qkv.par_chunks_mut(3 * heads * dh)
         .enumerate()
-        .for_each(|(token, (((q, k), v), fused))| {
-            for (h, part) in fused.chunks_exact(3 * dh).enumerate() {
-                let at = h * dh..(h + 1) * dh;
-                q[at.clone()].copy_from_slice(&part[..dh]);
-                k[at.clone()].copy_from_slice(&part[dh..2 * dh]);
-                v[at.clone()].copy_from_slice(&part[2 * dh..]);
-                rotate(token, &mut q[at.clone()]);
-                rotate(token, &mut k[at]);
+        .for_each(|(token, fused)| {
+            for part in fused.chunks_exact_mut(3 * dh) {
+                let (qk, _) = part.split_at_mut(2 * dh);
+                let (q, k) = qk.split_at_mut(dh);
+                rotate(token, q);
+                rotate(token, k);
             }
         });
-    (q, k, v)
 }

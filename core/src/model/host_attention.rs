@@ -8,6 +8,7 @@ use crate::kernels::math::{LANES, exp_nonpositive, max_lanes, sum_lanes};
 use crate::kernels::with_widest_vectors;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use faer::{MatMut, MatRef};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -45,9 +46,10 @@ impl HostKv {
         }
     }
 
-    /// Writes keys and values laid out `[rows, t, heads, dim]` at positions `start..start + t`.
-    /// Each (row, head) on the rayon pool: a prefill writes megabytes per layer.
-    fn write(&mut self, k: &[f32], v: &[f32], rows: usize, t: usize, start: usize) {
+    /// Writes this step's keys and values (`rows × t` tokens of [`Heads`]) at positions
+    /// `start..start + t`. Each (row, head) on the rayon pool: a prefill writes megabytes per
+    /// layer.
+    fn write(&mut self, k: Heads<'_>, v: Heads<'_>, rows: usize, t: usize, start: usize) {
         let (cap, d, heads) = (self.capacity, self.dim, self.heads);
         if cap * d == 0 {
             return;
@@ -60,10 +62,9 @@ impl HostKv {
             .for_each(|(rh, (keys, values))| {
                 let (row, h) = (rh / heads, rh % heads);
                 for i in 0..t {
-                    let from = ((row * t + i) * heads + h) * d;
                     let at = (start + i) * d;
-                    keys[at..at + d].copy_from_slice(&k[from..from + d]);
-                    values[at..at + d].copy_from_slice(&v[from..from + d]);
+                    keys[at..at + d].copy_from_slice(k.vector(row * t + i, h, d));
+                    values[at..at + d].copy_from_slice(v.vector(row * t + i, h, d));
                 }
             });
     }
@@ -168,6 +169,62 @@ impl HostKv {
     }
 }
 
+/// One step's head vectors inside a buffer: the vector of head `h` of token `i` (tokens counted
+/// over rows, `row · t + position`) starts at `offset + i · token_stride + h · head_stride`. It
+/// lets attention read queries, keys and values where the projections wrote them, e.g. inside
+/// GPT-NeoX's fused projection, instead of from copies.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads<'a> {
+    data: &'a [f32],
+    offset: usize,
+    token_stride: usize,
+    head_stride: usize,
+}
+
+impl<'a> Heads<'a> {
+    /// Vectors laid out `[tokens, heads, dim]`, one after another.
+    pub fn contiguous(data: &'a [f32], heads: usize, dim: usize) -> Self {
+        Self {
+            data,
+            offset: 0,
+            token_stride: heads * dim,
+            head_stride: dim,
+        }
+    }
+
+    /// Part `part` (0 queries, 1 keys, 2 values) of a fused projection whose tokens hold, head
+    /// by head, the head's query, key and value (`dim` values each), as GPT-NeoX's
+    /// `query_key_value` writes them.
+    pub fn fused(data: &'a [f32], heads: usize, dim: usize, part: usize) -> Self {
+        Self {
+            data,
+            offset: part * dim,
+            token_stride: 3 * heads * dim,
+            head_stride: 3 * dim,
+        }
+    }
+
+    /// Where head `h` of token `i` starts.
+    fn start(&self, i: usize, h: usize) -> usize {
+        self.offset + i * self.token_stride + h * self.head_stride
+    }
+
+    /// Head `h` of token `i`: `dim` values.
+    fn vector(&self, i: usize, h: usize, dim: usize) -> &'a [f32] {
+        &self.data[self.start(i, h)..][..dim]
+    }
+
+    /// Head `h` of tokens `i..i + n` as an `n × dim` matrix (rows `token_stride` apart).
+    fn matrix(&self, i: usize, n: usize, h: usize, dim: usize) -> MatRef<'a, f32> {
+        MatRef::from_row_major_slice_with_stride(
+            &self.data[self.start(i, h)..],
+            n,
+            dim,
+            self.token_stride,
+        )
+    }
+}
+
 /// The sizes of one attention call: `rows × tokens` queries of `heads` heads of `dim` values,
 /// keys and values of `kv_heads` heads (grouped-query attention when fewer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,20 +241,19 @@ pub struct AttentionShape {
     pub dim: usize,
 }
 
-/// Appends this step's keys and values (`[B, T, n_kv, Dh]`, token-major as the projections
-/// write them) at position `past` of `cache` (allocated with `capacity` on first use) and
-/// attends the queries (`[B, T, H, Dh]`) over every cached position that `key_valid` marks
-/// real, causally. Returns `[B, T, H, Dh]`; a query that sees no key gets zeros (as torch's
-/// SDPA).
+/// Appends this step's keys and values (`rows × tokens` tokens of `kv_heads` heads) at position
+/// `past` of `cache` (allocated with `capacity` on first use) and attends the queries (of
+/// `heads` heads) over every cached position that `key_valid` marks real, causally. Returns
+/// `[B, T, H, Dh]`; a query that sees no key gets zeros (as torch's SDPA).
 #[allow(clippy::too_many_arguments)]
 pub fn attend_rows(
     cache: &mut Option<HostKv>,
     capacity: usize,
     past: usize,
     key_valid: &[Vec<bool>],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    q: Heads<'_>,
+    k: Heads<'_>,
+    v: Heads<'_>,
     shape: AttentionShape,
     spec: AttentionSpec,
 ) -> Vec<f32> {
@@ -212,43 +268,50 @@ pub fn attend_rows(
     cache.write(k, v, b, t, past);
     let group = heads / kv_heads;
     let cache = &*cache;
-    // One task per (row, head): its `[T, Dh]` output.
-    let per_head: Vec<Vec<f32>> = (0..b * heads)
-        .into_par_iter()
-        .map(|task| {
-            let (row, h) = (task / heads, task % heads);
-            let kv = (row * kv_heads + h / group) * cache.capacity * d;
-            let head = Head {
-                keys: &cache.k[kv..kv + cache.capacity * d],
-                values: &cache.v[kv..kv + cache.capacity * d],
-                valid: &key_valid[row],
-                dim: d,
-                past,
-                spec,
-            };
-            let mut queries = Vec::with_capacity(t * d);
-            for i in 0..t {
-                queries.extend_from_slice(&q[((row * t + i) * heads + h) * d..][..d]);
-            }
-            head.attend(&queries)
-        })
-        .collect();
     let mut out = vec![0.0f32; b * t * heads * d];
     if out.is_empty() {
         return out;
     }
-    // Back to `[B, T, H, Dh]`, a row per task.
-    out.par_chunks_mut(t * heads * d)
-        .zip(per_head.par_chunks(heads))
-        .for_each(|(out_row, row_heads)| {
-            for (h, o) in row_heads.iter().enumerate() {
-                for (i, oi) in o.chunks_exact(d).enumerate() {
-                    out_row[(i * heads + h) * d..][..d].copy_from_slice(oi);
-                }
-            }
-        });
+    let out_ptr = OutRows(out.as_mut_ptr());
+    // One task per (row, head), writing its `[T, Dh]` outputs straight into `out`.
+    (0..b * heads).into_par_iter().for_each(|task| {
+        let (row, h) = (task / heads, task % heads);
+        let kv = (row * kv_heads + h / group) * cache.capacity * d;
+        let head = Head {
+            keys: &cache.k[kv..kv + cache.capacity * d],
+            values: &cache.v[kv..kv + cache.capacity * d],
+            valid: &key_valid[row],
+            dim: d,
+            past,
+            spec,
+        };
+        let first = ((row * t) * heads + h) * d;
+        // SAFETY: head `h` of the `t` tokens of `row` is `t` vectors of `d` values, `heads · d`
+        // apart from `first`, inside `out`'s `b · t · heads · d` values; no other task writes
+        // them, and `out` outlives the parallel loop.
+        let rows_out = unsafe {
+            MatMut::from_raw_parts_mut(out_ptr.get().add(first), t, d, (heads * d) as isize, 1)
+        };
+        head.attend(q, row * t, h, rows_out);
+    });
     out
 }
+
+/// The output pointer that attention tasks write their disjoint cells through.
+#[derive(Clone, Copy)]
+struct OutRows(*mut f32);
+
+impl OutRows {
+    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+// SAFETY: each task writes only its own (row, head) cells, and the buffer outlives the loop.
+unsafe impl Send for OutRows {}
+// SAFETY: as above.
+unsafe impl Sync for OutRows {}
 
 /// [`attend_rows`] for Burn tensors: `q: [B, H, T, Dh]`, `k, v: [B, n_kv, T, Dh]`; returns
 /// `[B, H, T, Dh]` in `q`'s dtype.
@@ -273,14 +336,15 @@ pub fn append_and_attend<B: Backend>(
     };
     let (device, dtype) = (q.device(), q.dtype());
     let token_major = |x: Tensor<B, 4>| host_f32(x.swap_dims(1, 2));
+    let (q, k, v) = (token_major(q), token_major(k), token_major(v));
     let out = attend_rows(
         cache,
         capacity,
         past,
         key_valid,
-        &token_major(q),
-        &token_major(k),
-        &token_major(v),
+        Heads::contiguous(&q, heads, dim),
+        Heads::contiguous(&k, shape.kv_heads, dim),
+        Heads::contiguous(&v, shape.kv_heads, dim),
         shape,
         spec,
     );
@@ -305,16 +369,20 @@ struct Head<'a> {
 }
 
 impl Head<'_> {
-    /// Outputs `[T, Dh]` for queries `q` (`[T, Dh]`) at positions `past..past + T`.
-    fn attend(&self, q: &[f32]) -> Vec<f32> {
+    /// Writes into `out` (`[T, Dh]`) the outputs of the queries of head `h` of tokens
+    /// `first..first + T` of `q`, at positions `past..past + T`.
+    fn attend(&self, q: Heads<'_>, first: usize, h: usize, mut out: MatMut<'_, f32>) {
         let d = self.dim;
-        let t = q.len() / d;
-        let mut out = vec![0.0f32; t * d];
+        let t = out.nrows();
         if t == 1 {
             let mut scores = Vec::with_capacity(self.past + 1);
             let lo = self.lowest_key(self.past);
+            let row = out
+                .row_mut(0)
+                .try_as_row_major_mut()
+                .expect("an output row is contiguous");
             attend_one(
-                q,
+                q.vector(first, h, d),
                 self.keys,
                 self.values,
                 d,
@@ -322,15 +390,18 @@ impl Head<'_> {
                 self.valid,
                 self.spec,
                 &mut scores,
-                &mut out,
+                row.as_slice_mut(),
             );
-            return out;
+            return;
         }
         for i0 in (0..t).step_by(QUERY_BLOCK) {
-            let i1 = (i0 + QUERY_BLOCK).min(t);
-            self.attend_block(&q[i0 * d..i1 * d], i0, &mut out[i0 * d..i1 * d]);
+            let n = QUERY_BLOCK.min(t - i0);
+            self.attend_block(
+                q.matrix(first + i0, n, h, d),
+                i0,
+                out.as_mut().subrows_mut(i0, n),
+            );
         }
-        out
     }
 
     /// The first key a query at `pos` may see (sliding window).
@@ -338,19 +409,19 @@ impl Head<'_> {
         self.spec.window.map_or(0, |w| (pos + 1).saturating_sub(w))
     }
 
-    /// Queries `first..first + n` as matrix products: `S = Q·Kᵀ·scale`, masked soft-max per
-    /// query, `O = P·V`.
-    fn attend_block(&self, q: &[f32], first: usize, out: &mut [f32]) {
+    /// Queries `first..first + n` (`q`, `n × Dh`) as matrix products: `S = Q·Kᵀ·scale`, masked
+    /// soft-max per query, `O = P·V` written to `out`.
+    fn attend_block(&self, q: MatRef<'_, f32>, first: usize, out: MatMut<'_, f32>) {
         use faer::linalg::matmul::matmul;
-        use faer::{Accum, MatMut, MatRef, Par};
+        use faer::{Accum, Par};
         let d = self.dim;
-        let n = q.len() / d;
+        let n = q.nrows();
         let keys = self.past + first + n;
         let mut scores = vec![0.0f32; n * keys];
         matmul(
             MatMut::from_row_major_slice_mut(&mut scores, n, keys),
             Accum::Replace,
-            MatRef::from_row_major_slice(q, n, d),
+            q,
             MatRef::from_row_major_slice(&self.keys[..keys * d], keys, d).transpose(),
             self.spec.scale as f32,
             Par::Seq,
@@ -358,18 +429,25 @@ impl Head<'_> {
         for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
             let pos = self.past + first + i;
             let lo = self.lowest_key(pos);
-            for (j, s) in row.iter_mut().enumerate() {
-                if j < lo || j > pos || !self.valid[j] {
-                    *s = f32::NEG_INFINITY;
-                } else if let Some(cap) = self.spec.softcap {
-                    let cap = cap as f32;
+            if let Some(cap) = self.spec.softcap {
+                let cap = cap as f32;
+                for s in &mut row[lo..=pos] {
                     *s = (*s / cap).tanh() * cap;
                 }
+            }
+            row[..lo].fill(f32::NEG_INFINITY);
+            row[pos + 1..].fill(f32::NEG_INFINITY);
+            for (s, _) in row[lo..=pos]
+                .iter_mut()
+                .zip(&self.valid[lo..=pos])
+                .filter(|(_, valid)| !**valid)
+            {
+                *s = f32::NEG_INFINITY;
             }
             softmax_visible(row);
         }
         matmul(
-            MatMut::from_row_major_slice_mut(out, n, d),
+            out,
             Accum::Replace,
             MatRef::from_row_major_slice(&scores, n, keys),
             MatRef::from_row_major_slice(&self.values[..keys * d], keys, d),
@@ -484,6 +562,143 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attention computed the obvious way in f64: token `i` of `row` (at position `past + i`)
+    /// over the keys `0..=past + i` that `valid` marks, `keys[row][j]`, `values[row][j]` per
+    /// head.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        q: &[f32],
+        keys: &[Vec<Vec<f32>>],
+        values: &[Vec<Vec<f32>>],
+        valid: &[Vec<bool>],
+        rows: usize,
+        t: usize,
+        heads: usize,
+        d: usize,
+        past: usize,
+        scale: f64,
+    ) -> Vec<f64> {
+        let mut out = vec![0.0f64; rows * t * heads * d];
+        for row in 0..rows {
+            for i in 0..t {
+                for h in 0..heads {
+                    let qv = &q[((row * t + i) * heads + h) * d..][..d];
+                    let seen: Vec<usize> = (0..=past + i).filter(|&j| valid[row][j]).collect();
+                    let scores: Vec<f64> = seen
+                        .iter()
+                        .map(|&j| {
+                            let kv = &keys[row][j][h * d..][..d];
+                            qv.iter()
+                                .zip(kv)
+                                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                                .sum::<f64>()
+                                * scale
+                        })
+                        .collect();
+                    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                    for (&j, s) in seen.iter().zip(&scores) {
+                        let w = (s - max).exp() / total;
+                        for c in 0..d {
+                            out[((row * t + i) * heads + h) * d + c] +=
+                                w * f64::from(values[row][j][h * d + c]);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A prefill from a fused projection (queries, keys and values read in place, with a
+    /// padded position in one row), then a one-token step from contiguous vectors, against
+    /// the obvious computation.
+    #[test]
+    fn attention_reads_fused_and_contiguous_heads_as_the_obvious_computation() {
+        let (rows, t, heads, d, capacity) = (2, 5, 3, 8, 8);
+        let value = |n: usize| ((n * 7919 % 211) as f32 / 211.0 - 0.5) * 2.0;
+        let fused: Vec<f32> = (0..rows * t * 3 * heads * d).map(value).collect();
+        let valid = vec![vec![true; capacity], {
+            let mut v = vec![true; capacity];
+            v[0] = false;
+            v
+        }];
+        let spec = AttentionSpec {
+            scale: 0.35,
+            softcap: None,
+            window: None,
+        };
+        let shape = AttentionShape {
+            rows,
+            tokens: t,
+            heads,
+            kv_heads: heads,
+            dim: d,
+        };
+        let part = |p: usize| Heads::fused(&fused, heads, d, p);
+        let mut cache = None;
+        let got = attend_rows(
+            &mut cache,
+            capacity,
+            0,
+            &valid,
+            part(0),
+            part(1),
+            part(2),
+            shape,
+            spec,
+        );
+        // `[tokens, heads, dim]` copies of the fused parts.
+        let split = |p: usize| -> Vec<f32> {
+            let mut x = Vec::new();
+            for i in 0..rows * t {
+                for h in 0..heads {
+                    x.extend_from_slice(part(p).vector(i, h, d));
+                }
+            }
+            x
+        };
+        let (q, k, v) = (split(0), split(1), split(2));
+        let by_position = |x: &[f32]| -> Vec<Vec<Vec<f32>>> {
+            (0..rows)
+                .map(|r| {
+                    (0..t)
+                        .map(|i| x[(r * t + i) * heads * d..][..heads * d].to_vec())
+                        .collect()
+                })
+                .collect()
+        };
+        let (mut keys, mut values) = (by_position(&k), by_position(&v));
+        let expected = naive(&q, &keys, &values, &valid, rows, t, heads, d, 0, 0.35);
+        for (g, e) in got.iter().zip(&expected) {
+            assert!((f64::from(*g) - e).abs() < 1e-5, "prefill: {g} vs {e}");
+        }
+
+        let step: Vec<f32> = (0..3 * rows * heads * d).map(|n| value(n + 5)).collect();
+        let (q1, rest) = step.split_at(rows * heads * d);
+        let (k1, v1) = rest.split_at(rows * heads * d);
+        let one = AttentionShape { tokens: 1, ..shape };
+        let got = attend_rows(
+            &mut cache,
+            capacity,
+            t,
+            &valid,
+            Heads::contiguous(q1, heads, d),
+            Heads::contiguous(k1, heads, d),
+            Heads::contiguous(v1, heads, d),
+            one,
+            spec,
+        );
+        for r in 0..rows {
+            keys[r].push(k1[r * heads * d..][..heads * d].to_vec());
+            values[r].push(v1[r * heads * d..][..heads * d].to_vec());
+        }
+        let expected = naive(q1, &keys, &values, &valid, rows, 1, heads, d, t, 0.35);
+        for (g, e) in got.iter().zip(&expected) {
+            assert!((f64::from(*g) - e).abs() < 1e-5, "decode: {g} vs {e}");
+        }
+    }
 
     #[test]
     fn softmax_ignores_masked_keys_and_zeroes_blind_rows() {

@@ -3,7 +3,7 @@
 use super::ModelError;
 use super::attention::{StepMask, attend};
 use super::host_attention::{
-    AttentionShape, AttentionSpec, HostKv, append_and_attend, attend_rows,
+    AttentionShape, AttentionSpec, Heads, HostKv, append_and_attend, attend_rows,
 };
 use super::linear::uses_host_kernels;
 use burn::tensor::backend::Backend;
@@ -145,15 +145,14 @@ impl<B: Backend> KvCache<B> {
         attend(q, k, v, mask, spec.scale, spec.softcap)
     }
 
-    /// The host forward pass's [`Self::attend`]: appends keys and values (`[B, T, n_kv, Dh]`)
-    /// to `layer`'s host-side cache and attends the queries (`[B, T, H, Dh]`) over it; returns
-    /// `[B, T, H, Dh]`.
+    /// The host forward pass's [`Self::attend`]: appends this step's keys and values to
+    /// `layer`'s host-side cache and attends the queries over it; returns `[B, T, H, Dh]`.
     pub fn attend_rows(
         &mut self,
         layer: usize,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
+        q: Heads<'_>,
+        k: Heads<'_>,
+        v: Heads<'_>,
         shape: AttentionShape,
         spec: AttentionSpec,
     ) -> Vec<f32> {
