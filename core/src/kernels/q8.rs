@@ -116,35 +116,48 @@ impl Q8Panels {
         });
     }
 
+    /// Quantizes the `m` input rows. The buffers are written in full before they are read, so
+    /// they are allocated without zeroing (a serial pass over megabytes per product in a
+    /// prefill); a full block is quantized straight from the row, only the last, short one
+    /// through a zero-padded copy.
     fn quantize_input(&self, x: &[f32], m: usize, cols: usize, isa: Isa) -> Q8Input {
         let (kp, nb) = (self.kp, self.kp / BLOCK);
-        let mut input = Q8Input {
-            q: vec![0i8; m * kp],
-            d: vec![0.0; m * nb],
-            c: vec![0.0; m * nb],
-        };
-        input
-            .q
+        let mut q = Vec::<i8>::with_capacity(m * kp);
+        let mut d = Vec::<f32>::with_capacity(m * nb);
+        let mut c = Vec::<f32>::with_capacity(m * nb);
+        q.spare_capacity_mut()[..m * kp]
             .par_chunks_mut(kp)
-            .zip(input.d.par_chunks_mut(nb))
-            .zip(input.c.par_chunks_mut(nb))
+            .zip(d.spare_capacity_mut()[..m * nb].par_chunks_mut(nb))
+            .zip(c.spare_capacity_mut()[..m * nb].par_chunks_mut(nb))
             .zip(x.par_chunks(cols))
             .with_min_len(4)
             .for_each(|(((q, d), c), row)| {
-                let mut block = [0.0f32; BLOCK];
+                let mut quantized = [0i8; BLOCK];
                 for b in 0..nb {
-                    block.fill(0.0);
                     let src = &row[(b * BLOCK).min(cols)..((b + 1) * BLOCK).min(cols)];
-                    block[..src.len()].copy_from_slice(src);
-                    let q_block = &mut q[b * BLOCK..][..BLOCK];
-                    let q_block: &mut [i8; BLOCK] =
-                        q_block.try_into().expect("an input block is BLOCK values");
-                    let (scale, sum) = quantize_block_with(&block, q_block, isa);
-                    d[b] = scale;
-                    c[b] = 128.0 * scale * sum as f32;
+                    let (scale, sum) = match <&[f32; BLOCK]>::try_from(src) {
+                        Ok(full) => quantize_block_with(full, &mut quantized, isa),
+                        Err(_) => {
+                            let mut block = [0.0f32; BLOCK];
+                            block[..src.len()].copy_from_slice(src);
+                            quantize_block_with(&block, &mut quantized, isa)
+                        }
+                    };
+                    for (to, &v) in q[b * BLOCK..][..BLOCK].iter_mut().zip(&quantized) {
+                        to.write(v);
+                    }
+                    d[b].write(scale);
+                    c[b].write(128.0 * scale * sum as f32);
                 }
             });
-        input
+        // SAFETY: the loop above wrote every element: `x` has `m` rows (the caller's shape), and
+        // each row writes its `nb` blocks of `BLOCK` bytes (`kp = nb · BLOCK`), scales and sums.
+        unsafe {
+            q.set_len(m * kp);
+            d.set_len(m * nb);
+            c.set_len(m * nb);
+        }
+        Q8Input { q, d, c }
     }
 }
 

@@ -10,6 +10,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use faer::{MatMut, MatRef};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 /// How scores are formed: `softcap(q·k · scale)`, visible keys limited to a sliding window.
@@ -38,8 +39,8 @@ impl HostKv {
     pub fn new(rows: usize, heads: usize, capacity: usize, dim: usize) -> Self {
         let n = rows * heads * capacity * dim;
         Self {
-            k: vec![0.0; n],
-            v: vec![0.0; n],
+            k: zeros(n),
+            v: zeros(n),
             heads,
             capacity,
             dim,
@@ -268,7 +269,7 @@ pub fn attend_rows(
     cache.write(k, v, b, t, past);
     let group = heads / kv_heads;
     let cache = &*cache;
-    let mut out = vec![0.0f32; b * t * heads * d];
+    let mut out = zeros(b * t * heads * d);
     if out.is_empty() {
         return out;
     }
@@ -295,6 +296,18 @@ pub fn attend_rows(
         head.attend(q, row * t, h, rows_out);
     });
     out
+}
+
+/// `n` zeros written on the rayon pool: a prefill's cache takes hundreds of megabytes, which
+/// one thread would zero while the others wait.
+fn zeros(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    v.spare_capacity_mut()[..n]
+        .par_chunks_mut(1 << 16)
+        .for_each(|chunk| chunk.fill(MaybeUninit::new(0.0)));
+    // SAFETY: the loop above wrote all `n` elements.
+    unsafe { v.set_len(n) };
+    v
 }
 
 /// The output pointer that attention tasks write their disjoint cells through.
