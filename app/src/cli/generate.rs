@@ -249,6 +249,7 @@ fn run_file(
             samples: l.samples,
             seed: l.seed,
             max_new_tokens: l.max_new_tokens,
+            cancel: None,
         })
         .collect();
     // Row `k` of the results is sample `owner[k].1` of request `owner[k].0`.

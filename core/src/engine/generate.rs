@@ -14,7 +14,7 @@ use super::EngineError;
 use super::batch::PaddedBatch;
 use super::detokenize::IncrementalDecoder;
 use super::sampling::{SampleError, SamplingParams, choose};
-use super::scheduler::{self, Batch, Limits, Queue, Running, Work};
+use super::scheduler::{self, Batch, Group, Limits, Queue, Running, Work};
 use super::stop::StopFilter;
 use super::tokenizer::TextTokenizer;
 use crate::model::kv_cache::KvCache;
@@ -82,7 +82,7 @@ impl GenerateOptions {
 }
 
 /// One prompt to continue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct GenerateRequest<'a> {
     /// The tokenized prompt.
     pub prompt: &'a [u32],
@@ -94,6 +94,10 @@ pub struct GenerateRequest<'a> {
     /// This request's own bound on new tokens; `None` takes the call's
     /// [`GenerateOptions::max_new_tokens`].
     pub max_new_tokens: Option<usize>,
+    /// Raised, this request alone stops: its running rows end before their next token, its
+    /// samples not yet started are never prefilled, and all come back with
+    /// [`StopReason::Cancelled`] (with the tokens they had); the other requests go on.
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 impl<'a> GenerateRequest<'a> {
@@ -104,7 +108,13 @@ impl<'a> GenerateRequest<'a> {
             samples: 1,
             seed: None,
             max_new_tokens: None,
+            cancel: None,
         }
+    }
+
+    /// Whether this request has been cancelled on its own.
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -292,7 +302,8 @@ impl<B: Backend> Generator<'_, B> {
     /// chosen, `on_done(row, generation)` each row as it finishes (once per row, in finishing
     /// order); the results come back in row order: requests in order, each with its samples.
     /// A raised `cancel` stops the running batch and skips the rest (their rows come back
-    /// empty with [`StopReason::Cancelled`]).
+    /// empty with [`StopReason::Cancelled`]); a request's own [`GenerateRequest::cancel`]
+    /// stops that request alone.
     ///
     /// The work runs on a thread of the rayon pool (the caller waits), so each step's many
     /// parallel products fork from a pool thread instead of being handed over from outside the
@@ -385,6 +396,24 @@ impl<B: Backend> Generator<'_, B> {
     }
 }
 
+/// Hands out the rows of `batch`'s requests that were cancelled on their own (empty, with
+/// [`StopReason::Cancelled`]) and drops them from the batch, so they are never prefilled.
+fn drop_cancelled(batch: &mut Batch, results: &mut Results<'_>, sinks: &mut Sinks<'_>) {
+    let requests = results.requests;
+    let (cancelled, kept): (Vec<Group>, Vec<Group>) = std::mem::take(&mut batch.groups)
+        .into_iter()
+        .partition(|g| requests[g.request].cancelled());
+    for group in cancelled {
+        let request = &requests[group.request];
+        for sample in group.samples {
+            let row = results.offsets[group.request] + sample;
+            results.set(row, empty(request, StopReason::Cancelled), sinks);
+        }
+    }
+    batch.rows = kept.iter().map(|g| g.samples.len()).sum();
+    batch.groups = kept;
+}
+
 /// The state of one call: waiting work, the running batch's rows and cache, and the logits
 /// each row chooses its next token from.
 struct Decoding<'g, 'a, 'w, B: Backend> {
@@ -436,11 +465,12 @@ impl<'g, B: Backend> Decoding<'g, '_, '_, B> {
                 None => Running::default(),
             };
             let options = self.step.options;
-            let batch = self.queue.take(running, limits, options.continuous);
+            let mut batch = self.queue.take(running, limits, options.continuous);
+            drop_cancelled(&mut batch, results, sinks);
             if !batch.groups.is_empty() {
                 self.prefill(&batch, running, results)?;
             }
-            if self.live.is_empty() {
+            if self.live.is_empty() && self.queue.waiting() == 0 {
                 return Ok(());
             }
         }
@@ -456,9 +486,17 @@ impl<'g, B: Backend> Decoding<'g, '_, '_, B> {
         if self.live.is_empty() {
             return Ok(());
         }
+        // Rows of a request cancelled on its own stop before taking another token.
+        for row in &mut self.live {
+            if results.requests[row.request].cancelled() {
+                row.done = Some(StopReason::Cancelled);
+            }
+        }
         let picks = pick_tokens(&mut self.live, &self.logits, &self.logit_rows, &self.step);
         for (row, pick) in self.live.iter_mut().zip(picks) {
-            row.advance(pick, &self.step, sinks)?;
+            if row.done.is_none() {
+                row.advance(pick, &self.step, sinks)?;
+            }
         }
         let done: Vec<bool> = self.live.iter().map(|r| r.done.is_some()).collect();
         if !done.contains(&true) {

@@ -2,7 +2,8 @@
 //! prompts of different lengths in one left-padded batch, on the CPU engine; generation in
 //! bounded, length-sorted batches equals one batch, finished rows stop costing decode work, and
 //! each row's token budget follows its own prompt; rows joining a running batch (continuous
-//! batching) generate what they would alone.
+//! batching) generate what they would alone; a request cancelled on its own stops while the
+//! others go on.
 
 use crate::common::{FIXTURES, cpu_engine, eos_ids, fixtures_dir, reference};
 use burn::backend::Flex;
@@ -473,4 +474,88 @@ fn rows_joining_a_running_batch_generate_what_they_would_alone() {
             );
         }
     }
+}
+
+/// A request cancelled on its own stops (before its next token when running, unstarted when
+/// waiting) while the others generate what they would without it.
+#[test]
+fn a_request_cancelled_alone_stops_and_the_others_go_on() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let engine = cpu_engine("gpt_neox_parallel");
+    let prompts = seven_prompts(&engine);
+    let flags: Vec<AtomicBool> = prompts.iter().map(|_| AtomicBool::new(false)).collect();
+    let requests: Vec<GenerateRequest<'_>> = prompts
+        .iter()
+        .zip(&flags)
+        .map(|(p, flag)| GenerateRequest {
+            cancel: Some(flag),
+            ..GenerateRequest::new(p)
+        })
+        .collect();
+    let plain: Vec<GenerateRequest<'_>> = prompts.iter().map(|p| GenerateRequest::new(p)).collect();
+    let options = GenerateOptions {
+        max_new_tokens: 10,
+        sampling: SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        },
+        ignore_eos: true,
+        max_batch_rows: 3,
+        ..Default::default()
+    };
+    let run = |requests: &[GenerateRequest<'_>], options: &GenerateOptions| {
+        for flag in &flags {
+            flag.store(false, Ordering::Relaxed);
+        }
+        // Request 6 is cancelled before the call: it waits in the queue and is never
+        // prefilled. Request 1 is cancelled by the caller once it has streamed 3 tokens.
+        flags[6].store(true, Ordering::Relaxed);
+        let mut streamed = vec![0usize; requests.len()];
+        engine
+            .generate_requests(
+                requests,
+                options,
+                &mut |e| {
+                    streamed[e.row] += 1;
+                    if e.row == 1 && streamed[1] == 3 {
+                        flags[1].store(true, Ordering::Relaxed);
+                    }
+                },
+                &mut |_, _| {},
+                None,
+            )
+            .expect("generate")
+    };
+    let (expected, _) = run(&plain, &options);
+    let (got, _) = run(&requests, &options);
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        match i {
+            1 => {
+                assert_eq!(g.stop_reason, StopReason::Cancelled);
+                assert_eq!(
+                    g.token_ids,
+                    e.token_ids[..3],
+                    "request 1 keeps its 3 tokens"
+                );
+            }
+            6 => {
+                assert_eq!(g.stop_reason, StopReason::Cancelled);
+                assert!(g.token_ids.is_empty() && g.text.is_empty());
+            }
+            _ => {
+                assert_eq!(g.stop_reason, StopReason::MaxTokens, "request {i}");
+                assert_eq!(g.token_ids, e.token_ids, "request {i}");
+                assert_eq!(g.text, e.text, "request {i}");
+            }
+        }
+    }
+    // One request a batch: the cancelled request's prompt is never prefilled.
+    let one = GenerateOptions {
+        max_batch_rows: 1,
+        ..options.clone()
+    };
+    let (_, stats) = run(&requests, &one);
+    let prefilled: usize = prompts[..6].iter().map(Vec::len).sum();
+    assert_eq!(stats.prefill_tokens, prefilled);
+    assert_eq!(stats.batches, 6);
 }
